@@ -1,0 +1,722 @@
+//! [`Replica`]: one member of one agreement group, as a sans-IO state machine.
+//!
+//! The replica plays every Paxos role at once: proposer (`proposer.rs`), acceptor
+//! (`acceptor.rs`) and learner (`learner.rs`, which also delivers, catches up and compacts).
+//! This file holds the state, the public inputs and the [`Ready`] output.
+//!
+//! # The driver's contract
+//! After every input, drain [`Replica::poll_ready`]. For each [`Ready`], in order:
+//! 1. append `persist` to stable storage and make it durable (fsync);
+//! 2. only then send `messages` and apply `deliveries`;
+//! 3. call [`Replica::handle_persisted`] with the ready's `seq`.
+//!
+//! Then re-arm one timer for [`Replica::poll_timeout`] and call [`Replica::handle_timeout`]
+//! when it fires. Several readies (of several groups) may share one fsync.
+
+mod acceptor;
+mod learner;
+mod proposer;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use crate::config::{Config, ConfigError, ConfigHistory, GroupParams};
+use crate::message::{Envelope, Message};
+use crate::record::{DurableState, Record};
+use crate::snapshot::CoreState;
+use crate::types::{Ballot, Batch, Lsn, Payload, Proposal, ProposalId, ReplicaId, Slot, Time, Value};
+
+/// Tunables of one replica. Durations are in nanoseconds.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// This replica.
+    pub id: ReplicaId,
+    /// Group-wide fixed settings (must be equal on all replicas).
+    pub params: GroupParams,
+    /// The configuration at slot 0.
+    pub genesis: Config,
+    /// Seed of the replica's random source (ballot randomness, backoff, jitter).
+    pub seed: u64,
+    /// Own slots (or contended slots) in flight at once.
+    pub window: usize,
+    /// Commands per batch.
+    pub batch_commands_max: usize,
+    /// Bytes per batch (a larger single command is refused at `propose`).
+    pub batch_bytes_max: usize,
+    /// Proposals accepted but not yet delivered; beyond this `propose` is refused.
+    pub pending_proposals_max: usize,
+    /// Interval between heartbeats.
+    pub heartbeat_interval_ns: u64,
+    /// How long the delivery frontier may stall before a replica takes over its slot
+    /// (multiplied by the replica's rank after the owner, plus jitter).
+    pub takeover_timeout_ns: u64,
+    /// A peer not heard from for this long counts as unreachable for minority detection.
+    pub liveness_timeout_ns: u64,
+    /// First backoff after a pre-emption; doubles per consecutive pre-emption.
+    pub backoff_base_ns: u64,
+    /// Backoff cap.
+    pub backoff_max_ns: u64,
+    /// How long to wait for a catch-up answer before asking again.
+    pub catchup_timeout_ns: u64,
+    /// Decided slots per catch-up answer.
+    pub catchup_slots_max: usize,
+    /// How far past the highest slot in use a taker-over revokes a silent owner's slots.
+    pub revoke_lookahead: u64,
+    /// Entries per protocol message; a peer's message with more is dropped.
+    pub message_entries_max: usize,
+}
+
+impl Options {
+    /// Defaults for a LAN cluster with `members`, as replica `id`.
+    #[must_use]
+    pub fn new(id: ReplicaId, genesis: Config) -> Options {
+        Options {
+            id,
+            params: GroupParams::default(),
+            genesis,
+            seed: u64::from(id.0),
+            window: 16,
+            batch_commands_max: 256,
+            batch_bytes_max: 1 << 20,
+            pending_proposals_max: 100_000,
+            heartbeat_interval_ns: 20_000_000,
+            takeover_timeout_ns: 30_000_000,
+            liveness_timeout_ns: 200_000_000,
+            backoff_base_ns: 1_000_000,
+            backoff_max_ns: 100_000_000,
+            catchup_timeout_ns: 100_000_000,
+            catchup_slots_max: 512,
+            revoke_lookahead: 64,
+            message_entries_max: 4096,
+        }
+    }
+}
+
+/// Why a proposal was refused. Nothing was written; the caller may retry.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProposeError {
+    /// This replica has not heard from a quorum recently: it is in a minority and refuses
+    /// writes (reads of what it has applied are still served).
+    #[error("no quorum reachable: this replica is in a minority and refuses writes")]
+    NoQuorum,
+    /// Too many proposals are pending; the payload is handed back.
+    #[error("overloaded: {0} proposals pending")]
+    Overloaded(usize, Payload),
+    /// The command is larger than a batch may be.
+    #[error("command of {size} bytes exceeds the batch limit of {max} bytes")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// This replica is not a member of the group's current configuration.
+    #[error("this replica is not a member of the group")]
+    NotMember,
+    /// A configuration change that would leave the group unsafe.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// The outcome of one delivered configuration change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigOutcome {
+    /// The proposal that carried it.
+    pub id: ProposalId,
+    /// The slot from which the new configuration governs, or why it was refused.
+    pub result: Result<Slot, ConfigError>,
+}
+
+/// What one slot delivers, in GSN order. Every slot is delivered exactly once, no-ops as
+/// empty deliveries, so the application can label what it serves with a GSN.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// The slot, which is the global sequence number.
+    pub gsn: Slot,
+    /// Agreed time at this slot.
+    pub time: Time,
+    /// Proposals to apply, each exactly once across the group's history.
+    pub proposals: Vec<Proposal>,
+    /// Outcomes of configuration changes among them.
+    pub config: Vec<ConfigOutcome>,
+}
+
+/// The core cannot serve a lagging replica from its log: fetch a snapshot from `from` and
+/// call [`Replica::install_snapshot`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotRequest {
+    /// A peer that has one.
+    pub from: ReplicaId,
+    /// The snapshot must cover at least the slots below this.
+    pub min_next_slot: Slot,
+}
+
+/// Work for the driver. See the module docs for the order in which to do it.
+#[derive(Debug, Default)]
+pub struct Ready {
+    /// Sequence number to pass to [`Replica::handle_persisted`].
+    pub seq: u64,
+    /// Records to make durable before anything else.
+    pub persist: Vec<Record>,
+    /// Messages to send once `persist` is durable.
+    pub messages: Vec<Envelope>,
+    /// Slots to apply once `persist` is durable, in GSN order.
+    pub deliveries: Vec<Delivery>,
+    /// Set when this replica needs a snapshot to catch up.
+    pub snapshot_needed: Option<SnapshotRequest>,
+    /// Proposals this replica will no longer drive (it was removed from the group). They may
+    /// or may not have been delivered.
+    pub abandoned: Vec<ProposalId>,
+}
+
+impl Ready {
+    fn is_empty(&self) -> bool {
+        self.persist.is_empty()
+            && self.messages.is_empty()
+            && self.deliveries.is_empty()
+            && self.snapshot_needed.is_none()
+            && self.abandoned.is_empty()
+    }
+}
+
+/// Counters, for metrics and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Proposals accepted by `propose`.
+    pub proposals: u64,
+    /// Proposals refused by `propose`.
+    pub proposals_refused: u64,
+    /// Slots this replica started driving with its own batch.
+    pub batches: u64,
+    /// Slots decided (learned) here.
+    pub decided: u64,
+    /// Own slots skipped (decided no-op by their owner).
+    pub skipped: u64,
+    /// Attempts aborted because an acceptor had promised a higher ballot.
+    pub preemptions: u64,
+    /// Backoffs started.
+    pub backoffs: u64,
+    /// Slots this replica tried to take over (phase 1 on another owner's or a stalled slot).
+    pub takeovers: u64,
+    /// Peer messages dropped as malformed or from outside the configuration.
+    pub dropped_messages: u64,
+    /// Decisions from peers that contradicted a known decision (a safety bug somewhere).
+    pub conflicting_decisions: u64,
+    /// Catch-up requests sent.
+    pub catchup_requests: u64,
+    /// Snapshots installed.
+    pub snapshots_installed: u64,
+}
+
+/// A slot this replica is driving through phase 1 and/or phase 2.
+#[derive(Debug)]
+struct Attempt {
+    ballot: Ballot,
+    phase: Phase,
+    /// Our own batch, if we are trying to get it into this slot.
+    own: Option<Arc<Batch>>,
+    started: Time,
+    /// When the current phase was last sent (for retransmission over lossy links).
+    sent: Time,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Preparing { promises: BTreeMap<ReplicaId, Option<(Ballot, Value)>> },
+    Accepting { value: Value, voters: BTreeSet<ReplicaId> },
+}
+
+/// Protocol state and logic for one replica of one group. Performs no I/O and reads no clock.
+#[derive(Debug)]
+pub struct Replica {
+    opts: Options,
+    id: ReplicaId,
+    rng: ChaCha8Rng,
+    now: Time,
+
+    // Acceptor.
+    promised: BTreeMap<Slot, Ballot>,
+    accepted: BTreeMap<Slot, (Ballot, Value)>,
+
+    // Learner.
+    /// Decided values at or above `log_start` (kept to serve catch-up until compaction).
+    decided: BTreeMap<Slot, Value>,
+    /// Slots below this are covered by a snapshot and no longer held.
+    log_start: Slot,
+    /// First slot not yet delivered.
+    next_deliver: Slot,
+    core: CoreState,
+
+    // Proposer.
+    proposals: BTreeMap<Lsn, Payload>,
+    last_lsn: Lsn,
+    /// Proposals whose record is not yet known durable, with the ready that carries it.
+    unpersisted: VecDeque<(u64, Lsn)>,
+    /// Durable proposals waiting for a slot.
+    queue: BTreeSet<Lsn>,
+    attempts: BTreeMap<Slot, Attempt>,
+    /// Weak reservations: own slots below this are used or skipped.
+    own_next: Slot,
+    /// Highest slot known to be in use anywhere.
+    highest_seen: Slot,
+    /// Highest ballot counter seen per slot above the frontier, to pick the next ballot.
+    counters: BTreeMap<Slot, u32>,
+    /// No proposing before this (after a restart, and during backoff).
+    propose_after: Time,
+    backoff_exponent: u32,
+
+    // Liveness, catch-up, revocation.
+    last_heard: BTreeMap<ReplicaId, Time>,
+    peer_applied: BTreeMap<ReplicaId, Slot>,
+    next_heartbeat: Time,
+    takeover_at: Option<Time>,
+    /// The frontier slot `takeover_at` was armed for.
+    stall_slot: Option<Slot>,
+    suspected: BTreeSet<ReplicaId>,
+    revoked_upto: BTreeMap<ReplicaId, Slot>,
+    catchup_deadline: Option<Time>,
+    snapshot_deadline: Option<Time>,
+
+    // Output.
+    out: Ready,
+    next_seq: u64,
+    self_inbox: VecDeque<Message>,
+    decided_out: Vec<(Slot, Value)>,
+    metrics: Metrics,
+}
+
+impl Replica {
+    /// A new replica with empty storage (the group's first start, or a joining member).
+    #[must_use]
+    pub fn new(opts: Options, now: Time) -> Replica {
+        Replica::recover(opts, now, DurableState::default())
+    }
+
+    /// A replica restarted from what survived on its storage. Undecided proposals from the
+    /// proposal log are resubmitted once the replica has had a chance to catch up.
+    #[must_use]
+    pub fn recover(opts: Options, now: Time, state: DurableState) -> Replica {
+        let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ now.0.rotate_left(17));
+        let (core, start) = match &state.snapshot {
+            Some(s) => (s.core.clone(), s.next_slot),
+            None => (
+                CoreState {
+                    configs: ConfigHistory::new(opts.genesis.clone()),
+                    delivered: BTreeMap::new(),
+                    agreed_time: Time(0),
+                    held: BTreeMap::new(),
+                },
+                Slot(0),
+            ),
+        };
+        let highest_durable = [
+            state.promised.keys().next_back(),
+            state.accepted.keys().next_back(),
+            state.decided.keys().next_back(),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .copied();
+        // Never reuse the reserved ballot in a slot we may have touched before the crash.
+        let own_next = state.own_next.max(highest_durable.map_or(start, Slot::next)).max(start);
+        let restarted = state != DurableState::default();
+        let mut promised = state.promised;
+        if cfg!(feature = "mutation-forget-promise") {
+            // Planted bug: keep only what accepted values imply.
+            promised = state.accepted.iter().map(|(s, (b, _))| (*s, *b)).collect();
+        }
+        let jitter = rng.next_u64() % opts.heartbeat_interval_ns.max(1);
+        let id = opts.id;
+        let mut r = Replica {
+            id,
+            rng,
+            now,
+            promised,
+            accepted: state.accepted,
+            decided: state.decided,
+            log_start: start,
+            next_deliver: start,
+            core,
+            queue: state.proposals.keys().copied().collect(),
+            proposals: state.proposals,
+            last_lsn: state.last_lsn,
+            unpersisted: VecDeque::new(),
+            attempts: BTreeMap::new(),
+            own_next,
+            highest_seen: highest_durable.unwrap_or(start).max(start),
+            counters: BTreeMap::new(),
+            propose_after: if restarted {
+                now.add_nanos(2 * opts.heartbeat_interval_ns)
+            } else {
+                now
+            },
+            backoff_exponent: 0,
+            last_heard: BTreeMap::new(),
+            peer_applied: BTreeMap::new(),
+            next_heartbeat: now.add_nanos(jitter),
+            takeover_at: None,
+            stall_slot: None,
+            suspected: BTreeSet::new(),
+            revoked_upto: BTreeMap::new(),
+            catchup_deadline: None,
+            snapshot_deadline: None,
+            out: Ready::default(),
+            next_seq: 1,
+            self_inbox: VecDeque::new(),
+            decided_out: Vec::new(),
+            metrics: Metrics::default(),
+            opts,
+        };
+        for m in r.core.configs.all_members() {
+            r.last_heard.insert(m, now);
+        }
+        r.deliver_ready_slots();
+        r.after_input();
+        r
+    }
+
+    // ----- Inputs -------------------------------------------------------------------------
+
+    /// Accepts a client command (or configuration change) into the proposal log. It is
+    /// proposed once the returned proposal's record is durable (see [`Self::handle_persisted`]).
+    ///
+    /// # Errors
+    /// [`ProposeError`] when refused; nothing was recorded.
+    pub fn propose(&mut self, now: Time, payload: Payload) -> Result<ProposalId, ProposeError> {
+        self.advance(now);
+        let result = self.try_propose(payload);
+        match &result {
+            Ok(_) => self.metrics.proposals += 1,
+            Err(_) => self.metrics.proposals_refused += 1,
+        }
+        self.after_input();
+        result
+    }
+
+    fn try_propose(&mut self, payload: Payload) -> Result<ProposalId, ProposeError> {
+        if !self.core.configs.latest().members.contains(&self.id) {
+            return Err(ProposeError::NotMember);
+        }
+        if !self.has_quorum() {
+            return Err(ProposeError::NoQuorum);
+        }
+        if self.proposals.len() >= self.opts.pending_proposals_max {
+            return Err(ProposeError::Overloaded(self.proposals.len(), payload));
+        }
+        let size = payload.size_bytes();
+        if size > self.opts.batch_bytes_max {
+            return Err(ProposeError::TooLarge { size, max: self.opts.batch_bytes_max });
+        }
+        if let Payload::Config(change) = &payload {
+            self.core.configs.latest().apply(change)?;
+        }
+        let lsn = Lsn(self.last_lsn.0 + 1);
+        self.last_lsn = lsn;
+        self.proposals.insert(lsn, payload.clone());
+        self.out.persist.push(Record::Proposal { lsn, payload });
+        self.unpersisted.push_back((self.next_seq, lsn));
+        Ok(ProposalId { proposer: self.id, lsn })
+    }
+
+    /// Handles a message from a peer. Malformed or out-of-configuration messages are dropped
+    /// and counted.
+    pub fn handle_message(&mut self, now: Time, envelope: Envelope) {
+        self.advance(now);
+        if envelope.to != self.id || envelope.from == self.id {
+            self.metrics.dropped_messages += 1;
+        } else if !self.core.configs.knows(envelope.from) {
+            // Not a member of any configuration we know: a stranger, or a replica added at a
+            // slot we have not delivered yet (it will retry once we catch up).
+            self.metrics.dropped_messages += 1;
+        } else if !self.well_formed(envelope.from, &envelope.message) {
+            self.metrics.dropped_messages += 1;
+        } else {
+            self.last_heard.insert(envelope.from, now);
+            if self.suspected.remove(&envelope.from) {
+                self.revoked_upto.remove(&envelope.from);
+            }
+            self.dispatch(envelope.from, envelope.message);
+        }
+        self.after_input();
+    }
+
+    /// Handles the timer armed from [`Self::poll_timeout`].
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.advance(now);
+        if now >= self.next_heartbeat {
+            self.send_heartbeats();
+            self.next_heartbeat = now.add_nanos(self.opts.heartbeat_interval_ns);
+        }
+        if self.next_retransmit().is_some_and(|t| now >= t) {
+            self.retransmit();
+        }
+        if self.takeover_at.is_some_and(|t| now >= t) {
+            self.take_over_stalled_slots();
+        }
+        if self.catchup_deadline.is_some_and(|t| now >= t) {
+            self.catchup_deadline = None;
+            self.maybe_catch_up();
+        }
+        if self.snapshot_deadline.is_some_and(|t| now >= t) {
+            self.snapshot_deadline = None;
+        }
+        self.after_input();
+    }
+
+    /// Tells the replica that the records of every ready up to `seq` are durable.
+    pub fn handle_persisted(&mut self, now: Time, seq: u64) {
+        self.advance(now);
+        while let Some((s, lsn)) = self.unpersisted.front().copied() {
+            if s > seq {
+                break;
+            }
+            self.unpersisted.pop_front();
+            if self.proposals.contains_key(&lsn) {
+                self.queue.insert(lsn);
+            }
+        }
+        self.after_input();
+    }
+
+    // ----- Outputs ------------------------------------------------------------------------
+
+    /// The next batch of work, if any.
+    #[must_use]
+    pub fn poll_ready(&mut self) -> Option<Ready> {
+        if self.out.is_empty() {
+            return None;
+        }
+        let mut ready = std::mem::take(&mut self.out);
+        ready.seq = self.next_seq;
+        self.next_seq += 1;
+        Some(ready)
+    }
+
+    /// When to call [`Self::handle_timeout`].
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Time> {
+        let mut t = self.next_heartbeat;
+        let deadlines =
+            [self.takeover_at, self.catchup_deadline, self.snapshot_deadline, self.next_retransmit()];
+        for d in deadlines.into_iter().flatten() {
+            t = t.min(d);
+        }
+        if !self.queue.is_empty() && self.propose_after > self.now {
+            t = t.min(self.propose_after);
+        }
+        Some(t)
+    }
+
+    // ----- Queries ------------------------------------------------------------------------
+
+    /// This replica's id.
+    #[must_use]
+    pub fn id(&self) -> ReplicaId {
+        self.id
+    }
+
+    /// Slots below this have been delivered here (the applied GSN watermark).
+    #[must_use]
+    pub fn applied(&self) -> Slot {
+        self.next_deliver
+    }
+
+    /// The slot below which every member has applied: safe to truncate.
+    #[must_use]
+    pub fn gc_watermark(&self) -> Slot {
+        let config = self.core.configs.latest();
+        let mut w = self.next_deliver;
+        for m in &config.members {
+            if *m != self.id {
+                w = w.min(self.peer_applied.get(m).copied().unwrap_or(Slot(0)));
+            }
+        }
+        w
+    }
+
+    /// The first slot still held in the log (earlier ones are in the snapshot).
+    #[must_use]
+    pub fn log_start(&self) -> Slot {
+        self.log_start
+    }
+
+    /// True if this replica has heard from a quorum within the liveness timeout.
+    #[must_use]
+    pub fn has_quorum(&self) -> bool {
+        let config = self.core.configs.at(self.next_deliver);
+        let mut voters = BTreeSet::from([self.id]);
+        for (peer, t) in &self.last_heard {
+            if self.now.since(*t) <= self.opts.liveness_timeout_ns {
+                voters.insert(*peer);
+            }
+        }
+        config.policy.is_phase1_quorum(&config.members, &voters)
+            && config.policy.is_phase2_quorum(&config.members, &voters)
+    }
+
+    /// The promise this replica holds for `slot` (for invariant checks across restarts).
+    #[must_use]
+    pub fn promised(&self, slot: Slot) -> Option<Ballot> {
+        self.promised.get(&slot).copied()
+    }
+
+    /// The configuration governing `slot`, as far as this replica knows.
+    #[must_use]
+    pub fn config_at(&self, slot: Slot) -> &Config {
+        self.core.configs.at(slot)
+    }
+
+    /// The newest configuration this replica knows (possibly not yet in effect).
+    #[must_use]
+    pub fn latest_config(&self) -> &Config {
+        self.core.configs.latest()
+    }
+
+    /// Counters.
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Proposals in the proposal log not yet delivered.
+    #[must_use]
+    pub fn pending_proposals(&self) -> usize {
+        self.proposals.len()
+    }
+
+    /// The engine's state as of the delivered prefix, to bundle into a snapshot.
+    #[must_use]
+    pub fn snapshot_state(&self) -> (Slot, CoreState) {
+        (self.next_deliver, self.core.clone())
+    }
+
+    // ----- Internals shared by the roles --------------------------------------------------
+
+    fn advance(&mut self, now: Time) {
+        // Time never goes backwards inside the core, whatever the driver's clock does.
+        self.now = self.now.max(now);
+    }
+
+    /// The first slot whose configuration is not yet known.
+    fn horizon(&self) -> Slot {
+        Slot(self.next_deliver.0 + self.opts.params.config_lag)
+    }
+
+    fn dispatch(&mut self, from: ReplicaId, message: Message) {
+        match message {
+            Message::Prepare { ballot, slots } => self.on_prepare(from, ballot, &slots),
+            Message::Accept { ballot, entries } => self.on_accept(from, ballot, entries),
+            Message::Promise { ballot, entries } => self.on_promise(from, ballot, entries),
+            Message::Accepted { ballot, slots } => self.on_accepted(from, ballot, &slots),
+            Message::Rejected { ballot, entries } => self.on_rejected(ballot, &entries),
+            Message::Decided { entries } => {
+                for (slot, value) in entries {
+                    self.learn_from_peer(slot, value);
+                }
+                if self.catchup_deadline.is_some() && self.next_deliver >= self.highest_applied_peer() {
+                    self.catchup_deadline = None;
+                }
+            }
+            Message::Heartbeat { applied, highest_seen } => self.on_heartbeat(from, applied, highest_seen),
+            Message::CatchUp { from: start, to } => self.on_catchup(from, start, to),
+            Message::SnapshotNeeded { log_start } => self.on_snapshot_needed(from, log_start),
+        }
+    }
+
+    /// Structural checks on a peer's message, before any state is touched.
+    fn well_formed(&self, from: ReplicaId, message: &Message) -> bool {
+        let max = self.opts.message_entries_max;
+        match message {
+            Message::Prepare { ballot, slots } => {
+                ballot.proposer == from && !ballot.is_reserved() && !slots.is_empty() && slots.len() <= max
+            }
+            Message::Accept { ballot, entries } => {
+                ballot.proposer == from && !entries.is_empty() && entries.len() <= max
+            }
+            Message::Promise { entries, .. } => entries.len() <= max,
+            Message::Accepted { slots, .. } => slots.len() <= max,
+            Message::Rejected { entries, .. } => entries.len() <= max,
+            Message::Decided { entries } => entries.len() <= max,
+            Message::CatchUp { from: start, to } => start <= to,
+            Message::Heartbeat { .. } | Message::SnapshotNeeded { .. } => true,
+        }
+    }
+
+    fn send(&mut self, to: ReplicaId, message: Message) {
+        if to == self.id {
+            self.self_inbox.push_back(message);
+        } else {
+            self.out.messages.push(Envelope { from: self.id, to, message });
+        }
+    }
+
+    /// Every replica of every known configuration except this one.
+    fn peers(&self) -> Vec<ReplicaId> {
+        self.core.configs.all_members().into_iter().filter(|m| *m != self.id).collect()
+    }
+
+    fn random_below(&mut self, bound: u64) -> u64 {
+        if bound == 0 { 0 } else { self.rng.next_u64() % bound }
+    }
+
+    fn fresh_ballot(&mut self, at_least_counter: u32) -> Ballot {
+        Ballot { counter: at_least_counter.max(1), random: self.rng.next_u32(), proposer: self.id }
+    }
+
+    /// Runs after every input: processes messages to self, flushes batched decisions,
+    /// re-evaluates timers and proposals, and checks invariants.
+    fn after_input(&mut self) {
+        loop {
+            while let Some(m) = self.self_inbox.pop_front() {
+                self.dispatch(self.id, m);
+            }
+            self.drive_proposals();
+            self.revoke_suspected_owners();
+            if self.self_inbox.is_empty() {
+                break;
+            }
+        }
+        self.flush_decided();
+        self.update_takeover_timer();
+        if cfg!(debug_assertions) {
+            self.check_invariants();
+        }
+    }
+
+    fn flush_decided(&mut self) {
+        if self.decided_out.is_empty() {
+            return;
+        }
+        let entries = std::mem::take(&mut self.decided_out);
+        for chunk in entries.chunks(self.opts.message_entries_max) {
+            for peer in self.peers() {
+                self.send(peer, Message::Decided { entries: chunk.to_vec() });
+            }
+        }
+    }
+
+    /// Internal invariants; a failure is a bug in this crate.
+    fn check_invariants(&self) {
+        assert!(self.log_start <= self.next_deliver, "invariant: log_start <= next_deliver");
+        assert!(
+            !self.decided.contains_key(&self.next_deliver),
+            "invariant: a decided frontier slot is delivered at once"
+        );
+        for (slot, (ballot, _)) in &self.accepted {
+            let promised = self.promised.get(slot).copied();
+            assert!(promised >= Some(*ballot), "invariant: accepted ballot <= promise at {slot}");
+        }
+        for slot in self.attempts.keys() {
+            assert!(*slot >= self.next_deliver, "invariant: no attempt on a delivered slot");
+            assert!(!self.decided.contains_key(slot), "invariant: no attempt on a decided slot");
+        }
+        for lsn in &self.queue {
+            assert!(self.proposals.contains_key(lsn), "invariant: queued proposals are in the log");
+        }
+    }
+}
