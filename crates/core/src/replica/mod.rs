@@ -50,6 +50,9 @@ pub struct Options {
     pub pending_proposals_max: usize,
     /// Interval between heartbeats.
     pub heartbeat_interval_ns: u64,
+    /// How long an attempt waits for answers before re-sending its current phase (lost
+    /// messages). Should exceed a round trip.
+    pub retransmit_interval_ns: u64,
     /// How long the delivery frontier may stall before a replica takes over its slot
     /// (multiplied by the replica's rank after the owner, plus jitter).
     pub takeover_timeout_ns: u64,
@@ -83,6 +86,7 @@ impl Options {
             batch_bytes_max: 1 << 20,
             pending_proposals_max: 100_000,
             heartbeat_interval_ns: 20_000_000,
+            retransmit_interval_ns: 40_000_000,
             takeover_timeout_ns: 30_000_000,
             liveness_timeout_ns: 200_000_000,
             backoff_base_ns: 1_000_000,
@@ -276,6 +280,8 @@ pub struct Replica {
     takeover_at: Option<Time>,
     /// The frontier slot `takeover_at` was armed for.
     stall_slot: Option<Slot>,
+    /// Take-overs already tried at `stall_slot`.
+    takeover_round: u32,
     suspected: BTreeSet<ReplicaId>,
     revoked_upto: BTreeMap<ReplicaId, Slot>,
     catchup_deadline: Option<Time>,
@@ -361,6 +367,7 @@ impl Replica {
             next_heartbeat: now.add_nanos(jitter),
             takeover_at: None,
             stall_slot: None,
+            takeover_round: 0,
             suspected: BTreeSet::new(),
             revoked_upto: BTreeMap::new(),
             catchup_deadline: None,
@@ -429,10 +436,24 @@ impl Replica {
         self.advance(now);
         if envelope.to != self.id || envelope.from == self.id {
             self.metrics.dropped_messages += 1;
-        } else if !self.core.configs.knows(envelope.from) {
-            // Not a member of any configuration we know: a stranger, or a replica added at a
-            // slot we have not delivered yet (it will retry once we catch up).
-            self.metrics.dropped_messages += 1;
+        } else if !self.core.configs.knows(envelope.from)
+            && self.core.configs.latest().members.contains(&self.id)
+        {
+            // Not a member of any configuration we still know: a replica added at a slot we have
+            // not delivered yet, or one removed a while ago. It takes no part in agreement here,
+            // but it may learn: a removed replica must catch up to the slot that removed it (to
+            // learn that it was, and give up its proposals). A replica that is itself joining
+            // listens to every authenticated peer (the next branch), to catch up.
+            match envelope.message {
+                Message::Heartbeat { applied, .. } if applied < self.next_deliver => {
+                    let (applied, highest_seen) = (self.next_deliver, self.highest_seen);
+                    self.send(envelope.from, Message::Heartbeat { applied, highest_seen });
+                }
+                Message::CatchUp { from: start, to } if start <= to => {
+                    self.on_catchup(envelope.from, start, to);
+                }
+                _ => self.metrics.dropped_messages += 1,
+            }
         } else if !self.well_formed(envelope.from, &envelope.message) {
             self.metrics.dropped_messages += 1;
         } else {
@@ -593,6 +614,42 @@ impl Replica {
     #[must_use]
     pub fn snapshot_state(&self) -> (Slot, CoreState) {
         (self.next_deliver, self.core.clone())
+    }
+
+    /// A one-line summary of the proposer's and learner's state, for debugging seeds.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn debug_state(&self) -> String {
+        let attempts: Vec<String> = self
+            .attempts
+            .iter()
+            .take(6)
+            .map(|(s, a)| {
+                let phase = match &a.phase {
+                    Phase::Preparing { promises } => format!("P{}", promises.len()),
+                    Phase::Accepting { voters, .. } => format!("A{}", voters.len()),
+                };
+                format!("{s}:{}/{}:{phase}{}", a.ballot.counter, a.ballot.proposer, if a.own.is_some() { "*" } else { "" })
+            })
+            .collect();
+        format!(
+            "next {} seen {} own_next {} queue {} attempts {} {:?} takeover_at {:?} round {} after {:?} suspected {:?} config {:?} latest {:?} pending {:?} next_own {:?} configs {:?}",
+            self.next_deliver,
+            self.highest_seen,
+            self.own_next,
+            self.queue.len(),
+            self.attempts.len(),
+            attempts,
+            self.takeover_at.map(|t| t.since(self.now)),
+            self.takeover_round,
+            self.propose_after.since(self.now),
+            self.suspected,
+            self.core.configs.at(self.next_deliver),
+            self.core.configs.latest().members,
+            self.proposals.keys().take(5).collect::<Vec<_>>(),
+            self.next_own_slot(),
+            self.core.configs,
+        )
     }
 
     // ----- Internals shared by the roles --------------------------------------------------

@@ -39,6 +39,22 @@ impl Replica {
                 entries.push((slot, value));
                 self.metrics.batches += 1;
             }
+            if entries.is_empty() && self.own_in_flight() == 0 && !self.queue.is_empty() {
+                // No own slot before the configuration horizon: a member added recently owns
+                // none yet, and an idle cluster does not move the horizon. Announce the slot we
+                // want (heartbeats carry it): owners skip their slots below it and silent ones
+                // are taken over, which moves the horizon. Proposing a batch in someone else's
+                // slot instead would break the skip rule, which relies on only the owner ever
+                // proposing anything but a no-op there.
+                let latest = self.core.configs.latest();
+                if latest.members.contains(&self.id) {
+                    let mut s = self.own_next.max(self.horizon());
+                    while latest.owner(s) != self.id {
+                        s = s.next();
+                    }
+                    self.observe_slot(s);
+                }
+            }
             if !entries.is_empty() {
                 self.out.persist.push(Record::OwnNext { slot: self.own_next });
                 let ballot = Ballot::reserved(self.id);
@@ -49,14 +65,7 @@ impl Replica {
             }
         } else {
             while !self.queue.is_empty() && self.own_in_flight() < self.opts.window {
-                let last_attempt = self.attempts.keys().next_back().map_or(Slot(0), |s| s.next());
-                let mut slot = self.highest_seen.next().max(self.next_deliver).max(last_attempt);
-                while self.decided.contains_key(&slot) {
-                    slot = slot.next();
-                }
-                if slot >= self.horizon() || !self.core.configs.at(slot).members.contains(&self.id) {
-                    break;
-                }
+                let Some(slot) = self.free_member_slot() else { break };
                 let batch = self.cut_batch();
                 self.metrics.batches += 1;
                 self.start_prepare(vec![slot], Some(batch));
@@ -64,8 +73,23 @@ impl Replica {
         }
     }
 
+    /// The first slot past everything in use where this replica is a member and has nothing
+    /// in flight. A replica added recently is a member only from the slot its addition takes
+    /// effect; it proposes there, and the slots in between get filled by take-over.
+    fn free_member_slot(&self) -> Option<Slot> {
+        let last_attempt = self.attempts.keys().next_back().map_or(Slot(0), |s| s.next());
+        let mut slot = self.highest_seen.next().max(self.next_deliver).max(last_attempt);
+        while slot < self.horizon() {
+            if !self.decided.contains_key(&slot) && self.core.configs.at(slot).members.contains(&self.id) {
+                return Some(slot);
+            }
+            slot = slot.next();
+        }
+        None
+    }
+
     /// The lowest own slot that is free: not decided, not attempted, not being taken over.
-    fn next_own_slot(&self) -> Option<Slot> {
+    pub(super) fn next_own_slot(&self) -> Option<Slot> {
         let mut s = self.own_next.max(self.next_deliver);
         let horizon = self.horizon();
         let reserved = Ballot::reserved(self.id);
@@ -296,7 +320,7 @@ impl Replica {
 
     /// Re-sends the current phase of attempts that have waited a retransmission interval.
     pub(super) fn retransmit(&mut self) {
-        let interval = self.opts.heartbeat_interval_ns;
+        let interval = self.opts.retransmit_interval_ns;
         let now = self.now;
         let mut prepares: BTreeMap<Ballot, Vec<Slot>> = BTreeMap::new();
         let mut accepts: BTreeMap<Ballot, Vec<(Slot, Value)>> = BTreeMap::new();
@@ -331,7 +355,7 @@ impl Replica {
 
     /// Earliest retransmission due.
     pub(super) fn next_retransmit(&self) -> Option<crate::types::Time> {
-        self.attempts.values().map(|a| a.sent.add_nanos(self.opts.heartbeat_interval_ns)).min()
+        self.attempts.values().map(|a| a.sent.add_nanos(self.opts.retransmit_interval_ns)).min()
     }
 
     /// Rank of this replica for taking over `slot`: the owner's ring successor goes first, the
@@ -352,21 +376,30 @@ impl Replica {
             self.stall_slot = None;
             return;
         }
-        if self.stall_slot != Some(self.next_deliver) || self.takeover_at.is_none() {
+        if self.stall_slot != Some(self.next_deliver) {
             self.stall_slot = Some(self.next_deliver);
+            // Progress: relax the back-off one step rather than forgetting it, so that a
+            // network slower than the configured timeout settles at a working delay.
+            self.takeover_round = self.takeover_round.saturating_sub(1);
+            self.arm_takeover();
+        } else if self.takeover_at.is_none() {
             self.arm_takeover();
         }
     }
 
-    fn arm_takeover(&mut self) {
+    /// The wait before taking over the frontier: ranked after the owner so that one replica
+    /// usually goes alone, and doubled (randomized) per failed round at the same frontier so
+    /// that competing taker-overs back off instead of duelling.
+    fn takeover_delay(&mut self) -> Option<u64> {
         let t = self.opts.takeover_timeout_ns;
-        self.takeover_at = match self.takeover_rank(self.next_deliver) {
-            Some(rank) => {
-                let jitter = self.random_below(t / 2);
-                Some(self.now.add_nanos(t * (1 + rank) + jitter))
-            }
-            None => None,
-        };
+        let rank = self.takeover_rank(self.next_deliver)?;
+        let scale = 1u64 << self.takeover_round.min(6);
+        let jitter = self.random_below(t * scale / 2 + 1);
+        Some(t * (1 + rank) * scale + jitter)
+    }
+
+    fn arm_takeover(&mut self) {
+        self.takeover_at = self.takeover_delay().map(|d| self.now.add_nanos(d));
     }
 
     /// The frontier has been stuck for a take-over timeout: run phase 1 on every undecided
@@ -375,7 +408,8 @@ impl Replica {
         let end = self.highest_seen.min(Slot(self.horizon().0.saturating_sub(1)));
         // Our own unused slots in the range need no phase 1.
         self.skip_own_below(end.next());
-        let stale = self.opts.takeover_timeout_ns;
+        let stale = self.opts.takeover_timeout_ns << self.takeover_round.min(6);
+        self.takeover_round += 1;
         let mut slots = Vec::new();
         let mut s = self.next_deliver;
         while s <= end && slots.len() < self.opts.message_entries_max {
