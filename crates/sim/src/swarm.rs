@@ -120,7 +120,7 @@ impl Scenario {
             snapshot_every: rng.random_range(50..=100),
             aggressive_gc: rng.random_bool(0.3),
             fault_ms: rng.random_range(3_000..=8_000),
-            liveness_ms: 30_000,
+            liveness_ms: 60_000,
             takeover_us: rng.random_range(10_000..=60_000),
             heartbeat_us: rng.random_range(5_000..=20_000),
         }
