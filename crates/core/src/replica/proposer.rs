@@ -73,14 +73,19 @@ impl Replica {
         }
     }
 
-    /// The first slot past everything in use where this replica is a member and has nothing
-    /// in flight. A replica added recently is a member only from the slot its addition takes
-    /// effect; it proposes there, and the slots in between get filled by take-over.
+    /// Without reservations: the lowest slot not known to be in use (decided, or promised or
+    /// accepted here) above our own attempts, where this replica is a member. Others may be
+    /// using it unbeknown to us; phase 1 sorts that out. A replica added recently is a member
+    /// only from the slot its addition takes effect; it proposes there, and the slots in
+    /// between get filled by take-over.
     fn free_member_slot(&self) -> Option<Slot> {
         let last_attempt = self.attempts.keys().next_back().map_or(Slot(0), |s| s.next());
-        let mut slot = self.highest_seen.next().max(self.next_deliver).max(last_attempt);
+        let mut slot = self.next_deliver.max(last_attempt);
         while slot < self.horizon() {
-            if !self.decided.contains_key(&slot) && self.core.configs.at(slot).members.contains(&self.id) {
+            let used = self.decided.contains_key(&slot)
+                || self.promised.contains_key(&slot)
+                || self.accepted.contains_key(&slot);
+            if !used && self.core.configs.at(slot).members.contains(&self.id) {
                 return Some(slot);
             }
             slot = slot.next();
