@@ -128,8 +128,11 @@ impl Replica {
     /// A change delivered at `gsn` governs slots from `gsn + config_lag`.
     fn apply_config(&mut self, gsn: Slot, change: &ConfigChange) -> Result<Slot, crate::ConfigError> {
         let from = Slot(gsn.0 + self.opts.params.config_lag);
-        let next = self.core.configs.latest().apply(change)?;
-        let removed_self = !next.members.contains(&self.id);
+        let before = self.core.configs.latest();
+        let was_member = before.members.contains(&self.id);
+        let next = before.apply(change)?;
+        // Only a change that takes us out counts: a joining replica is not a member yet.
+        let removed_self = was_member && !next.members.contains(&self.id);
         self.core.configs.set(from, next);
         if removed_self {
             self.abandon_proposals();
@@ -244,6 +247,7 @@ impl Replica {
             return false;
         }
         self.out.persist.push(Record::Snapshot(snapshot.clone()));
+        let was_member = self.core.configs.latest().members.contains(&self.id);
         self.core = snapshot.core.clone();
         self.next_deliver = next;
         self.log_start = next;
@@ -263,7 +267,7 @@ impl Replica {
         for lsn in done {
             self.retire(lsn);
         }
-        if !self.core.configs.latest().members.contains(&self.id) {
+        if was_member && !self.core.configs.latest().members.contains(&self.id) {
             self.abandon_proposals();
         }
         self.snapshot_deadline = None;

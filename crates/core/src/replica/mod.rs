@@ -633,7 +633,7 @@ impl Replica {
             })
             .collect();
         format!(
-            "next {} seen {} own_next {} queue {} attempts {} {:?} takeover_at {:?} round {} after {:?} suspected {:?} config {:?} latest {:?} pending {:?} next_own {:?} configs {:?}",
+            "next {} seen {} own_next {} queue {} attempts {} {:?} takeover_at {:?} round {} after {:?} suspected {:?} config {:?} latest {:?} pending {:?} next_own {:?} held {:?} delivered {:?} unpersisted {:?} configs {:?}",
             self.next_deliver,
             self.highest_seen,
             self.own_next,
@@ -648,6 +648,9 @@ impl Replica {
             self.core.configs.latest().members,
             self.proposals.keys().take(5).collect::<Vec<_>>(),
             self.next_own_slot(),
+            self.core.held.iter().map(|(r, h)| (*r, h.keys().take(3).collect::<Vec<_>>())).collect::<Vec<_>>(),
+            self.core.delivered.get(&self.id),
+            self.unpersisted.iter().take(3).collect::<Vec<_>>(),
             self.core.configs,
         )
     }
