@@ -116,6 +116,11 @@ pub struct Stats {
     pub snapshots_installed: u64,
     /// Longest time with no delivery anywhere, nanoseconds.
     pub longest_stall_ns: u64,
+    /// Longest time with no delivery anywhere after the replica killed by [`Sim::kill_at`]
+    /// died, nanoseconds.
+    pub stall_after_kill_ns: u64,
+    /// Longest time with no delivery before that kill, nanoseconds (the baseline).
+    pub longest_stall_before_kill_ns: u64,
     /// Highest GSN delivered.
     pub gsn: u64,
 }
@@ -155,6 +160,7 @@ pub struct Sim {
     kill_at: Option<(ReplicaId, Time)>,
     /// Replicas killed for good.
     killed: BTreeSet<ReplicaId>,
+    killed_at: Option<Time>,
     /// A violation found where it could not be returned directly.
     failure: Option<Violation>,
     verbose: bool,
@@ -187,6 +193,7 @@ impl Sim {
             last_delivery: Time(EPOCH),
             kill_at: None,
             killed: BTreeSet::new(),
+            killed_at: None,
             failure: None,
             verbose: false,
             stats: Stats::default(),
@@ -223,7 +230,8 @@ impl Sim {
         // As an operator would: timeouts above the worst round trip.
         let rtt = 2 * (self.sc.delay_min_us + self.sc.delay_jitter_us) * US;
         o.takeover_timeout_ns = self.sc.takeover_us * US + rtt;
-        o.retransmit_interval_ns = self.sc.heartbeat_us * US + rtt;
+        // Fsync takes up to 2 ms here, on both ends of a round trip.
+        o.retransmit_interval_ns = self.sc.heartbeat_us * US + rtt + 4 * MS;
         o.heartbeat_interval_ns = self.sc.heartbeat_us * US;
         o.liveness_timeout_ns = 10 * self.sc.heartbeat_us * US;
         o.catchup_timeout_ns = 5 * self.sc.heartbeat_us * US + 4 * (self.sc.delay_min_us + self.sc.delay_jitter_us) * US;
@@ -299,6 +307,7 @@ impl Sim {
                     self.kill_at = None;
                     self.crash(victim);
                     self.killed.insert(victim);
+                    self.killed_at = Some(self.now);
                 }
             }
             if !self.healing && self.now >= fault_end {
@@ -563,10 +572,19 @@ impl Sim {
             self.checker.apply(id, &mut node.app, d)?;
             node.since_snapshot += 1;
             self.trace = mix(self.trace, node.app.hash ^ u64::from(id.0));
+            if self.verbose && self.killed_at.is_some() && d.gsn.0 + 1 > self.stats.gsn {
+                eprintln!("[{:>10.3}ms] gsn {} delivered first by {id}", self.now.since(Time(EPOCH)) as f64 / 1e6, d.gsn);
+            }
             if d.gsn.0 + 1 > self.stats.gsn {
                 self.stats.gsn = d.gsn.0 + 1;
                 let gap = self.now.since(self.last_delivery);
                 self.stats.longest_stall_ns = self.stats.longest_stall_ns.max(gap);
+                if self.killed_at.is_some() {
+                    // Gaps ending after the kill: the first spans it.
+                    self.stats.stall_after_kill_ns = self.stats.stall_after_kill_ns.max(gap);
+                } else if self.kill_at.is_some() && self.now > Time(EPOCH + 100 * MS) {
+                    self.stats.longest_stall_before_kill_ns = self.stats.longest_stall_before_kill_ns.max(gap);
+                }
                 self.last_delivery = self.now;
             }
         }
@@ -880,7 +898,9 @@ impl Sim {
             }
             // A replica removed from the group gives up its undelivered proposals (reported as
             // abandoned, though a crash can lose that report): only members' must arrive.
-            if self.checker.missing(&node.app).iter().any(|p| latest.contains(&p.proposer)) {
+            // A replica killed for good holds its undelivered proposals until it returns.
+            let counts = |p: &ProposalId| latest.contains(&p.proposer) && !self.killed.contains(&p.proposer);
+            if self.checker.missing(&node.app).iter().any(counts) {
                 return Ok(false);
             }
         }

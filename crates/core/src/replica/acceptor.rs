@@ -69,6 +69,9 @@ impl Replica {
         self.reply(from, ballot, promises, rejected, decided, truncated, |ballot, entries| {
             Message::Promise { ballot, entries }
         });
+        if from != self.id && slots.contains(&self.next_deliver) {
+            self.defer_takeover(self.next_deliver);
+        }
         if let Some(s) = max_slot {
             // Someone is taking these slots over: any of our own unused slots up to and
             // including them can only ever be no-ops, so skip them now.

@@ -403,6 +403,13 @@ impl Replica {
         Some(t * (1 + rank) * scale + jitter)
     }
 
+    /// Someone else is taking over the frontier: give them time before competing.
+    pub(super) fn defer_takeover(&mut self, slot: Slot) {
+        if slot == self.next_deliver && self.takeover_at.is_some() {
+            self.arm_takeover();
+        }
+    }
+
     fn arm_takeover(&mut self) {
         self.takeover_at = self.takeover_delay().map(|d| self.now.add_nanos(d));
     }
@@ -415,17 +422,21 @@ impl Replica {
         self.skip_own_below(end.next());
         let stale = self.opts.takeover_timeout_ns << self.takeover_round.min(6);
         self.takeover_round += 1;
+        // Under reservations only the owner of the stalled frontier is suspect: the other
+        // owners' undecided slots are most likely in flight, and taking them over would only
+        // pre-empt live proposers. Their slots get their turn if they become the frontier.
+        let blocking = self.core.configs.at(self.next_deliver).owner(self.next_deliver);
+        if self.opts.params.reservations && blocking != self.id {
+            self.suspected.insert(blocking);
+        }
         let mut slots = Vec::new();
         let mut s = self.next_deliver;
         while s <= end && slots.len() < self.opts.message_entries_max {
             let attempt_stale = self.attempts.get(&s).is_none_or(|a| self.now.since(a.started) >= stale);
-            if !self.decided.contains_key(&s) && attempt_stale {
-                if self.opts.params.reservations {
-                    let owner = self.core.configs.at(s).owner(s);
-                    if owner != self.id {
-                        self.suspected.insert(owner);
-                    }
-                }
+            let suspect = !self.opts.params.reservations
+                || s == self.next_deliver
+                || self.core.configs.at(s).owner(s) == blocking;
+            if !self.decided.contains_key(&s) && attempt_stale && suspect {
                 slots.push(s);
             }
             s = s.next();
