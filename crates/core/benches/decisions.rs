@@ -20,7 +20,11 @@ fn run(batch: usize, reservations: bool) -> u64 {
         .iter()
         .map(|id| {
             let mut o = Options::new(*id, Config::majority(ids.clone()));
-            o.params = GroupParams { reservations, preserve_local_order: false, config_lag: 1024 };
+            o.params = GroupParams {
+                reservations,
+                preserve_local_order: false,
+                config_lag: 1024,
+            };
             o.batch_commands_max = batch;
             o.window = 64;
             o.pending_proposals_max = 1 << 20;
@@ -33,13 +37,19 @@ fn run(batch: usize, reservations: bool) -> u64 {
     let pump = |r: &mut Replica, net: &mut VecDeque<Envelope>, delivered: &mut u64, now: Time| {
         while let Some(ready) = r.poll_ready() {
             net.extend(ready.messages);
-            *delivered += ready.deliveries.iter().map(|d| d.proposals.len() as u64).sum::<u64>();
+            *delivered += ready
+                .deliveries
+                .iter()
+                .map(|d| d.proposals.len() as u64)
+                .sum::<u64>();
             r.handle_persisted(now, ready.seq);
         }
     };
     for i in 0..COMMANDS {
         let k = (i % 3) as usize;
-        replicas[k].propose(now, Payload::Command(body.clone())).expect("accepted");
+        replicas[k]
+            .propose(now, Payload::Command(body.clone()))
+            .expect("accepted");
     }
     for _ in 0..1_000_000 {
         for k in 0..3 {
@@ -69,10 +79,18 @@ fn decisions(c: &mut Criterion) {
     g.sample_size(20);
     for batch in [1, 64] {
         for reservations in [true, false] {
-            let name = if reservations { "reservations" } else { "contention" };
-            g.bench_with_input(BenchmarkId::new(name, format!("batch{batch}")), &batch, |b, &batch| {
-                b.iter(|| run(batch, reservations));
-            });
+            let name = if reservations {
+                "reservations"
+            } else {
+                "contention"
+            };
+            g.bench_with_input(
+                BenchmarkId::new(name, format!("batch{batch}")),
+                &batch,
+                |b, &batch| {
+                    b.iter(|| run(batch, reservations));
+                },
+            );
         }
     }
     g.finish();

@@ -29,7 +29,11 @@ pub struct GroupParams {
 
 impl Default for GroupParams {
     fn default() -> Self {
-        GroupParams { reservations: true, preserve_local_order: false, config_lag: 256 }
+        GroupParams {
+            reservations: true,
+            preserve_local_order: false,
+            config_lag: 256,
+        }
     }
 }
 
@@ -87,7 +91,9 @@ impl SunSchedule {
     pub fn policy_at(&self, t: Time) -> Option<QuorumPolicy> {
         self.holder_at(t).map(|holder| match self.role {
             SunRole::Singleton => QuorumPolicy::Singleton { replica: holder },
-            SunRole::TieBreaker => QuorumPolicy::MajorityTieBreaker { tie_breaker: holder },
+            SunRole::TieBreaker => QuorumPolicy::MajorityTieBreaker {
+                tie_breaker: holder,
+            },
         })
     }
 }
@@ -138,7 +144,11 @@ impl Config {
     /// A configuration with a majority policy.
     #[must_use]
     pub fn majority(members: impl IntoIterator<Item = ReplicaId>) -> Config {
-        Config { members: members.into_iter().collect(), policy: QuorumPolicy::Majority, sun: None }
+        Config {
+            members: members.into_iter().collect(),
+            policy: QuorumPolicy::Majority,
+            sun: None,
+        }
     }
 
     /// Checks the policy (and schedule, for every holder) against the members.
@@ -189,7 +199,11 @@ impl Config {
     pub fn owner(&self, slot: Slot) -> ReplicaId {
         let n = self.members.len() as u64;
         assert!(n > 0, "invariant: a configuration has members");
-        *self.members.iter().nth((slot.0 % n) as usize).expect("index < len")
+        *self
+            .members
+            .iter()
+            .nth((slot.0 % n) as usize)
+            .expect("index < len")
     }
 
     /// Position of `r` in ring order, if a member.
@@ -210,7 +224,9 @@ impl ConfigHistory {
     /// History starting with `genesis` at slot 0.
     #[must_use]
     pub fn new(genesis: Config) -> ConfigHistory {
-        ConfigHistory { entries: vec![(Slot(0), Arc::new(genesis))] }
+        ConfigHistory {
+            entries: vec![(Slot(0), Arc::new(genesis))],
+        }
     }
 
     /// The configuration governing `slot` as far as known. Callers check that `slot` is inside
@@ -230,7 +246,10 @@ impl ConfigHistory {
     /// Appends `config` governing slots from `from`.
     pub fn push(&mut self, from: Slot, config: Config) {
         let last = self.entries.last().expect("history is never empty").0;
-        assert!(from > last, "invariant: configurations are appended in slot order");
+        assert!(
+            from > last,
+            "invariant: configurations are appended in slot order"
+        );
         self.entries.push((from, Arc::new(config)));
     }
 
@@ -262,7 +281,10 @@ impl ConfigHistory {
     /// Every replica that is a member of any configuration in the history.
     #[must_use]
     pub fn all_members(&self) -> BTreeSet<ReplicaId> {
-        self.entries.iter().flat_map(|(_, c)| c.members.iter().copied()).collect()
+        self.entries
+            .iter()
+            .flat_map(|(_, c)| c.members.iter().copied())
+            .collect()
     }
 }
 
@@ -272,8 +294,12 @@ mod tests {
 
     #[test]
     fn history_answers_by_slot() {
-        let mut h = ConfigHistory::new(Config::majority([ReplicaId(0), ReplicaId(1), ReplicaId(2)]));
-        let c2 = h.latest().apply(&ConfigChange::AddMember(ReplicaId(3))).unwrap();
+        let mut h =
+            ConfigHistory::new(Config::majority([ReplicaId(0), ReplicaId(1), ReplicaId(2)]));
+        let c2 = h
+            .latest()
+            .apply(&ConfigChange::AddMember(ReplicaId(3)))
+            .unwrap();
         h.push(Slot(10), c2);
         assert_eq!(h.at(Slot(9)).members.len(), 3);
         assert_eq!(h.at(Slot(10)).members.len(), 4);
@@ -287,9 +313,16 @@ mod tests {
     #[test]
     fn removing_the_singleton_is_refused() {
         let mut c = Config::majority([ReplicaId(0), ReplicaId(1), ReplicaId(2)]);
-        c.policy = QuorumPolicy::Singleton { replica: ReplicaId(1) };
-        let err = c.apply(&ConfigChange::RemoveMember(ReplicaId(1))).unwrap_err();
-        assert!(matches!(err, ConfigError::Policy(PolicyError::NotAMember { .. })), "{err}");
+        c.policy = QuorumPolicy::Singleton {
+            replica: ReplicaId(1),
+        };
+        let err = c
+            .apply(&ConfigChange::RemoveMember(ReplicaId(1)))
+            .unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Policy(PolicyError::NotAMember { .. })),
+            "{err}"
+        );
     }
 
     #[test]
@@ -297,14 +330,24 @@ mod tests {
         let s = SunSchedule {
             role: SunRole::Singleton,
             shifts: vec![
-                SunShift { start_secs: 8 * 3600, holder: ReplicaId(0) },
-                SunShift { start_secs: 16 * 3600, holder: ReplicaId(1) },
+                SunShift {
+                    start_secs: 8 * 3600,
+                    holder: ReplicaId(0),
+                },
+                SunShift {
+                    start_secs: 16 * 3600,
+                    holder: ReplicaId(1),
+                },
             ],
         };
         let at = |h: u64| s.holder_at(Time(h * 3600 * 1_000_000_000));
         assert_eq!(at(9), Some(ReplicaId(0)));
         assert_eq!(at(17), Some(ReplicaId(1)));
-        assert_eq!(at(3), Some(ReplicaId(1)), "before the first shift: the last one continues");
+        assert_eq!(
+            at(3),
+            Some(ReplicaId(1)),
+            "before the first shift: the last one continues"
+        );
         assert_eq!(at(24 + 9), Some(ReplicaId(0)));
     }
 }

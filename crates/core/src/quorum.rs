@@ -92,14 +92,20 @@ impl QuorumPolicy {
                 if members.contains(tie_breaker) {
                     Ok(())
                 } else {
-                    Err(PolicyError::NotAMember { role: "tie-breaker", replica: *tie_breaker })
+                    Err(PolicyError::NotAMember {
+                        role: "tie-breaker",
+                        replica: *tie_breaker,
+                    })
                 }
             }
             QuorumPolicy::Singleton { replica } => {
                 if members.contains(replica) {
                     Ok(())
                 } else {
-                    Err(PolicyError::NotAMember { role: "singleton", replica: *replica })
+                    Err(PolicyError::NotAMember {
+                        role: "singleton",
+                        replica: *replica,
+                    })
                 }
             }
             QuorumPolicy::Flexible { phase1, phase2 } => {
@@ -151,7 +157,7 @@ impl QuorumPolicy {
         let needed = match self {
             QuorumPolicy::Majority => n / 2 + 1,
             QuorumPolicy::MajorityTieBreaker { tie_breaker } => {
-                if n % 2 == 0 && count == n / 2 && voters.contains(tie_breaker) {
+                if n.is_multiple_of(2) && count == n / 2 && voters.contains(tie_breaker) {
                     return true;
                 }
                 n / 2 + 1
@@ -189,19 +195,32 @@ mod tests {
     fn subsets(m: &BTreeSet<ReplicaId>) -> Vec<BTreeSet<ReplicaId>> {
         let v: Vec<_> = m.iter().copied().collect();
         (0u32..(1 << v.len()))
-            .map(|mask| v.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, r)| *r).collect())
+            .map(|mask| {
+                v.iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask & (1 << i) != 0)
+                    .map(|(_, r)| *r)
+                    .collect()
+            })
             .collect()
     }
 
     fn policies(n: u16) -> Vec<QuorumPolicy> {
         let mut p = vec![QuorumPolicy::Majority, QuorumPolicy::Unanimous];
         for r in 0..n {
-            p.push(QuorumPolicy::MajorityTieBreaker { tie_breaker: ReplicaId(r) });
-            p.push(QuorumPolicy::Singleton { replica: ReplicaId(r) });
+            p.push(QuorumPolicy::MajorityTieBreaker {
+                tie_breaker: ReplicaId(r),
+            });
+            p.push(QuorumPolicy::Singleton {
+                replica: ReplicaId(r),
+            });
         }
         for a in 0..=usize::from(n) + 1 {
             for b in 0..=usize::from(n) + 1 {
-                p.push(QuorumPolicy::Flexible { phase1: a, phase2: b });
+                p.push(QuorumPolicy::Flexible {
+                    phase1: a,
+                    phase2: b,
+                });
             }
         }
         p
@@ -219,8 +238,14 @@ mod tests {
                 if policy.validate(&m).is_err() {
                     continue;
                 }
-                assert!(policy.is_phase1_quorum(&m, &m), "{policy:?} n={n}: all not a q1");
-                assert!(policy.is_phase2_quorum(&m, &m), "{policy:?} n={n}: all not a q2");
+                assert!(
+                    policy.is_phase1_quorum(&m, &m),
+                    "{policy:?} n={n}: all not a q1"
+                );
+                assert!(
+                    policy.is_phase2_quorum(&m, &m),
+                    "{policy:?} n={n}: all not a q2"
+                );
                 for q1 in all.iter().filter(|s| policy.is_phase1_quorum(&m, s)) {
                     for q2 in all.iter().filter(|s| policy.is_phase2_quorum(&m, s)) {
                         assert!(
@@ -236,18 +261,48 @@ mod tests {
     #[test]
     fn unsafe_policies_are_refused_with_a_reason() {
         let m = members(4);
-        let err = QuorumPolicy::Flexible { phase1: 2, phase2: 2 }.validate(&m).unwrap_err();
-        assert!(err.to_string().contains("must exceed the 4 members"), "{err}");
-        let err = QuorumPolicy::Singleton { replica: ReplicaId(9) }.validate(&m).unwrap_err();
-        assert_eq!(err, PolicyError::NotAMember { role: "singleton", replica: ReplicaId(9) });
-        assert!(QuorumPolicy::Flexible { phase1: 5, phase2: 1 }.validate(&m).is_err());
-        assert_eq!(QuorumPolicy::Majority.validate(&BTreeSet::new()), Err(PolicyError::NoMembers));
+        let err = QuorumPolicy::Flexible {
+            phase1: 2,
+            phase2: 2,
+        }
+        .validate(&m)
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("must exceed the 4 members"),
+            "{err}"
+        );
+        let err = QuorumPolicy::Singleton {
+            replica: ReplicaId(9),
+        }
+        .validate(&m)
+        .unwrap_err();
+        assert_eq!(
+            err,
+            PolicyError::NotAMember {
+                role: "singleton",
+                replica: ReplicaId(9)
+            }
+        );
+        assert!(
+            QuorumPolicy::Flexible {
+                phase1: 5,
+                phase2: 1
+            }
+            .validate(&m)
+            .is_err()
+        );
+        assert_eq!(
+            QuorumPolicy::Majority.validate(&BTreeSet::new()),
+            Err(PolicyError::NoMembers)
+        );
     }
 
     #[test]
     fn tie_breaker_decides_half_splits_only() {
         let m = members(4);
-        let p = QuorumPolicy::MajorityTieBreaker { tie_breaker: ReplicaId(0) };
+        let p = QuorumPolicy::MajorityTieBreaker {
+            tie_breaker: ReplicaId(0),
+        };
         let with_tb: BTreeSet<_> = [ReplicaId(0), ReplicaId(3)].into();
         let without: BTreeSet<_> = [ReplicaId(1), ReplicaId(2)].into();
         assert!(p.is_phase2_quorum(&m, &with_tb));

@@ -106,7 +106,11 @@ impl DurableState {
                     *p = (*p).max(*ballot);
                 }
             }
-            Record::Accepted { slot, ballot, value } => {
+            Record::Accepted {
+                slot,
+                ballot,
+                value,
+            } => {
                 if *slot >= floor {
                     let p = self.promised.entry(*slot).or_insert(*ballot);
                     *p = (*p).max(*ballot);

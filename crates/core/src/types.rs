@@ -12,7 +12,9 @@ use crate::config::ConfigChange;
 ///
 /// The driver passes wall-clock nanoseconds since the UNIX epoch (follow-the-sun schedules read
 /// the time of day from it); the simulator fabricates it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Time(pub u64);
 
 impl Time {
@@ -41,7 +43,9 @@ impl fmt::Display for ReplicaId {
 
 /// An agreement number. Each slot is decided by one instance of Paxos; decided slots, in order,
 /// are the global sequence, so a slot number *is* the GSN of what is delivered from it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Slot(pub u64);
 
 impl Slot {
@@ -60,7 +64,9 @@ impl fmt::Display for Slot {
 
 /// Local sequence number: the order in which one proposer accepted its client commands.
 /// Starts at 1; consecutive with no gaps.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Lsn(pub u64);
 
 /// Globally unique identity of a proposal: delivery is exactly-once per `ProposalId`.
@@ -92,7 +98,11 @@ impl Ballot {
     /// The reserved ballot an owner uses on its own slots (no phase 1).
     #[must_use]
     pub fn reserved(owner: ReplicaId) -> Ballot {
-        Ballot { counter: 0, random: 0, proposer: owner }
+        Ballot {
+            counter: 0,
+            random: 0,
+            proposer: owner,
+        }
     }
     /// True for an owner's reserved ballot.
     #[must_use]
@@ -155,7 +165,13 @@ impl Value {
     pub fn size_bytes(&self) -> usize {
         match self {
             Value::Noop => 1,
-            Value::Batch(b) => 16 + b.proposals.iter().map(|p| p.payload.size_bytes() + 12).sum::<usize>(),
+            Value::Batch(b) => {
+                16 + b
+                    .proposals
+                    .iter()
+                    .map(|p| p.payload.size_bytes() + 12)
+                    .sum::<usize>()
+            }
         }
     }
 }

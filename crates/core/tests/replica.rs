@@ -13,7 +13,11 @@ use synod_core::{
 };
 
 fn params(reservations: bool) -> GroupParams {
-    GroupParams { reservations, preserve_local_order: false, config_lag: 16 }
+    GroupParams {
+        reservations,
+        preserve_local_order: false,
+        config_lag: 16,
+    }
 }
 
 fn cmd(s: &str) -> Payload {
@@ -26,16 +30,35 @@ fn a_proposal_is_persisted_before_it_is_proposed() {
     let now = net.now;
     let r0 = net.r(0);
     let id = r0.propose(now, cmd("x")).expect("accepted");
-    assert_eq!(id, ProposalId { proposer: ReplicaId(0), lsn: Lsn(1) });
+    assert_eq!(
+        id,
+        ProposalId {
+            proposer: ReplicaId(0),
+            lsn: Lsn(1)
+        }
+    );
     let ready = r0.poll_ready().expect("a ready");
-    assert_eq!(ready.persist, vec![Record::Proposal { lsn: Lsn(1), payload: cmd("x") }]);
-    assert!(ready.messages.is_empty(), "nothing may be proposed before its record is durable");
+    assert_eq!(
+        ready.persist,
+        vec![Record::Proposal {
+            lsn: Lsn(1),
+            payload: cmd("x")
+        }]
+    );
+    assert!(
+        ready.messages.is_empty(),
+        "nothing may be proposed before its record is durable"
+    );
     r0.handle_persisted(now, ready.seq);
     let ready = r0.poll_ready().expect("the proposal goes out");
     // Slot 0 is r0's own: phase 2 directly, with the reserved ballot, own vote recorded first.
     let ballot = Ballot::reserved(ReplicaId(0));
     assert!(ready.persist.contains(&Record::OwnNext { slot: Slot(1) }));
-    assert!(ready.persist.iter().any(|r| matches!(r, Record::Accepted { slot: Slot(0), ballot: b, .. } if *b == ballot)));
+    assert!(
+        ready.persist.iter().any(
+            |r| matches!(r, Record::Accepted { slot: Slot(0), ballot: b, .. } if *b == ballot)
+        )
+    );
     let targets: Vec<ReplicaId> = ready
         .messages
         .iter()
@@ -65,7 +88,10 @@ fn every_replica_proposes_and_all_deliver_the_same_sequence() {
         assert_eq!(log, all, "every proposal delivered exactly once");
         // GSNs are consecutive from 0 on every replica.
         for r in 0..3u16 {
-            let gsns: Vec<u64> = net.delivered[&ReplicaId(r)].iter().map(|d| d.gsn.0).collect();
+            let gsns: Vec<u64> = net.delivered[&ReplicaId(r)]
+                .iter()
+                .map(|d| d.gsn.0)
+                .collect();
             assert_eq!(gsns, (0..gsns.len() as u64).collect::<Vec<_>>());
         }
     }
@@ -109,29 +135,47 @@ fn batches_respect_count_and_byte_limits_and_the_window() {
     let mut net = Net::with(3, |o| o.batch_bytes_max = 1_000);
     let now = net.now;
     for i in 0..30 {
-        net.r(0).propose(now, Payload::Command(Bytes::from(vec![i as u8; 100]))).expect("ok");
+        net.r(0)
+            .propose(now, Payload::Command(Bytes::from(vec![i as u8; 100])))
+            .expect("ok");
     }
     net.drain(ReplicaId(0));
     net.run_for(100);
     for e in &net.sent {
         if let Message::Accept { entries, .. } = &e.message {
             for (_, v) in entries {
-                assert!(v.size_bytes() <= 1_000 + 16 + 9 * 12, "batch over the byte limit: {}", v.size_bytes());
+                assert!(
+                    v.size_bytes() <= 1_000 + 16 + 9 * 12,
+                    "batch over the byte limit: {}",
+                    v.size_bytes()
+                );
             }
         }
     }
     assert_eq!(net.log(2).len(), 30);
-    let too_big = net.r(0).propose(now, Payload::Command(Bytes::from(vec![0; 2_000])));
+    let too_big = net
+        .r(0)
+        .propose(now, Payload::Command(Bytes::from(vec![0; 2_000])));
     assert!(matches!(too_big, Err(ProposeError::TooLarge { .. })));
 }
 
 #[test]
 fn ballots_order_by_counter_then_random_then_proposer() {
-    let b = |c, r, p| Ballot { counter: c, random: r, proposer: ReplicaId(p) };
+    let b = |c, r, p| Ballot {
+        counter: c,
+        random: r,
+        proposer: ReplicaId(p),
+    };
     let mut v = vec![b(2, 0, 0), b(1, 9, 0), b(1, 9, 1), b(1, 3, 7), b(0, 0, 4)];
     v.sort();
-    assert_eq!(v, vec![b(0, 0, 4), b(1, 3, 7), b(1, 9, 0), b(1, 9, 1), b(2, 0, 0)]);
-    assert!(Ballot::reserved(ReplicaId(9)) < b(1, 0, 0), "the owner's ballot is below every other");
+    assert_eq!(
+        v,
+        vec![b(0, 0, 4), b(1, 3, 7), b(1, 9, 0), b(1, 9, 1), b(2, 0, 0)]
+    );
+    assert!(
+        Ballot::reserved(ReplicaId(9)) < b(1, 0, 0),
+        "the owner's ballot is below every other"
+    );
 }
 
 #[test]
@@ -151,7 +195,10 @@ fn contending_proposers_back_off_and_still_agree() {
     assert_eq!(net.log(0).len(), 30);
     let preempted: u64 = (0..3).map(|r| net.r(r).metrics().preemptions).sum();
     let backoffs: u64 = (0..3).map(|r| net.r(r).metrics().backoffs).sum();
-    assert!(preempted > 0 && backoffs > 0, "proposers collided: {preempted} pre-emptions, {backoffs} backoffs");
+    assert!(
+        preempted > 0 && backoffs > 0,
+        "proposers collided: {preempted} pre-emptions, {backoffs} backoffs"
+    );
 }
 
 #[test]
@@ -165,7 +212,10 @@ fn an_idle_owner_skips_in_the_same_answer_without_an_extra_round_trip() {
     let skip = net.sent.iter().position(|e| {
         e.from == ReplicaId(0) && matches!(&e.message, Message::Decided { entries } if entries.contains(&(Slot(0), Value::Noop)))
     });
-    let ack = net.sent.iter().position(|e| e.from == ReplicaId(0) && matches!(e.message, Message::Accepted { .. }));
+    let ack = net
+        .sent
+        .iter()
+        .position(|e| e.from == ReplicaId(0) && matches!(e.message, Message::Accepted { .. }));
     assert!(skip.is_some() && ack.is_some());
     assert_eq!(net.r(0).metrics().skipped, 1);
     assert_eq!(net.r(1).metrics().takeovers, 0);
@@ -185,7 +235,11 @@ fn a_silent_owners_slot_is_taken_over_adopting_its_accepted_value() {
     net.isolate(0);
     let y = net.propose(2, "y"); // slot 2, behind r0's undecided slot 0
     net.run_for(200);
-    assert_eq!(net.log(1), vec![x, y], "the taker adopted r0's accepted value");
+    assert_eq!(
+        net.log(1),
+        vec![x, y],
+        "the taker adopted r0's accepted value"
+    );
     net.assert_same_logs(&[1, 2]);
     assert!(net.r(1).metrics().takeovers + net.r(2).metrics().takeovers > 0);
     // r0 comes back and learns the same history.
@@ -201,14 +255,20 @@ fn a_takeover_with_nothing_accepted_fills_a_noop() {
     let y = net.propose(1, "y"); // slot 1, behind silent r0's slot 0
     net.run_for(200);
     assert_eq!(net.log(1), vec![y]);
-    assert_eq!(net.delivered[&ReplicaId(1)][0].proposals, vec![], "slot 0 was filled with a no-op");
+    assert_eq!(
+        net.delivered[&ReplicaId(1)][0].proposals,
+        vec![],
+        "slot 0 was filled with a no-op"
+    );
 }
 
 #[test]
 fn a_singleton_quorum_decides_alone() {
     let mut net = Net::with(3, |o| {
         o.params = params(false);
-        o.genesis.policy = QuorumPolicy::Singleton { replica: ReplicaId(0) };
+        o.genesis.policy = QuorumPolicy::Singleton {
+            replica: ReplicaId(0),
+        };
     });
     net.isolate(0);
     net.run_for(1);
@@ -223,15 +283,37 @@ fn unsafe_policies_are_refused_with_a_reason() {
     let now = net.now;
     let err = net
         .r(0)
-        .propose(now, Payload::Config(ConfigChange::SetPolicy(QuorumPolicy::Flexible { phase1: 1, phase2: 2 })))
+        .propose(
+            now,
+            Payload::Config(ConfigChange::SetPolicy(QuorumPolicy::Flexible {
+                phase1: 1,
+                phase2: 2,
+            })),
+        )
         .unwrap_err();
     assert_eq!(
         err,
-        ProposeError::Config(ConfigError::Policy(PolicyError::NoIntersection { phase1: 1, phase2: 2, members: 3 }))
+        ProposeError::Config(ConfigError::Policy(PolicyError::NoIntersection {
+            phase1: 1,
+            phase2: 2,
+            members: 3
+        }))
     );
-    assert!(err.to_string().contains("must exceed the 3 members"), "{err}");
-    let err = net.r(0).propose(now, Payload::Config(ConfigChange::RemoveMember(ReplicaId(7)))).unwrap_err();
-    assert_eq!(err, ProposeError::Config(ConfigError::NotMember(ReplicaId(7))));
+    assert!(
+        err.to_string().contains("must exceed the 3 members"),
+        "{err}"
+    );
+    let err = net
+        .r(0)
+        .propose(
+            now,
+            Payload::Config(ConfigChange::RemoveMember(ReplicaId(7))),
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ProposeError::Config(ConfigError::NotMember(ReplicaId(7)))
+    );
 }
 
 #[test]
@@ -240,10 +322,16 @@ fn a_membership_change_takes_effect_config_lag_slots_later() {
     net.propose(0, "a");
     net.run_for(10);
     let now = net.now;
-    net.r(1).propose(now, Payload::Config(ConfigChange::AddMember(ReplicaId(3)))).expect("ok");
+    net.r(1)
+        .propose(now, Payload::Config(ConfigChange::AddMember(ReplicaId(3))))
+        .expect("ok");
     net.drain(ReplicaId(1));
     net.run_for(50);
-    let d = net.delivered[&ReplicaId(2)].iter().find(|d| !d.config.is_empty()).expect("delivered").clone();
+    let d = net.delivered[&ReplicaId(2)]
+        .iter()
+        .find(|d| !d.config.is_empty())
+        .expect("delivered")
+        .clone();
     let from = d.config[0].result.clone().expect("accepted");
     assert_eq!(from, Slot(d.gsn.0 + 16));
     for r in 0..3 {
@@ -259,38 +347,97 @@ fn follow_the_sun_moves_the_singleton_by_agreed_time() {
     // The harness clock starts at 1 s past midnight (UTC).
     let sun = SunSchedule {
         role: SunRole::Singleton,
-        shifts: vec![SunShift { start_secs: 0, holder: ReplicaId(1) }, SunShift { start_secs: 3, holder: ReplicaId(2) }],
+        shifts: vec![
+            SunShift {
+                start_secs: 0,
+                holder: ReplicaId(1),
+            },
+            SunShift {
+                start_secs: 3,
+                holder: ReplicaId(2),
+            },
+        ],
     };
     let now = net.now;
-    net.r(0).propose(now, Payload::Config(ConfigChange::SetSunSchedule(Some(sun)))).expect("ok");
+    net.r(0)
+        .propose(
+            now,
+            Payload::Config(ConfigChange::SetSunSchedule(Some(sun))),
+        )
+        .expect("ok");
     net.drain(ReplicaId(0));
     net.run_for(20);
     net.propose(0, "morning");
     net.run_for(20);
     let applied = net.r(0).applied();
-    assert_eq!(net.r(0).latest_config().policy, QuorumPolicy::Singleton { replica: ReplicaId(1) });
-    assert_eq!(net.r(0).config_at(applied).policy, QuorumPolicy::Majority, "not yet in effect");
+    assert_eq!(
+        net.r(0).latest_config().policy,
+        QuorumPolicy::Singleton {
+            replica: ReplicaId(1)
+        }
+    );
+    assert_eq!(
+        net.r(0).config_at(applied).policy,
+        QuorumPolicy::Majority,
+        "not yet in effect"
+    );
     net.run_for(2_500); // agreed time passes 3 s only when a batch carries it
     net.propose(1, "afternoon");
     net.run_for(20);
     for r in 0..3 {
-        assert_eq!(net.r(r).latest_config().policy, QuorumPolicy::Singleton { replica: ReplicaId(2) });
+        assert_eq!(
+            net.r(r).latest_config().policy,
+            QuorumPolicy::Singleton {
+                replica: ReplicaId(2)
+            }
+        );
     }
 }
 
 #[test]
 fn local_order_holds_back_a_later_lsn_until_the_earlier_one_is_delivered() {
-    let mut net = Net::new(3, GroupParams { reservations: true, preserve_local_order: true, config_lag: 16 });
-    let p = |lsn| Proposal { id: ProposalId { proposer: ReplicaId(1), lsn: Lsn(lsn) }, payload: cmd("p") };
-    let batch = |lsns: &[u64]| Value::Batch(Arc::new(Batch { time: Time(0), proposals: lsns.iter().map(|l| p(*l)).collect() }));
+    let mut net = Net::new(
+        3,
+        GroupParams {
+            reservations: true,
+            preserve_local_order: true,
+            config_lag: 16,
+        },
+    );
+    let p = |lsn| Proposal {
+        id: ProposalId {
+            proposer: ReplicaId(1),
+            lsn: Lsn(lsn),
+        },
+        payload: cmd("p"),
+    };
+    let batch = |lsns: &[u64]| {
+        Value::Batch(Arc::new(Batch {
+            time: Time(0),
+            proposals: lsns.iter().map(|l| p(*l)).collect(),
+        }))
+    };
     let now = net.now;
     // Slot 0 carries LSN 2 (agreed first), slot 1 carries LSN 1 and, again, LSN 2.
-    let decided = Message::Decided { entries: vec![(Slot(0), batch(&[2])), (Slot(1), batch(&[1, 2]))] };
-    net.r(0).handle_message(now, Envelope { from: ReplicaId(1), to: ReplicaId(0), message: decided });
+    let decided = Message::Decided {
+        entries: vec![(Slot(0), batch(&[2])), (Slot(1), batch(&[1, 2]))],
+    };
+    net.r(0).handle_message(
+        now,
+        Envelope {
+            from: ReplicaId(1),
+            to: ReplicaId(0),
+            message: decided,
+        },
+    );
     net.drain(ReplicaId(0));
     let ds = &net.delivered[&ReplicaId(0)];
     assert_eq!(ds[0].proposals, vec![], "LSN 2 waits for LSN 1");
-    assert_eq!(ds[1].proposals, vec![p(1), p(2)], "then both, once each, in LSN order");
+    assert_eq!(
+        ds[1].proposals,
+        vec![p(1), p(2)],
+        "then both, once each, in LSN order"
+    );
 }
 
 #[test]
@@ -311,7 +458,11 @@ fn a_replica_behind_the_truncation_point_asks_for_a_snapshot() {
     }
     net.heal();
     net.run_for(200);
-    let (who, req) = net.snapshot_requests.first().copied().expect("a snapshot request");
+    let (who, req) = net
+        .snapshot_requests
+        .first()
+        .copied()
+        .expect("a snapshot request");
     assert_eq!(who, ReplicaId(2));
     let snap = {
         let d = net.durable[&req.from].iter().rev().find_map(|r| match r {
@@ -346,7 +497,11 @@ fn the_gc_watermark_is_the_slowest_members_applied_gsn() {
     }
     net.run_for(200);
     assert!(net.r(0).applied() > before);
-    assert_eq!(net.r(0).gc_watermark(), before, "held back by the isolated member");
+    assert_eq!(
+        net.r(0).gc_watermark(),
+        before,
+        "held back by the isolated member"
+    );
 }
 
 #[test]
@@ -372,30 +527,74 @@ fn a_minority_replica_refuses_writes_promptly_but_reports_what_it_applied() {
 fn malformed_and_stranger_messages_are_dropped_and_counted() {
     let mut net = Net::new(3, params(true));
     let now = net.now;
-    let ballot = Ballot { counter: 1, random: 5, proposer: ReplicaId(2) };
+    let ballot = Ballot {
+        counter: 1,
+        random: 5,
+        proposer: ReplicaId(2),
+    };
     let bad = [
         // The ballot is not the sender's.
-        Envelope { from: ReplicaId(1), to: ReplicaId(0), message: Message::Prepare { ballot, slots: vec![Slot(0)] } },
+        Envelope {
+            from: ReplicaId(1),
+            to: ReplicaId(0),
+            message: Message::Prepare {
+                ballot,
+                slots: vec![Slot(0)],
+            },
+        },
         // Nothing to prepare.
-        Envelope { from: ReplicaId(2), to: ReplicaId(0), message: Message::Prepare { ballot, slots: vec![] } },
+        Envelope {
+            from: ReplicaId(2),
+            to: ReplicaId(0),
+            message: Message::Prepare {
+                ballot,
+                slots: vec![],
+            },
+        },
         // A stranger.
-        Envelope { from: ReplicaId(9), to: ReplicaId(0), message: Message::Decided { entries: vec![(Slot(0), Value::Noop)] } },
+        Envelope {
+            from: ReplicaId(9),
+            to: ReplicaId(0),
+            message: Message::Decided {
+                entries: vec![(Slot(0), Value::Noop)],
+            },
+        },
         // The reserved ballot on a slot the sender does not own (slot 0 is r0's).
         Envelope {
             from: ReplicaId(1),
             to: ReplicaId(0),
-            message: Message::Accept { ballot: Ballot::reserved(ReplicaId(1)), entries: vec![(Slot(0), Value::Noop)] },
+            message: Message::Accept {
+                ballot: Ballot::reserved(ReplicaId(1)),
+                entries: vec![(Slot(0), Value::Noop)],
+            },
         },
         // Prepare with the reserved ballot.
         Envelope {
             from: ReplicaId(1),
             to: ReplicaId(0),
-            message: Message::Prepare { ballot: Ballot::reserved(ReplicaId(1)), slots: vec![Slot(3)] },
+            message: Message::Prepare {
+                ballot: Ballot::reserved(ReplicaId(1)),
+                slots: vec![Slot(3)],
+            },
         },
         // Backwards catch-up range.
-        Envelope { from: ReplicaId(1), to: ReplicaId(0), message: Message::CatchUp { from: Slot(5), to: Slot(1) } },
+        Envelope {
+            from: ReplicaId(1),
+            to: ReplicaId(0),
+            message: Message::CatchUp {
+                from: Slot(5),
+                to: Slot(1),
+            },
+        },
         // Addressed to someone else.
-        Envelope { from: ReplicaId(1), to: ReplicaId(2), message: Message::CatchUp { from: Slot(0), to: Slot(1) } },
+        Envelope {
+            from: ReplicaId(1),
+            to: ReplicaId(2),
+            message: Message::CatchUp {
+                from: Slot(0),
+                to: Slot(1),
+            },
+        },
     ];
     for env in bad.iter().cloned() {
         net.r(0).handle_message(now, env);
@@ -409,9 +608,20 @@ fn malformed_and_stranger_messages_are_dropped_and_counted() {
 #[test]
 fn a_restarted_acceptor_keeps_its_promises_and_resubmits_undecided_proposals() {
     let mut net = Net::with(3, |o| o.takeover_timeout_ns = 10 * MS);
-    let ballot = Ballot { counter: 3, random: 1, proposer: ReplicaId(2) };
+    let ballot = Ballot {
+        counter: 3,
+        random: 1,
+        proposer: ReplicaId(2),
+    };
     let now = net.now;
-    let prep = Envelope { from: ReplicaId(2), to: ReplicaId(1), message: Message::Prepare { ballot, slots: vec![Slot(40)] } };
+    let prep = Envelope {
+        from: ReplicaId(2),
+        to: ReplicaId(1),
+        message: Message::Prepare {
+            ballot,
+            slots: vec![Slot(40)],
+        },
+    };
     net.r(1).handle_message(now, prep);
     net.drain(ReplicaId(1));
     net.crash_and_restart(1);
@@ -424,5 +634,9 @@ fn a_restarted_acceptor_keeps_its_promises_and_resubmits_undecided_proposals() {
     net.heal();
     net.run_for(300);
     net.assert_same_logs(&[0, 1, 2]);
-    assert_eq!(net.log(1), vec![x], "resubmitted after the restart, delivered once");
+    assert_eq!(
+        net.log(1),
+        vec![x],
+        "resubmitted after the restart, delivered once"
+    );
 }

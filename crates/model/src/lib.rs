@@ -56,11 +56,21 @@ pub enum Msg {
     /// Phase 1a.
     Prepare { slot: u8, ballot: Ballot },
     /// Phase 1b.
-    Promise { slot: u8, ballot: Ballot, from: u8, accepted: Option<(Ballot, Val)> },
+    Promise {
+        slot: u8,
+        ballot: Ballot,
+        from: u8,
+        accepted: Option<(Ballot, Val)>,
+    },
     /// Phase 2a.
     Accept { slot: u8, ballot: Ballot, val: Val },
     /// Phase 2b.
-    Accepted { slot: u8, ballot: Ballot, val: Val, from: u8 },
+    Accepted {
+        slot: u8,
+        ballot: Ballot,
+        val: Val,
+        from: u8,
+    },
 }
 
 /// One replica's state. Everything is durable except `crashed`; proposers keep no other
@@ -123,7 +133,11 @@ impl SlotModel {
     /// The model as CI checks it: both slots.
     #[must_use]
     pub fn new() -> SlotModel {
-        SlotModel { slots: SLOTS as u8, taken_over_slots: 1, ..SlotModel::default() }
+        SlotModel {
+            slots: SLOTS as u8,
+            taken_over_slots: 1,
+            ..SlotModel::default()
+        }
     }
 }
 
@@ -138,20 +152,37 @@ fn taker_choices(st: &State, slot: u8, ballot: Ballot, ignore_accepted: bool) ->
         .network
         .iter()
         .filter_map(|m| match m {
-            Msg::Promise { slot: s, ballot: b, from, accepted } if *s == slot && *b == ballot => Some((*from, *accepted)),
+            Msg::Promise {
+                slot: s,
+                ballot: b,
+                from,
+                accepted,
+            } if *s == slot && *b == ballot => Some((*from, *accepted)),
             _ => None,
         })
         .collect();
     let mut out = BTreeSet::new();
     for mask in 0u32..(1 << promises.len()) {
-        let chosen: Vec<&(u8, Option<(Ballot, Val)>)> =
-            promises.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, p)| p).collect();
+        let chosen: Vec<&(u8, Option<(Ballot, Val)>)> = promises
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .map(|(_, p)| p)
+            .collect();
         let voters: BTreeSet<u8> = chosen.iter().map(|(f, _)| *f).collect();
         if voters.len() < QUORUM || voters.len() != chosen.len() {
             continue;
         }
-        let adopted = chosen.iter().filter_map(|(_, a)| *a).max_by_key(|(b, _)| *b).map(|(_, v)| v);
-        out.insert(if ignore_accepted { Val::Noop } else { adopted.unwrap_or(Val::Noop) });
+        let adopted = chosen
+            .iter()
+            .filter_map(|(_, a)| *a)
+            .max_by_key(|(b, _)| *b)
+            .map(|(_, v)| v);
+        out.insert(if ignore_accepted {
+            Val::Noop
+        } else {
+            adopted.unwrap_or(Val::Noop)
+        });
     }
     out
 }
@@ -161,7 +192,10 @@ impl Model for SlotModel {
     type Action = Action;
 
     fn init_states(&self) -> Vec<State> {
-        vec![State { replicas: vec![Replica::default(); REPLICAS], network: BTreeSet::new() }]
+        vec![State {
+            replicas: vec![Replica::default(); REPLICAS],
+            network: BTreeSet::new(),
+        }]
     }
 
     fn actions(&self, state: &State, actions: &mut Vec<Action>) {
@@ -179,7 +213,8 @@ impl Model for SlotModel {
                 actions.push(Action::TakeOver(s));
             }
             if !t.crashed && t.took_over[s as usize] && !t.taker_accept_sent[s as usize] {
-                for v in taker_choices(state, s, (1, taker(s)), self.bug_takeover_ignores_accepted) {
+                for v in taker_choices(state, s, (1, taker(s)), self.bug_takeover_ignores_accepted)
+                {
                     actions.push(Action::TakerAccept(s, v));
                 }
             }
@@ -208,7 +243,11 @@ impl Model for SlotModel {
         match action {
             Action::OwnerPropose(s) => {
                 st.replicas[s as usize].own_used = true;
-                st.network.insert(Msg::Accept { slot: s, ballot: (0, s), val: Val::Own(s) });
+                st.network.insert(Msg::Accept {
+                    slot: s,
+                    ballot: (0, s),
+                    val: Val::Own(s),
+                });
             }
             Action::OwnerSkip(s) => {
                 // Safe without a round trip: only the owner could propose anything but a no-op
@@ -220,12 +259,19 @@ impl Model for SlotModel {
             Action::TakeOver(s) => {
                 let t = taker(s);
                 st.replicas[t as usize].took_over[s as usize] = true;
-                st.network.insert(Msg::Prepare { slot: s, ballot: (1, t) });
+                st.network.insert(Msg::Prepare {
+                    slot: s,
+                    ballot: (1, t),
+                });
             }
             Action::TakerAccept(s, val) => {
                 let t = taker(s);
                 st.replicas[t as usize].taker_accept_sent[s as usize] = true;
-                st.network.insert(Msg::Accept { slot: s, ballot: (1, t), val });
+                st.network.insert(Msg::Accept {
+                    slot: s,
+                    ballot: (1, t),
+                    val,
+                });
             }
             Action::Deliver(msg, to) => {
                 let r = &mut st.replicas[to as usize];
@@ -235,7 +281,12 @@ impl Model for SlotModel {
                         if r.promised[s].is_none_or(|p| p <= ballot) {
                             r.promised[s] = Some(ballot);
                             let accepted = r.accepted[s];
-                            st.network.insert(Msg::Promise { slot, ballot, from: to, accepted });
+                            st.network.insert(Msg::Promise {
+                                slot,
+                                ballot,
+                                from: to,
+                                accepted,
+                            });
                         }
                     }
                     Msg::Accept { slot, ballot, val } => {
@@ -243,7 +294,12 @@ impl Model for SlotModel {
                         if r.promised[s].is_none_or(|p| p <= ballot) {
                             r.promised[s] = Some(ballot);
                             r.accepted[s] = Some((ballot, val));
-                            st.network.insert(Msg::Accepted { slot, ballot, val, from: to });
+                            st.network.insert(Msg::Accepted {
+                                slot,
+                                ballot,
+                                val,
+                                from: to,
+                            });
                         }
                     }
                     Msg::Promise { .. } | Msg::Accepted { .. } => return None,
@@ -267,22 +323,28 @@ impl Model for SlotModel {
             Property::always("at most one value is chosen per slot", |_, st: &State| {
                 (0..SLOTS as u8).all(|s| chosen(st, s).len() <= 1)
             }),
-            Property::always("a skipped slot can only be chosen as a no-op", |_, st: &State| {
-                (0..SLOTS as u8).all(|s| {
-                    st.replicas[s as usize].learned[s as usize] != Some(Val::Noop)
-                        || chosen(st, s).iter().all(|v| *v == Val::Noop)
-                })
-            }),
+            Property::always(
+                "a skipped slot can only be chosen as a no-op",
+                |_, st: &State| {
+                    (0..SLOTS as u8).all(|s| {
+                        st.replicas[s as usize].learned[s as usize] != Some(Val::Noop)
+                            || chosen(st, s).iter().all(|v| *v == Val::Noop)
+                    })
+                },
+            ),
             Property::sometimes("an owner's value is chosen", |_, st: &State| {
                 (0..SLOTS as u8).any(|s| chosen(st, s).iter().any(|v| matches!(v, Val::Own(_))))
             }),
-            Property::sometimes("a taker-over decides an owner's value it adopted", |_, st: &State| {
-                (0..SLOTS as u8).any(|s| {
+            Property::sometimes(
+                "a taker-over decides an owner's value it adopted",
+                |_, st: &State| {
+                    (0..SLOTS as u8).any(|s| {
                     st.network.iter().any(|m| {
                         matches!(m, Msg::Accepted { slot, ballot: (1, _), val: Val::Own(_), .. } if *slot == s)
                     }) && chosen(st, s).iter().any(|v| matches!(v, Val::Own(_)))
                 })
-            }),
+                },
+            ),
         ]
     }
 }
@@ -291,11 +353,20 @@ impl Model for SlotModel {
 fn chosen(st: &State, slot: u8) -> BTreeSet<Val> {
     let mut votes: std::collections::BTreeMap<(Ballot, Val), BTreeSet<u8>> = Default::default();
     for m in &st.network {
-        if let Msg::Accepted { slot: s, ballot, val, from } = m {
-            if *s == slot {
-                votes.entry((*ballot, *val)).or_default().insert(*from);
-            }
+        if let Msg::Accepted {
+            slot: s,
+            ballot,
+            val,
+            from,
+        } = m
+            && *s == slot
+        {
+            votes.entry((*ballot, *val)).or_default().insert(*from);
         }
     }
-    votes.into_iter().filter(|(_, v)| v.len() >= QUORUM).map(|((_, val), _)| val).collect()
+    votes
+        .into_iter()
+        .filter(|(_, v)| v.len() >= QUORUM)
+        .map(|((_, val), _)| val)
+        .collect()
 }

@@ -13,7 +13,10 @@ use synod_sim::{Scenario, Sim};
 
 fn main() {
     println!("write stall after kill -9 of one of 3 replicas, 1 ms links, simulated time");
-    println!("{:<14} {:>8} {:>10} {:>10} {:>10} {:>12}", "mode", "victim", "min_ms", "median_ms", "max_ms", "before_ms");
+    println!(
+        "{:<14} {:>8} {:>10} {:>10} {:>10} {:>12}",
+        "mode", "victim", "min_ms", "median_ms", "max_ms", "before_ms"
+    );
     for reservations in [true, false] {
         for victim in 0..3u16 {
             let mut stalls = Vec::new();
@@ -31,7 +34,11 @@ fn main() {
             }
             stalls.sort_by(f64::total_cmp);
             before.sort_by(f64::total_cmp);
-            let mode = if reservations { "reservations" } else { "contention" };
+            let mode = if reservations {
+                "reservations"
+            } else {
+                "contention"
+            };
             println!(
                 "{mode:<14} {:>8} {:>10.1} {:>10.1} {:>10.1} {:>12.1}",
                 format!("r{victim}"),

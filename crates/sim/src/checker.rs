@@ -56,9 +56,17 @@ impl Checker {
     ///
     /// # Errors
     /// The first violated invariant.
-    pub fn apply(&mut self, replica: ReplicaId, app: &mut AppState, d: &Delivery) -> Result<(), Violation> {
+    pub fn apply(
+        &mut self,
+        replica: ReplicaId,
+        app: &mut AppState,
+        d: &Delivery,
+    ) -> Result<(), Violation> {
         if d.gsn != app.next_gsn {
-            return Err(format!("{replica}: delivered GSN {} but expected {}", d.gsn, app.next_gsn));
+            return Err(format!(
+                "{replica}: delivered GSN {} but expected {}",
+                d.gsn, app.next_gsn
+            ));
         }
         let ids: Vec<ProposalId> = d.proposals.iter().map(|p| p.id).collect();
         match self.chosen.get(&d.gsn) {
@@ -77,10 +85,18 @@ impl Checker {
             match (&p.payload, self.proposed.get(&p.id)) {
                 (Payload::Command(b), Some(orig)) if b == orig => {}
                 (Payload::Config(_), Some(_)) => {}
-                _ => return Err(format!("validity: {replica} delivered phantom or altered {:?}", p.id)),
+                _ => {
+                    return Err(format!(
+                        "validity: {replica} delivered phantom or altered {:?}",
+                        p.id
+                    ));
+                }
             }
             if !app.applied.insert(p.id) {
-                return Err(format!("exactly-once: {replica} delivered {:?} twice (again at {})", p.id, d.gsn));
+                return Err(format!(
+                    "exactly-once: {replica} delivered {:?} twice (again at {})",
+                    p.id, d.gsn
+                ));
             }
             if self.local_order {
                 let last = app.last_lsn.get(&p.id.proposer).copied().unwrap_or(Lsn(0));
@@ -117,7 +133,10 @@ impl Checker {
         log_start: Slot,
         promised: impl Fn(Slot) -> Option<Ballot>,
     ) -> Result<(), Violation> {
-        for ((r, slot), sent) in self.promises.range((replica, log_start)..=(replica, Slot(u64::MAX))) {
+        for ((r, slot), sent) in self
+            .promises
+            .range((replica, log_start)..=(replica, Slot(u64::MAX)))
+        {
             debug_assert_eq!(*r, replica);
             let now = promised(*slot);
             if now < Some(*sent) {

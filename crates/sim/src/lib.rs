@@ -35,7 +35,9 @@ pub fn scenario_for(seed: u64) -> Scenario {
 /// # Errors
 /// The violation, prefixed with the command that reproduces it.
 pub fn run_seed(seed: u64) -> Result<Report, Violation> {
-    Sim::new(seed, scenario_for(seed)).run().map_err(|v| format!("{v}\n  reproduce: {}", repro(seed)))
+    Sim::new(seed, scenario_for(seed))
+        .run()
+        .map_err(|v| format!("{v}\n  reproduce: {}", repro(seed)))
 }
 
 /// The one-line command that replays `seed` with a trace.

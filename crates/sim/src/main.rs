@@ -61,7 +61,9 @@ fn main() -> ExitCode {
         }
         Command::Soak { seeds, start } => {
             let start = start.unwrap_or_else(|| {
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64)
             });
             println!("soak: seeds {start}..{}", start + seeds);
             let mut failed = 0;
@@ -72,7 +74,11 @@ fn main() -> ExitCode {
                 }
             }
             println!("{} passed, {failed} failed", seeds - failed);
-            if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -10,9 +10,9 @@ use rand::Rng;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use synod_core::{
-    Config, ConfigChange, Delivery, DurableState, Envelope, GroupParams, Message, Options,
-    Payload, ProposalId, QuorumPolicy, Ready, Record, Replica, ReplicaId, Slot, Snapshot,
-    SnapshotRequest, SunRole, SunSchedule, SunShift, Time,
+    Config, ConfigChange, Delivery, DurableState, Envelope, GroupParams, Message, Options, Payload,
+    ProposalId, QuorumPolicy, Ready, Record, Replica, ReplicaId, Slot, Snapshot, SnapshotRequest,
+    SunRole, SunSchedule, SunShift, Time,
 };
 
 use crate::checker::{AppState, Checker, Violation};
@@ -33,7 +33,11 @@ enum Kind {
     Restart(ReplicaId),
     Resume(ReplicaId),
     Heal(Vec<(ReplicaId, ReplicaId)>),
-    SnapshotArrive { to: ReplicaId, req: SnapshotRequest, incarnation: u64 },
+    SnapshotArrive {
+        to: ReplicaId,
+        req: SnapshotRequest,
+        incarnation: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -177,7 +181,7 @@ impl Sim {
         checker.local_order = sc.preserve_local_order;
         let mut sim = Sim {
             seed,
-            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_5170d),
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x05ee_d0f5_170d),
             now: Time(EPOCH),
             events: BinaryHeap::new(),
             event_seq: 0,
@@ -224,7 +228,11 @@ impl Sim {
             preserve_local_order: self.sc.preserve_local_order,
             config_lag: self.sc.config_lag,
         };
-        o.seed = self.seed.wrapping_mul(31).wrapping_add(u64::from(id.0) << 20).wrapping_add(incarnation);
+        o.seed = self
+            .seed
+            .wrapping_mul(31)
+            .wrapping_add(u64::from(id.0) << 20)
+            .wrapping_add(incarnation);
         o.window = self.sc.window;
         o.batch_commands_max = self.sc.batch_max;
         // As an operator would: timeouts above the worst round trip.
@@ -234,7 +242,8 @@ impl Sim {
         o.retransmit_interval_ns = self.sc.heartbeat_us * US + rtt + 4 * MS;
         o.heartbeat_interval_ns = self.sc.heartbeat_us * US;
         o.liveness_timeout_ns = 10 * self.sc.heartbeat_us * US;
-        o.catchup_timeout_ns = 5 * self.sc.heartbeat_us * US + 4 * (self.sc.delay_min_us + self.sc.delay_jitter_us) * US;
+        o.catchup_timeout_ns = 5 * self.sc.heartbeat_us * US
+            + 4 * (self.sc.delay_min_us + self.sc.delay_jitter_us) * US;
         o.backoff_base_ns = (self.sc.delay_min_us * US).max(MS);
         o.backoff_max_ns = 50 * MS;
         o.revoke_lookahead = (2 * self.sc.window as u64 * u64::from(self.sc.replicas)).max(8);
@@ -280,12 +289,20 @@ impl Sim {
     fn schedule(&mut self, delay_ns: u64, kind: Kind) {
         self.event_seq += 1;
         let at = self.now.add_nanos(delay_ns);
-        self.events.push(Reverse(Event { at, seq: self.event_seq, kind }));
+        self.events.push(Reverse(Event {
+            at,
+            seq: self.event_seq,
+            kind,
+        }));
     }
 
     fn log(&self, what: impl FnOnce() -> String) {
         if self.verbose {
-            eprintln!("[{:>10.3}ms] {}", self.now.since(Time(EPOCH)) as f64 / 1e6, what());
+            eprintln!(
+                "[{:>10.3}ms] {}",
+                self.now.since(Time(EPOCH)) as f64 / 1e6,
+                what()
+            );
         }
     }
 
@@ -302,13 +319,13 @@ impl Sim {
                 break;
             }
             self.now = ev.at;
-            if let Some((victim, at)) = self.kill_at {
-                if self.now >= at {
-                    self.kill_at = None;
-                    self.crash(victim);
-                    self.killed.insert(victim);
-                    self.killed_at = Some(self.now);
-                }
+            if let Some((victim, at)) = self.kill_at
+                && self.now >= at
+            {
+                self.kill_at = None;
+                self.crash(victim);
+                self.killed.insert(victim);
+                self.killed_at = Some(self.now);
             }
             if !self.healing && self.now >= fault_end {
                 self.heal_all();
@@ -362,7 +379,9 @@ impl Sim {
                     self.stats.dropped += 1;
                     return Ok(());
                 }
-                let Some(node) = self.nodes.get_mut(&to) else { return Ok(()) };
+                let Some(node) = self.nodes.get_mut(&to) else {
+                    return Ok(());
+                };
                 let Some(replica) = node.replica.as_mut() else {
                     self.stats.dropped += 1;
                     return Ok(());
@@ -372,13 +391,19 @@ impl Sim {
                     return Ok(());
                 }
                 if self.verbose {
-                    eprintln!("[{:>10.3}ms] {from}->{to} {:?}", self.now.since(Time(EPOCH)) as f64 / 1e6, env.message);
+                    eprintln!(
+                        "[{:>10.3}ms] {from}->{to} {:?}",
+                        self.now.since(Time(EPOCH)) as f64 / 1e6,
+                        env.message
+                    );
                 }
                 replica.handle_message(self.now, env);
                 self.drain(to)
             }
             Kind::Timer(id, generation) => {
-                let Some(node) = self.nodes.get_mut(&id) else { return Ok(()) };
+                let Some(node) = self.nodes.get_mut(&id) else {
+                    return Ok(());
+                };
                 if node.timer.map(|(_, g)| g) != Some(generation) || node.paused {
                     return Ok(());
                 }
@@ -402,7 +427,9 @@ impl Sim {
             }
             Kind::Restart(id) => self.restart(id),
             Kind::Resume(id) => {
-                let Some(node) = self.nodes.get_mut(&id) else { return Ok(()) };
+                let Some(node) = self.nodes.get_mut(&id) else {
+                    return Ok(());
+                };
                 if !node.paused {
                     return Ok(());
                 }
@@ -431,7 +458,11 @@ impl Sim {
                 }
                 Ok(())
             }
-            Kind::SnapshotArrive { to, req, incarnation } => self.snapshot_arrive(to, req, incarnation),
+            Kind::SnapshotArrive {
+                to,
+                req,
+                incarnation,
+            } => self.snapshot_arrive(to, req, incarnation),
         }
     }
 
@@ -440,8 +471,12 @@ impl Sim {
     /// Drains every ready of `id` and re-arms its timer.
     fn drain(&mut self, id: ReplicaId) -> Result<(), Violation> {
         loop {
-            let Some(node) = self.nodes.get_mut(&id) else { return Ok(()) };
-            let Some(replica) = node.replica.as_mut() else { return Ok(()) };
+            let Some(node) = self.nodes.get_mut(&id) else {
+                return Ok(());
+            };
+            let Some(replica) = node.replica.as_mut() else {
+                return Ok(());
+            };
             if let Some(ready) = replica.poll_ready() {
                 self.on_ready(id, ready)?;
                 continue;
@@ -459,8 +494,12 @@ impl Sim {
     }
 
     fn rearm(&mut self, id: ReplicaId) {
-        let Some(node) = self.nodes.get_mut(&id) else { return };
-        let Some(t) = node.replica.as_ref().and_then(Replica::poll_timeout) else { return };
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        let Some(t) = node.replica.as_ref().and_then(Replica::poll_timeout) else {
+            return;
+        };
         let t = t.max(self.now.add_nanos(US));
         if node.timer.map(|(at, _)| at) == Some(t) {
             return;
@@ -477,7 +516,10 @@ impl Sim {
             .persist
             .iter()
             .filter_map(|r| match r {
-                Record::Proposal { lsn, .. } => Some(ProposalId { proposer: id, lsn: *lsn }),
+                Record::Proposal { lsn, .. } => Some(ProposalId {
+                    proposer: id,
+                    lsn: *lsn,
+                }),
                 _ => None,
             })
             .collect();
@@ -523,7 +565,9 @@ impl Sim {
         if node.incarnation != incarnation {
             return Ok(());
         }
-        let Some((len, seq)) = node.fsync.take() else { return Ok(()) };
+        let Some((len, seq)) = node.fsync.take() else {
+            return Ok(());
+        };
         let synced: Vec<Record> = node.unsynced.drain(..len).collect();
         node.durable.extend(synced);
         if cfg!(feature = "mutation-ack-before-persist") {
@@ -573,7 +617,11 @@ impl Sim {
             node.since_snapshot += 1;
             self.trace = mix(self.trace, node.app.hash ^ u64::from(id.0));
             if self.verbose && self.killed_at.is_some() && d.gsn.0 + 1 > self.stats.gsn {
-                eprintln!("[{:>10.3}ms] gsn {} delivered first by {id}", self.now.since(Time(EPOCH)) as f64 / 1e6, d.gsn);
+                eprintln!(
+                    "[{:>10.3}ms] gsn {} delivered first by {id}",
+                    self.now.since(Time(EPOCH)) as f64 / 1e6,
+                    d.gsn
+                );
             }
             if d.gsn.0 + 1 > self.stats.gsn {
                 self.stats.gsn = d.gsn.0 + 1;
@@ -583,7 +631,8 @@ impl Sim {
                     // Gaps ending after the kill: the first spans it.
                     self.stats.stall_after_kill_ns = self.stats.stall_after_kill_ns.max(gap);
                 } else if self.kill_at.is_some() && self.now > Time(EPOCH + 100 * MS) {
-                    self.stats.longest_stall_before_kill_ns = self.stats.longest_stall_before_kill_ns.max(gap);
+                    self.stats.longest_stall_before_kill_ns =
+                        self.stats.longest_stall_before_kill_ns.max(gap);
                 }
                 self.last_delivery = self.now;
             }
@@ -591,7 +640,14 @@ impl Sim {
         if let Some(req) = p.snapshot_needed {
             let incarnation = self.nodes[&id].incarnation;
             let delay = 2 * (self.sc.delay_min_us + self.sc.delay_jitter_us) * US;
-            self.schedule(delay, Kind::SnapshotArrive { to: id, req, incarnation });
+            self.schedule(
+                delay,
+                Kind::SnapshotArrive {
+                    to: id,
+                    req,
+                    incarnation,
+                },
+            );
         }
         self.checker.abandoned.extend(p.abandoned);
         self.checker.acked.extend(p.proposals);
@@ -604,7 +660,11 @@ impl Sim {
             self.stats.dropped += 1;
             return;
         }
-        let copies = if self.rng.random_bool(self.sc.duplicate) { 2 } else { 1 };
+        let copies = if self.rng.random_bool(self.sc.duplicate) {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             let delay = self.sc.delay_min_us + self.rng.random_range(0..=self.sc.delay_jitter_us);
             self.schedule(delay * US, Kind::Deliver(env.clone()));
@@ -613,7 +673,9 @@ impl Sim {
 
     fn maybe_compact(&mut self, id: ReplicaId) -> Result<(), Violation> {
         let node = self.nodes.get_mut(&id).expect("node exists");
-        let Some(replica) = node.replica.as_mut() else { return Ok(()) };
+        let Some(replica) = node.replica.as_mut() else {
+            return Ok(());
+        };
         if node.since_snapshot < self.sc.snapshot_every
             || !node.waiting.is_empty()
             || node.app.next_gsn != replica.applied()
@@ -621,7 +683,11 @@ impl Sim {
             return Ok(());
         }
         node.since_snapshot = 0;
-        let retain = if self.sc.aggressive_gc { replica.applied() } else { replica.gc_watermark() };
+        let retain = if self.sc.aggressive_gc {
+            replica.applied()
+        } else {
+            replica.gc_watermark()
+        };
         self.app_store.push(node.app.clone());
         let key = (self.app_store.len() - 1) as u64;
         let snap = replica.compact(self.now, Bytes::copy_from_slice(&key.to_le_bytes()), retain);
@@ -629,11 +695,19 @@ impl Sim {
         self.drain(id)
     }
 
-    fn snapshot_arrive(&mut self, to: ReplicaId, req: SnapshotRequest, incarnation: u64) -> Result<(), Violation> {
+    fn snapshot_arrive(
+        &mut self,
+        to: ReplicaId,
+        req: SnapshotRequest,
+        incarnation: u64,
+    ) -> Result<(), Violation> {
         if self.blocked.contains_key(&(req.from, to)) {
             return Ok(());
         }
-        let Some(snap) = self.nodes.get(&req.from).and_then(|n| n.replica.as_ref().and(n.latest_snapshot.clone()))
+        let Some(snap) = self
+            .nodes
+            .get(&req.from)
+            .and_then(|n| n.replica.as_ref().and(n.latest_snapshot.clone()))
         else {
             return Ok(());
         };
@@ -641,7 +715,9 @@ impl Sim {
         if node.incarnation != incarnation || node.paused {
             return Ok(());
         }
-        let Some(replica) = node.replica.as_mut() else { return Ok(()) };
+        let Some(replica) = node.replica.as_mut() else {
+            return Ok(());
+        };
         if replica.install_snapshot(self.now, snap.clone()) {
             let key = u64::from_le_bytes(snap.app[..8].try_into().expect("8-byte key"));
             node.app = self.app_store[key as usize].clone();
@@ -661,8 +737,12 @@ impl Sim {
         }
         let gap = self.rng.random_range(0..=2 * self.sc.client_gap_us) * US;
         self.schedule(gap.max(US), Kind::Client);
-        let candidates: Vec<ReplicaId> =
-            self.nodes.iter().filter(|(_, n)| n.replica.is_some() && !n.paused).map(|(id, _)| *id).collect();
+        let candidates: Vec<ReplicaId> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.replica.is_some() && !n.paused)
+            .map(|(id, _)| *id)
+            .collect();
         if candidates.is_empty() {
             return;
         }
@@ -685,7 +765,11 @@ impl Sim {
     // ----- Faults -------------------------------------------------------------------------
 
     fn live_ids(&self) -> Vec<ReplicaId> {
-        self.nodes.iter().filter(|(_, n)| n.replica.is_some()).map(|(id, _)| *id).collect()
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.replica.is_some())
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     fn fault_step(&mut self) {
@@ -731,7 +815,11 @@ impl Sim {
             }
             1 => {
                 // Random split (majority/minority or even).
-                let side: BTreeSet<ReplicaId> = ids.iter().filter(|_| self.rng.random_bool(0.5)).copied().collect();
+                let side: BTreeSet<ReplicaId> = ids
+                    .iter()
+                    .filter(|_| self.rng.random_bool(0.5))
+                    .copied()
+                    .collect();
                 for a in ids {
                     for b in ids {
                         if side.contains(a) != side.contains(b) {
@@ -772,7 +860,11 @@ impl Sim {
         node.paused = false;
         node.inbox.clear();
         let unsynced = std::mem::take(&mut node.unsynced);
-        let kept = if torn && !unsynced.is_empty() { self.rng.random_range(0..=unsynced.len()) } else { 0 };
+        let kept = if torn && !unsynced.is_empty() {
+            self.rng.random_range(0..=unsynced.len())
+        } else {
+            0
+        };
         node.durable.extend(unsynced.into_iter().take(kept));
         self.stats.crashes += 1;
         self.log(|| format!("{id} crashed (kept {kept} unsynced records)"));
@@ -795,7 +887,8 @@ impl Sim {
         let mut opts = node.opts.clone();
         opts.seed = opts.seed.wrapping_add(node.incarnation * 7919);
         let replica = Replica::recover(opts, self.now, state);
-        self.checker.check_promises(id, replica.log_start(), |s| replica.promised(s))?;
+        self.checker
+            .check_promises(id, replica.log_start(), |s| replica.promised(s))?;
         node.app = app;
         node.app_floor = floor;
         node.since_snapshot = 0;
@@ -809,7 +902,12 @@ impl Sim {
 
     fn reconfigure(&mut self, live: &[ReplicaId]) {
         let at = live[self.rng.random_range(0..live.len())];
-        let config = self.nodes[&at].replica.as_ref().expect("live").latest_config().clone();
+        let config = self.nodes[&at]
+            .replica
+            .as_ref()
+            .expect("live")
+            .latest_config()
+            .clone();
         let members: Vec<ReplicaId> = config.members.iter().copied().collect();
         let pick = |rng: &mut ChaCha8Rng| members[rng.random_range(0..members.len())];
         let change = match self.rng.random_range(0..6) {
@@ -820,23 +918,37 @@ impl Sim {
                 ConfigChange::AddMember(id)
             }
             1 if members.len() > 3 => ConfigChange::RemoveMember(pick(&mut self.rng)),
-            2 => ConfigChange::SetPolicy(QuorumPolicy::MajorityTieBreaker { tie_breaker: pick(&mut self.rng) }),
+            2 => ConfigChange::SetPolicy(QuorumPolicy::MajorityTieBreaker {
+                tie_breaker: pick(&mut self.rng),
+            }),
             3 => ConfigChange::SetPolicy(match self.rng.random_range(0..3) {
-                0 => QuorumPolicy::Singleton { replica: pick(&mut self.rng) },
+                0 => QuorumPolicy::Singleton {
+                    replica: pick(&mut self.rng),
+                },
                 1 => QuorumPolicy::Unanimous,
                 _ => {
                     let n = members.len();
                     let p1 = self.rng.random_range(1..=n);
-                    QuorumPolicy::Flexible { phase1: p1, phase2: n + 1 - p1 }
+                    QuorumPolicy::Flexible {
+                        phase1: p1,
+                        phase2: n + 1 - p1,
+                    }
                 }
             }),
             4 => {
                 // Follow the sun: hand the role around every second of agreed time.
                 let tod = ((self.now.0 / 1_000_000_000) % 86_400) as u32;
                 let shifts = (0..3)
-                    .map(|k| SunShift { start_secs: (tod + 1 + k) % 86_400, holder: pick(&mut self.rng) })
+                    .map(|k| SunShift {
+                        start_secs: (tod + 1 + k) % 86_400,
+                        holder: pick(&mut self.rng),
+                    })
                     .collect();
-                let role = if self.rng.random_bool(0.5) { SunRole::Singleton } else { SunRole::TieBreaker };
+                let role = if self.rng.random_bool(0.5) {
+                    SunRole::Singleton
+                } else {
+                    SunRole::TieBreaker
+                };
                 ConfigChange::SetSunSchedule(Some(SunSchedule { role, shifts }))
             }
             _ => ConfigChange::SetPolicy(QuorumPolicy::Majority),
@@ -889,7 +1001,9 @@ impl Sim {
             return Ok(false);
         };
         for id in &latest {
-            let Some(node) = self.nodes.get(id) else { continue };
+            let Some(node) = self.nodes.get(id) else {
+                continue;
+            };
             if node.replica.is_none() {
                 if self.killed.contains(id) {
                     continue;
@@ -899,7 +1013,8 @@ impl Sim {
             // A replica removed from the group gives up its undelivered proposals (reported as
             // abandoned, though a crash can lose that report): only members' must arrive.
             // A replica killed for good holds its undelivered proposals until it returns.
-            let counts = |p: &ProposalId| latest.contains(&p.proposer) && !self.killed.contains(&p.proposer);
+            let counts =
+                |p: &ProposalId| latest.contains(&p.proposer) && !self.killed.contains(&p.proposer);
             if self.checker.missing(&node.app).iter().any(counts) {
                 return Ok(false);
             }
@@ -909,10 +1024,13 @@ impl Sim {
 
     fn final_checks(&self) -> Result<(), Violation> {
         for (id, n) in &self.nodes {
-            if let Some(r) = &n.replica {
-                if r.metrics().conflicting_decisions > 0 {
-                    return Err(format!("{id} saw {} conflicting decisions", r.metrics().conflicting_decisions));
-                }
+            if let Some(r) = &n.replica
+                && r.metrics().conflicting_decisions > 0
+            {
+                return Err(format!(
+                    "{id} saw {} conflicting decisions",
+                    r.metrics().conflicting_decisions
+                ));
             }
         }
         Ok(())

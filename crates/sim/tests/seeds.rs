@@ -16,7 +16,12 @@ fn sweep(seeds: impl Iterator<Item = u64>) {
             failures.push(format!("seed {seed}: {v}"));
         }
     }
-    assert!(failures.is_empty(), "{} of {ran} seeds failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} seeds failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -55,7 +60,10 @@ fn the_swarm_really_injects_faults() {
         snapshots += r.stats.snapshots_installed;
         reconfigs += r.stats.reconfigs;
     }
-    assert!(crashes > 50 && partitions > 50 && dropped > 10_000, "{crashes} {partitions} {dropped}");
+    assert!(
+        crashes > 50 && partitions > 50 && dropped > 10_000,
+        "{crashes} {partitions} {dropped}"
+    );
     assert!(snapshots > 5 && reconfigs > 50, "{snapshots} {reconfigs}");
 }
 
@@ -65,7 +73,9 @@ fn both_reservation_modes_pass_the_same_faulty_scenario() {
         for seed in 0..16 {
             let mut sc = synod_sim::scenario_for(seed);
             sc.reservations = reservations;
-            Sim::new(seed, sc).run().unwrap_or_else(|v| panic!("reservations={reservations} seed {seed}: {v}"));
+            Sim::new(seed, sc)
+                .run()
+                .unwrap_or_else(|v| panic!("reservations={reservations} seed {seed}: {v}"));
         }
     }
 }
@@ -74,10 +84,16 @@ fn both_reservation_modes_pass_the_same_faulty_scenario() {
 fn a_calm_cluster_delivers_everything_quickly() {
     for n in [1, 3, 5] {
         for reservations in [true, false] {
-            let r = Sim::new(7, Scenario::calm(n, reservations)).run().expect("calm run passes");
+            let r = Sim::new(7, Scenario::calm(n, reservations))
+                .run()
+                .expect("calm run passes");
             assert!(r.stats.gsn > 0);
             // Without faults nothing should ever stall for long (1 ms links).
-            assert!(r.stats.longest_stall_ns < 200_000_000, "n={n} res={reservations}: {:?}", r.stats);
+            assert!(
+                r.stats.longest_stall_ns < 200_000_000,
+                "n={n} res={reservations}: {:?}",
+                r.stats
+            );
         }
     }
 }

@@ -66,9 +66,15 @@ impl Replica {
                 }
             }
         }
-        self.reply(from, ballot, promises, rejected, decided, truncated, |ballot, entries| {
-            Message::Promise { ballot, entries }
-        });
+        self.reply(
+            from,
+            ballot,
+            promises,
+            rejected,
+            decided,
+            truncated,
+            |ballot, entries| Message::Promise { ballot, entries },
+        );
         if from != self.id && slots.contains(&self.next_deliver) {
             self.defer_takeover(self.next_deliver);
         }
@@ -80,14 +86,21 @@ impl Replica {
     }
 
     /// Phase 2b. Paxos: accept unless a higher ballot is promised.
-    pub(super) fn on_accept(&mut self, from: ReplicaId, ballot: Ballot, entries: Vec<(Slot, Value)>) {
+    pub(super) fn on_accept(
+        &mut self,
+        from: ReplicaId,
+        ballot: Ballot,
+        entries: Vec<(Slot, Value)>,
+    ) {
         if ballot.is_reserved() {
             // Only a slot's owner may use the reserved ballot there. Checked where this replica
             // knows the slot's configuration; otherwise the peer is trusted (it is
             // authenticated and will be checked by replicas that are up to date).
             let horizon = self.horizon();
             let bad = entries.iter().any(|(slot, _)| {
-                *slot >= self.log_start && *slot < horizon && self.core.configs.at(*slot).owner(*slot) != from
+                *slot >= self.log_start
+                    && *slot < horizon
+                    && self.core.configs.at(*slot).owner(*slot) != from
             });
             if !self.opts.params.reservations || bad {
                 self.metrics.dropped_messages += 1;
@@ -112,14 +125,24 @@ impl Replica {
                     let promised = self.promised.entry(slot).or_insert(ballot);
                     *promised = (*promised).max(ballot);
                     self.accepted.insert(slot, (ballot, value.clone()));
-                    self.out.persist.push(Record::Accepted { slot, ballot, value });
+                    self.out.persist.push(Record::Accepted {
+                        slot,
+                        ballot,
+                        value,
+                    });
                     acked.push(slot);
                 }
             }
         }
-        self.reply(from, ballot, acked, rejected, decided, truncated, |ballot, slots| {
-            Message::Accepted { ballot, slots }
-        });
+        self.reply(
+            from,
+            ballot,
+            acked,
+            rejected,
+            decided,
+            truncated,
+            |ballot, slots| Message::Accepted { ballot, slots },
+        );
         if let Some(s) = max_slot {
             self.observe_slot(s);
             if from != self.id {
@@ -146,13 +169,24 @@ impl Replica {
             self.send(to, make_ok(ballot, ok));
         }
         if !rejected.is_empty() {
-            self.send(to, Message::Rejected { ballot, entries: rejected });
+            self.send(
+                to,
+                Message::Rejected {
+                    ballot,
+                    entries: rejected,
+                },
+            );
         }
         if !decided.is_empty() {
             self.send(to, Message::Decided { entries: decided });
         }
         if truncated {
-            self.send(to, Message::SnapshotNeeded { log_start: self.log_start });
+            self.send(
+                to,
+                Message::SnapshotNeeded {
+                    log_start: self.log_start,
+                },
+            );
         }
     }
 }

@@ -40,17 +40,18 @@ impl Replica {
         self.metrics.decided += 1;
         match self.out.persist.last_mut() {
             Some(Record::Decided { entries }) => entries.push((slot, value.clone())),
-            _ => self.out.persist.push(Record::Decided { entries: vec![(slot, value.clone())] }),
+            _ => self.out.persist.push(Record::Decided {
+                entries: vec![(slot, value.clone())],
+            }),
         }
         if matches!(value, Value::Batch(_)) {
             self.observe_slot(slot);
         }
-        if let Some(attempt) = self.attempts.remove(&slot) {
-            if let Some(own) = &attempt.own {
-                if value != Value::Batch(own.clone()) {
-                    self.requeue(attempt.own);
-                }
-            }
+        if let Some(attempt) = self.attempts.remove(&slot)
+            && let Some(own) = &attempt.own
+            && value != Value::Batch(own.clone())
+        {
+            self.requeue(attempt.own);
         }
         if announce {
             self.decided_out.push((slot, value));
@@ -62,8 +63,12 @@ impl Replica {
     pub(super) fn deliver_ready_slots(&mut self) {
         while let Some(value) = self.decided.get(&self.next_deliver).cloned() {
             let gsn = self.next_deliver;
-            let mut delivery =
-                Delivery { gsn, time: self.core.agreed_time, proposals: Vec::new(), config: Vec::new() };
+            let mut delivery = Delivery {
+                gsn,
+                time: self.core.agreed_time,
+                proposals: Vec::new(),
+                config: Vec::new(),
+            };
             if let Value::Batch(batch) = value {
                 self.core.agreed_time = self.core.agreed_time.max(batch.time);
                 for p in &batch.proposals {
@@ -97,7 +102,14 @@ impl Replica {
         self.emit(gsn, p.clone(), delivery);
         loop {
             let next = Lsn(self.core.delivered[&proposer].contiguous.0 + 1);
-            let Some(p) = self.core.held.get_mut(&proposer).and_then(|h| h.remove(&next)) else { break };
+            let Some(p) = self
+                .core
+                .held
+                .get_mut(&proposer)
+                .and_then(|h| h.remove(&next))
+            else {
+                break;
+            };
             self.emit(gsn, p, delivery);
         }
         if self.core.held.get(&proposer).is_some_and(|h| h.is_empty()) {
@@ -106,7 +118,12 @@ impl Replica {
     }
 
     fn emit(&mut self, gsn: Slot, p: Proposal, delivery: &mut Delivery) {
-        let inserted = self.core.delivered.entry(p.id.proposer).or_default().insert(p.id.lsn);
+        let inserted = self
+            .core
+            .delivered
+            .entry(p.id.proposer)
+            .or_default()
+            .insert(p.id.lsn);
         assert!(inserted, "invariant: a proposal is delivered at most once");
         if let Payload::Config(change) = &p.payload {
             let result = self.apply_config(gsn, change);
@@ -126,7 +143,11 @@ impl Replica {
     }
 
     /// A change delivered at `gsn` governs slots from `gsn + config_lag`.
-    fn apply_config(&mut self, gsn: Slot, change: &ConfigChange) -> Result<Slot, crate::ConfigError> {
+    fn apply_config(
+        &mut self,
+        gsn: Slot,
+        change: &ConfigChange,
+    ) -> Result<Slot, crate::ConfigError> {
         let from = Slot(gsn.0 + self.opts.params.config_lag);
         let before = self.core.configs.latest();
         let was_member = before.members.contains(&self.id);
@@ -145,7 +166,10 @@ impl Replica {
         let lsns: Vec<Lsn> = self.proposals.keys().copied().collect();
         for lsn in lsns {
             self.retire(lsn);
-            self.out.abandoned.push(ProposalId { proposer: self.id, lsn });
+            self.out.abandoned.push(ProposalId {
+                proposer: self.id,
+                lsn,
+            });
         }
     }
 
@@ -154,14 +178,18 @@ impl Replica {
     fn follow_the_sun(&mut self, gsn: Slot) {
         let latest = self.core.configs.latest().clone();
         let Some(sun) = &latest.sun else { return };
-        let Some(policy) = sun.policy_at(self.core.agreed_time) else { return };
+        let Some(policy) = sun.policy_at(self.core.agreed_time) else {
+            return;
+        };
         if policy == latest.policy {
             return;
         }
         let mut next = (*latest).clone();
         next.policy = policy;
         if next.validate().is_ok() {
-            self.core.configs.set(Slot(gsn.0 + self.opts.params.config_lag), next);
+            self.core
+                .configs
+                .set(Slot(gsn.0 + self.opts.params.config_lag), next);
         }
     }
 
@@ -171,7 +199,13 @@ impl Replica {
         let applied = self.next_deliver;
         let highest_seen = self.highest_seen;
         for peer in self.peers() {
-            self.send(peer, Message::Heartbeat { applied, highest_seen });
+            self.send(
+                peer,
+                Message::Heartbeat {
+                    applied,
+                    highest_seen,
+                },
+            );
         }
     }
 
@@ -203,15 +237,28 @@ impl Replica {
             return;
         }
         let (peer, applied) = behind[self.random_below(behind.len() as u64) as usize];
-        let to = applied.min(Slot(self.next_deliver.0 + self.opts.catchup_slots_max as u64));
-        self.send(peer, Message::CatchUp { from: self.next_deliver, to });
+        let to = applied.min(Slot(
+            self.next_deliver.0 + self.opts.catchup_slots_max as u64,
+        ));
+        self.send(
+            peer,
+            Message::CatchUp {
+                from: self.next_deliver,
+                to,
+            },
+        );
         self.catchup_deadline = Some(self.now.add_nanos(self.opts.catchup_timeout_ns));
         self.metrics.catchup_requests += 1;
     }
 
     pub(super) fn on_catchup(&mut self, from: ReplicaId, start: Slot, to: Slot) {
         if start < self.log_start {
-            self.send(from, Message::SnapshotNeeded { log_start: self.log_start });
+            self.send(
+                from,
+                Message::SnapshotNeeded {
+                    log_start: self.log_start,
+                },
+            );
             return;
         }
         let entries: Vec<(Slot, Value)> = self
@@ -230,7 +277,10 @@ impl Replica {
             return;
         }
         self.catchup_deadline = None;
-        self.out.snapshot_needed = Some(SnapshotRequest { from, min_next_slot: log_start });
+        self.out.snapshot_needed = Some(SnapshotRequest {
+            from,
+            min_next_slot: log_start,
+        });
         self.snapshot_deadline = Some(self.now.add_nanos(self.opts.catchup_timeout_ns * 4));
     }
 
@@ -262,8 +312,18 @@ impl Replica {
         }
         self.own_next = self.own_next.max(next);
         self.highest_seen = self.highest_seen.max(next);
-        let mine = self.core.delivered.get(&self.id).cloned().unwrap_or_default();
-        let done: Vec<Lsn> = self.proposals.keys().copied().filter(|l| mine.contains(*l)).collect();
+        let mine = self
+            .core
+            .delivered
+            .get(&self.id)
+            .cloned()
+            .unwrap_or_default();
+        let done: Vec<Lsn> = self
+            .proposals
+            .keys()
+            .copied()
+            .filter(|l| mine.contains(*l))
+            .collect();
         for lsn in done {
             self.retire(lsn);
         }
@@ -284,7 +344,11 @@ impl Replica {
     /// sent the snapshot instead). Returns the snapshot, to serve to peers.
     pub fn compact(&mut self, now: Time, app: Bytes, retain_from: Slot) -> Arc<Snapshot> {
         self.advance(now);
-        let snapshot = Arc::new(Snapshot { next_slot: self.next_deliver, core: self.core.clone(), app });
+        let snapshot = Arc::new(Snapshot {
+            next_slot: self.next_deliver,
+            core: self.core.clone(),
+            app,
+        });
         self.out.persist.push(Record::Snapshot(snapshot.clone()));
         let cut = retain_from.min(self.next_deliver);
         if cut > self.log_start {

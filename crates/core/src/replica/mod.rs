@@ -27,7 +27,9 @@ use crate::config::{Config, ConfigError, ConfigHistory, GroupParams};
 use crate::message::{Envelope, Message};
 use crate::record::{DurableState, Record};
 use crate::snapshot::CoreState;
-use crate::types::{Ballot, Batch, Lsn, Payload, Proposal, ProposalId, ReplicaId, Slot, Time, Value};
+use crate::types::{
+    Ballot, Batch, Lsn, Payload, Proposal, ProposalId, ReplicaId, Slot, Time, Value,
+};
 
 /// Tunables of one replica. Durations are in nanoseconds.
 #[derive(Clone, Debug)]
@@ -230,8 +232,13 @@ struct Attempt {
 
 #[derive(Debug)]
 enum Phase {
-    Preparing { promises: BTreeMap<ReplicaId, Option<(Ballot, Value)>> },
-    Accepting { value: Value, voters: BTreeSet<ReplicaId> },
+    Preparing {
+        promises: BTreeMap<ReplicaId, Option<(Ballot, Value)>>,
+    },
+    Accepting {
+        value: Value,
+        voters: BTreeSet<ReplicaId>,
+    },
 }
 
 /// Protocol state and logic for one replica of one group. Performs no I/O and reads no clock.
@@ -329,7 +336,10 @@ impl Replica {
         .max()
         .copied();
         // Never reuse the reserved ballot in a slot we may have touched before the crash.
-        let own_next = state.own_next.max(highest_durable.map_or(start, Slot::next)).max(start);
+        let own_next = state
+            .own_next
+            .max(highest_durable.map_or(start, Slot::next))
+            .max(start);
         let restarted = state != DurableState::default();
         let mut promised = state.promised;
         if cfg!(feature = "mutation-forget-promise") {
@@ -417,7 +427,10 @@ impl Replica {
         }
         let size = payload.size_bytes();
         if size > self.opts.batch_bytes_max {
-            return Err(ProposeError::TooLarge { size, max: self.opts.batch_bytes_max });
+            return Err(ProposeError::TooLarge {
+                size,
+                max: self.opts.batch_bytes_max,
+            });
         }
         if let Payload::Config(change) = &payload {
             self.core.configs.latest().apply(change)?;
@@ -427,7 +440,10 @@ impl Replica {
         self.proposals.insert(lsn, payload.clone());
         self.out.persist.push(Record::Proposal { lsn, payload });
         self.unpersisted.push_back((self.next_seq, lsn));
-        Ok(ProposalId { proposer: self.id, lsn })
+        Ok(ProposalId {
+            proposer: self.id,
+            lsn,
+        })
     }
 
     /// Handles a message from a peer. Malformed or out-of-configuration messages are dropped
@@ -447,7 +463,13 @@ impl Replica {
             match envelope.message {
                 Message::Heartbeat { applied, .. } if applied < self.next_deliver => {
                     let (applied, highest_seen) = (self.next_deliver, self.highest_seen);
-                    self.send(envelope.from, Message::Heartbeat { applied, highest_seen });
+                    self.send(
+                        envelope.from,
+                        Message::Heartbeat {
+                            applied,
+                            highest_seen,
+                        },
+                    );
                 }
                 Message::CatchUp { from: start, to } if start <= to => {
                     self.on_catchup(envelope.from, start, to);
@@ -522,8 +544,12 @@ impl Replica {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Time> {
         let mut t = self.next_heartbeat;
-        let deadlines =
-            [self.takeover_at, self.catchup_deadline, self.snapshot_deadline, self.next_retransmit()];
+        let deadlines = [
+            self.takeover_at,
+            self.catchup_deadline,
+            self.snapshot_deadline,
+            self.next_retransmit(),
+        ];
         for d in deadlines.into_iter().flatten() {
             t = t.min(d);
         }
@@ -629,7 +655,12 @@ impl Replica {
                     Phase::Preparing { promises } => format!("P{}", promises.len()),
                     Phase::Accepting { voters, .. } => format!("A{}", voters.len()),
                 };
-                format!("{s}:{}/{}:{phase}{}", a.ballot.counter, a.ballot.proposer, if a.own.is_some() { "*" } else { "" })
+                format!(
+                    "{s}:{}/{}:{phase}{}",
+                    a.ballot.counter,
+                    a.ballot.proposer,
+                    if a.own.is_some() { "*" } else { "" }
+                )
             })
             .collect();
         format!(
@@ -648,7 +679,11 @@ impl Replica {
             self.core.configs.latest().members,
             self.proposals.keys().take(5).collect::<Vec<_>>(),
             self.next_own_slot(),
-            self.core.held.iter().map(|(r, h)| (*r, h.keys().take(3).collect::<Vec<_>>())).collect::<Vec<_>>(),
+            self.core
+                .held
+                .iter()
+                .map(|(r, h)| (*r, h.keys().take(3).collect::<Vec<_>>()))
+                .collect::<Vec<_>>(),
             self.core.delivered.get(&self.id),
             self.unpersisted.iter().take(3).collect::<Vec<_>>(),
             self.core.configs,
@@ -678,11 +713,16 @@ impl Replica {
                 for (slot, value) in entries {
                     self.learn_from_peer(slot, value);
                 }
-                if self.catchup_deadline.is_some() && self.next_deliver >= self.highest_applied_peer() {
+                if self.catchup_deadline.is_some()
+                    && self.next_deliver >= self.highest_applied_peer()
+                {
                     self.catchup_deadline = None;
                 }
             }
-            Message::Heartbeat { applied, highest_seen } => self.on_heartbeat(from, applied, highest_seen),
+            Message::Heartbeat {
+                applied,
+                highest_seen,
+            } => self.on_heartbeat(from, applied, highest_seen),
             Message::CatchUp { from: start, to } => self.on_catchup(from, start, to),
             Message::SnapshotNeeded { log_start } => self.on_snapshot_needed(from, log_start),
         }
@@ -693,7 +733,10 @@ impl Replica {
         let max = self.opts.message_entries_max;
         match message {
             Message::Prepare { ballot, slots } => {
-                ballot.proposer == from && !ballot.is_reserved() && !slots.is_empty() && slots.len() <= max
+                ballot.proposer == from
+                    && !ballot.is_reserved()
+                    && !slots.is_empty()
+                    && slots.len() <= max
             }
             Message::Accept { ballot, entries } => {
                 ballot.proposer == from && !entries.is_empty() && entries.len() <= max
@@ -711,21 +754,38 @@ impl Replica {
         if to == self.id {
             self.self_inbox.push_back(message);
         } else {
-            self.out.messages.push(Envelope { from: self.id, to, message });
+            self.out.messages.push(Envelope {
+                from: self.id,
+                to,
+                message,
+            });
         }
     }
 
     /// Every replica of every known configuration except this one.
     fn peers(&self) -> Vec<ReplicaId> {
-        self.core.configs.all_members().into_iter().filter(|m| *m != self.id).collect()
+        self.core
+            .configs
+            .all_members()
+            .into_iter()
+            .filter(|m| *m != self.id)
+            .collect()
     }
 
     fn random_below(&mut self, bound: u64) -> u64 {
-        if bound == 0 { 0 } else { self.rng.next_u64() % bound }
+        if bound == 0 {
+            0
+        } else {
+            self.rng.next_u64() % bound
+        }
     }
 
     fn fresh_ballot(&mut self, at_least_counter: u32) -> Ballot {
-        Ballot { counter: at_least_counter.max(1), random: self.rng.next_u32(), proposer: self.id }
+        Ballot {
+            counter: at_least_counter.max(1),
+            random: self.rng.next_u32(),
+            proposer: self.id,
+        }
     }
 
     /// Runs after every input: processes messages to self, flushes batched decisions,
@@ -755,28 +815,48 @@ impl Replica {
         let entries = std::mem::take(&mut self.decided_out);
         for chunk in entries.chunks(self.opts.message_entries_max) {
             for peer in self.peers() {
-                self.send(peer, Message::Decided { entries: chunk.to_vec() });
+                self.send(
+                    peer,
+                    Message::Decided {
+                        entries: chunk.to_vec(),
+                    },
+                );
             }
         }
     }
 
     /// Internal invariants; a failure is a bug in this crate.
     fn check_invariants(&self) {
-        assert!(self.log_start <= self.next_deliver, "invariant: log_start <= next_deliver");
+        assert!(
+            self.log_start <= self.next_deliver,
+            "invariant: log_start <= next_deliver"
+        );
         assert!(
             !self.decided.contains_key(&self.next_deliver),
             "invariant: a decided frontier slot is delivered at once"
         );
         for (slot, (ballot, _)) in &self.accepted {
             let promised = self.promised.get(slot).copied();
-            assert!(promised >= Some(*ballot), "invariant: accepted ballot <= promise at {slot}");
+            assert!(
+                promised >= Some(*ballot),
+                "invariant: accepted ballot <= promise at {slot}"
+            );
         }
         for slot in self.attempts.keys() {
-            assert!(*slot >= self.next_deliver, "invariant: no attempt on a delivered slot");
-            assert!(!self.decided.contains_key(slot), "invariant: no attempt on a decided slot");
+            assert!(
+                *slot >= self.next_deliver,
+                "invariant: no attempt on a delivered slot"
+            );
+            assert!(
+                !self.decided.contains_key(slot),
+                "invariant: no attempt on a decided slot"
+            );
         }
         for lsn in &self.queue {
-            assert!(self.proposals.contains_key(lsn), "invariant: queued proposals are in the log");
+            assert!(
+                self.proposals.contains_key(lsn),
+                "invariant: queued proposals are in the log"
+            );
         }
     }
 }

@@ -27,13 +27,24 @@ impl Replica {
         if self.opts.params.reservations {
             let mut entries = Vec::new();
             while !self.queue.is_empty() && self.own_in_flight() < self.opts.window {
-                let Some(slot) = self.next_own_slot() else { break };
+                let Some(slot) = self.next_own_slot() else {
+                    break;
+                };
                 let batch = self.cut_batch();
                 self.own_next = slot.next();
                 let value = Value::Batch(batch.clone());
-                let phase = Phase::Accepting { value: value.clone(), voters: BTreeSet::new() };
+                let phase = Phase::Accepting {
+                    value: value.clone(),
+                    voters: BTreeSet::new(),
+                };
                 let ballot = Ballot::reserved(self.id);
-                let attempt = Attempt { ballot, phase, own: Some(batch), started: self.now, sent: self.now };
+                let attempt = Attempt {
+                    ballot,
+                    phase,
+                    own: Some(batch),
+                    started: self.now,
+                    sent: self.now,
+                };
                 self.attempts.insert(slot, attempt);
                 self.observe_slot(slot);
                 entries.push((slot, value));
@@ -56,16 +67,26 @@ impl Replica {
                 }
             }
             if !entries.is_empty() {
-                self.out.persist.push(Record::OwnNext { slot: self.own_next });
+                self.out.persist.push(Record::OwnNext {
+                    slot: self.own_next,
+                });
                 let ballot = Ballot::reserved(self.id);
                 let slots: Vec<Slot> = entries.iter().map(|(s, _)| *s).collect();
                 for member in self.members_of(&slots) {
-                    self.send(member, Message::Accept { ballot, entries: entries.clone() });
+                    self.send(
+                        member,
+                        Message::Accept {
+                            ballot,
+                            entries: entries.clone(),
+                        },
+                    );
                 }
             }
         } else {
             while !self.queue.is_empty() && self.own_in_flight() < self.opts.window {
-                let Some(slot) = self.free_member_slot() else { break };
+                let Some(slot) = self.free_member_slot() else {
+                    break;
+                };
                 let batch = self.cut_batch();
                 self.metrics.batches += 1;
                 self.start_prepare(vec![slot], Some(batch));
@@ -79,7 +100,11 @@ impl Replica {
     /// only from the slot its addition takes effect; it proposes there, and the slots in
     /// between get filled by take-over.
     fn free_member_slot(&self) -> Option<Slot> {
-        let last_attempt = self.attempts.keys().next_back().map_or(Slot(0), |s| s.next());
+        let last_attempt = self
+            .attempts
+            .keys()
+            .next_back()
+            .map_or(Slot(0), |s| s.next());
         let mut slot = self.next_deliver.max(last_attempt);
         while slot < self.horizon() {
             let used = self.decided.contains_key(&slot)
@@ -126,10 +151,19 @@ impl Replica {
                 break;
             }
             bytes += size;
-            proposals.push(Proposal { id: ProposalId { proposer: self.id, lsn }, payload: payload.clone() });
+            proposals.push(Proposal {
+                id: ProposalId {
+                    proposer: self.id,
+                    lsn,
+                },
+                payload: payload.clone(),
+            });
             self.queue.pop_first();
         }
-        Arc::new(Batch { time: self.now, proposals })
+        Arc::new(Batch {
+            time: self.now,
+            proposals,
+        })
     }
 
     /// Members of the configurations of `slots`, this replica included.
@@ -151,54 +185,100 @@ impl Replica {
         if slots.is_empty() {
             return;
         }
-        let counter = slots.iter().filter_map(|s| self.counters.get(s)).max().copied().unwrap_or(0);
-        let counter = counter.max(slots.iter().filter_map(|s| self.promised.get(s)).map(|b| b.counter).max().unwrap_or(0));
+        let counter = slots
+            .iter()
+            .filter_map(|s| self.counters.get(s))
+            .max()
+            .copied()
+            .unwrap_or(0);
+        let counter = counter.max(
+            slots
+                .iter()
+                .filter_map(|s| self.promised.get(s))
+                .map(|b| b.counter)
+                .max()
+                .unwrap_or(0),
+        );
         let ballot = self.fresh_ballot(counter + 1);
         for &slot in &slots {
             if own.is_some() {
                 self.observe_slot(slot);
             }
-            let phase = Phase::Preparing { promises: BTreeMap::new() };
-            let attempt = Attempt { ballot, phase, own: own.clone(), started: self.now, sent: self.now };
+            let phase = Phase::Preparing {
+                promises: BTreeMap::new(),
+            };
+            let attempt = Attempt {
+                ballot,
+                phase,
+                own: own.clone(),
+                started: self.now,
+                sent: self.now,
+            };
             if let Some(old) = self.attempts.insert(slot, attempt) {
                 self.requeue(old.own);
             }
         }
         for member in self.members_of(&slots) {
-            self.send(member, Message::Prepare { ballot, slots: slots.clone() });
+            self.send(
+                member,
+                Message::Prepare {
+                    ballot,
+                    slots: slots.clone(),
+                },
+            );
         }
     }
 
     /// Phase 1b received: once a phase-1 quorum has promised, pick the value (Paxos: the
     /// highest-ballot accepted value among them, else our own batch or a no-op) and go to
     /// phase 2.
-    pub(super) fn on_promise(&mut self, from: ReplicaId, ballot: Ballot, entries: Vec<PromiseEntry>) {
+    pub(super) fn on_promise(
+        &mut self,
+        from: ReplicaId,
+        ballot: Ballot,
+        entries: Vec<PromiseEntry>,
+    ) {
         let mut to_accept = Vec::new();
         let mut requeue = Vec::new();
         for entry in entries {
             let config = self.core.configs.at(entry.slot).clone();
-            let Some(attempt) = self.attempts.get_mut(&entry.slot) else { continue };
+            let Some(attempt) = self.attempts.get_mut(&entry.slot) else {
+                continue;
+            };
             if attempt.ballot != ballot {
                 continue;
             }
-            let Phase::Preparing { promises } = &mut attempt.phase else { continue };
+            let Phase::Preparing { promises } = &mut attempt.phase else {
+                continue;
+            };
             promises.insert(from, entry.accepted);
             let voters: BTreeSet<ReplicaId> = promises.keys().copied().collect();
             if !config.policy.is_phase1_quorum(&config.members, &voters) {
                 continue;
             }
-            let adopted = promises.values().flatten().max_by_key(|(b, _)| *b).map(|(_, v)| v.clone());
-            let adopted = if cfg!(feature = "mutation-takeover-ignores-accepted") { None } else { adopted };
+            let adopted = promises
+                .values()
+                .flatten()
+                .max_by_key(|(b, _)| *b)
+                .map(|(_, v)| v.clone());
+            let adopted = if cfg!(feature = "mutation-takeover-ignores-accepted") {
+                None
+            } else {
+                adopted
+            };
             let value = match adopted {
                 Some(v) => v,
                 None => attempt.own.clone().map_or(Value::Noop, Value::Batch),
             };
-            if let Some(own) = &attempt.own {
-                if value != Value::Batch(own.clone()) {
-                    requeue.push(attempt.own.take());
-                }
+            if let Some(own) = &attempt.own
+                && value != Value::Batch(own.clone())
+            {
+                requeue.push(attempt.own.take());
             }
-            attempt.phase = Phase::Accepting { value: value.clone(), voters: BTreeSet::new() };
+            attempt.phase = Phase::Accepting {
+                value: value.clone(),
+                voters: BTreeSet::new(),
+            };
             attempt.sent = self.now;
             to_accept.push((entry.slot, value));
         }
@@ -208,7 +288,13 @@ impl Replica {
         if !to_accept.is_empty() {
             let slots: Vec<Slot> = to_accept.iter().map(|(s, _)| *s).collect();
             for member in self.members_of(&slots) {
-                self.send(member, Message::Accept { ballot, entries: to_accept.clone() });
+                self.send(
+                    member,
+                    Message::Accept {
+                        ballot,
+                        entries: to_accept.clone(),
+                    },
+                );
             }
         }
     }
@@ -218,17 +304,21 @@ impl Replica {
         let mut chosen = Vec::new();
         for &slot in slots {
             let config = self.core.configs.at(slot).clone();
-            let Some(attempt) = self.attempts.get_mut(&slot) else { continue };
+            let Some(attempt) = self.attempts.get_mut(&slot) else {
+                continue;
+            };
             if attempt.ballot != ballot {
                 continue;
             }
-            let Phase::Accepting { value, voters } = &mut attempt.phase else { continue };
+            let Phase::Accepting { value, voters } = &mut attempt.phase else {
+                continue;
+            };
             voters.insert(from);
             let mut counted = voters.clone();
-            if cfg!(feature = "mutation-quorum-minus-one") {
-                if let Some(extra) = config.members.iter().find(|m| !counted.contains(m)) {
-                    counted.insert(*extra);
-                }
+            if cfg!(feature = "mutation-quorum-minus-one")
+                && let Some(extra) = config.members.iter().find(|m| !counted.contains(m))
+            {
+                counted.insert(*extra);
             }
             if config.policy.is_phase2_quorum(&config.members, &counted) {
                 chosen.push((slot, value.clone()));
@@ -259,7 +349,8 @@ impl Replica {
             // CSMA/CD-style: a random delay from a window that doubles per consecutive
             // pre-emption, so colliding proposers spread out instead of duelling.
             self.backoff_exponent = (self.backoff_exponent + 1).min(20);
-            let window = (self.opts.backoff_base_ns << self.backoff_exponent).min(self.opts.backoff_max_ns);
+            let window =
+                (self.opts.backoff_base_ns << self.backoff_exponent).min(self.opts.backoff_max_ns);
             let delay = self.random_below(window);
             self.propose_after = self.propose_after.max(self.now.add_nanos(delay));
             self.metrics.backoffs += 1;
@@ -292,7 +383,8 @@ impl Replica {
     /// round trip because only the owner may propose anything but a no-op in its slots, and it
     /// records that it never will before anyone hears of the skip.
     pub(super) fn skip_own_below(&mut self, bound: Slot) {
-        if !self.opts.params.reservations || !self.core.configs.latest().members.contains(&self.id) {
+        if !self.opts.params.reservations || !self.core.configs.latest().members.contains(&self.id)
+        {
             return;
         }
         let bound = bound.min(self.horizon());
@@ -337,14 +429,23 @@ impl Replica {
             match &a.phase {
                 Phase::Preparing { .. } => prepares.entry(a.ballot).or_default().push(*slot),
                 Phase::Accepting { value, .. } => {
-                    accepts.entry(a.ballot).or_default().push((*slot, value.clone()));
+                    accepts
+                        .entry(a.ballot)
+                        .or_default()
+                        .push((*slot, value.clone()));
                 }
             }
         }
         for (ballot, slots) in prepares {
             for member in self.members_of(&slots) {
                 if member != self.id {
-                    self.send(member, Message::Prepare { ballot, slots: slots.clone() });
+                    self.send(
+                        member,
+                        Message::Prepare {
+                            ballot,
+                            slots: slots.clone(),
+                        },
+                    );
                 }
             }
         }
@@ -352,7 +453,13 @@ impl Replica {
             let slots: Vec<Slot> = entries.iter().map(|(s, _)| *s).collect();
             for member in self.members_of(&slots) {
                 if member != self.id {
-                    self.send(member, Message::Accept { ballot, entries: entries.clone() });
+                    self.send(
+                        member,
+                        Message::Accept {
+                            ballot,
+                            entries: entries.clone(),
+                        },
+                    );
                 }
             }
         }
@@ -360,7 +467,10 @@ impl Replica {
 
     /// Earliest retransmission due.
     pub(super) fn next_retransmit(&self) -> Option<crate::types::Time> {
-        self.attempts.values().map(|a| a.sent.add_nanos(self.opts.retransmit_interval_ns)).min()
+        self.attempts
+            .values()
+            .map(|a| a.sent.add_nanos(self.opts.retransmit_interval_ns))
+            .min()
     }
 
     /// Rank of this replica for taking over `slot`: the owner's ring successor goes first, the
@@ -369,7 +479,9 @@ impl Replica {
         let config = self.core.configs.at(slot);
         let n = config.members.len();
         let me = config.index_of(self.id)?;
-        let owner = config.index_of(config.owner(slot)).expect("owner is a member");
+        let owner = config
+            .index_of(config.owner(slot))
+            .expect("owner is a member");
         Some(((me + 2 * n - owner - 1) % n) as u64)
     }
 
@@ -417,7 +529,9 @@ impl Replica {
     /// The frontier has been stuck for a take-over timeout: run phase 1 on every undecided
     /// slot up to the highest in use, adopting accepted values or filling no-ops.
     pub(super) fn take_over_stalled_slots(&mut self) {
-        let end = self.highest_seen.min(Slot(self.horizon().0.saturating_sub(1)));
+        let end = self
+            .highest_seen
+            .min(Slot(self.horizon().0.saturating_sub(1)));
         // Our own unused slots in the range need no phase 1.
         self.skip_own_below(end.next());
         let stale = self.opts.takeover_timeout_ns << self.takeover_round.min(6);
@@ -425,14 +539,21 @@ impl Replica {
         // Under reservations only the owner of the stalled frontier is suspect: the other
         // owners' undecided slots are most likely in flight, and taking them over would only
         // pre-empt live proposers. Their slots get their turn if they become the frontier.
-        let blocking = self.core.configs.at(self.next_deliver).owner(self.next_deliver);
+        let blocking = self
+            .core
+            .configs
+            .at(self.next_deliver)
+            .owner(self.next_deliver);
         if self.opts.params.reservations && blocking != self.id {
             self.suspected.insert(blocking);
         }
         let mut slots = Vec::new();
         let mut s = self.next_deliver;
         while s <= end && slots.len() < self.opts.message_entries_max {
-            let attempt_stale = self.attempts.get(&s).is_none_or(|a| self.now.since(a.started) >= stale);
+            let attempt_stale = self
+                .attempts
+                .get(&s)
+                .is_none_or(|a| self.now.since(a.started) >= stale);
             let suspect = !self.opts.params.reservations
                 || s == self.next_deliver
                 || self.core.configs.at(s).owner(s) == blocking;
@@ -455,14 +576,23 @@ impl Replica {
         let config = self.core.configs.at(self.next_deliver).clone();
         let lookahead = self.opts.revoke_lookahead;
         for p in self.suspected.clone() {
-            let Some(pi) = config.index_of(p) else { continue };
+            let Some(pi) = config.index_of(p) else {
+                continue;
+            };
             let members: Vec<ReplicaId> = config.members.iter().copied().collect();
             let n = members.len();
-            let designated = (1..n).map(|k| members[(pi + k) % n]).find(|m| !self.suspected.contains(m));
+            let designated = (1..n)
+                .map(|k| members[(pi + k) % n])
+                .find(|m| !self.suspected.contains(m));
             if designated != Some(self.id) {
                 continue;
             }
-            let from = self.revoked_upto.get(&p).copied().unwrap_or(Slot(0)).max(self.next_deliver);
+            let from = self
+                .revoked_upto
+                .get(&p)
+                .copied()
+                .unwrap_or(Slot(0))
+                .max(self.next_deliver);
             let target = Slot(self.highest_seen.0 + lookahead).min(self.horizon());
             if from.0 + lookahead / 2 > target.0 {
                 continue;

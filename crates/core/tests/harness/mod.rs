@@ -60,7 +60,9 @@ impl Net {
     }
 
     pub fn r(&mut self, id: u16) -> &mut Replica {
-        self.replicas.get_mut(&ReplicaId(id)).expect("replica exists")
+        self.replicas
+            .get_mut(&ReplicaId(id))
+            .expect("replica exists")
     }
 
     /// Executes one ready the way a driver must: persist, then send and deliver, then ack.
@@ -72,7 +74,10 @@ impl Net {
                 self.queue.push_back(env);
             }
         }
-        self.delivered.entry(id).or_default().extend(ready.deliveries);
+        self.delivered
+            .entry(id)
+            .or_default()
+            .extend(ready.deliveries);
         if let Some(req) = ready.snapshot_needed {
             self.snapshot_requests.push((id, req));
         }
@@ -98,7 +103,9 @@ impl Net {
     /// Delivers queued messages until none are left (bounded).
     pub fn settle(&mut self) {
         for _ in 0..1_000_000 {
-            let Some(env) = self.queue.pop_front() else { return };
+            let Some(env) = self.queue.pop_front() else {
+                return;
+            };
             let to = env.to;
             let now = self.now;
             if let Some(r) = self.replicas.get_mut(&to) {
@@ -130,7 +137,10 @@ impl Net {
 
     pub fn propose(&mut self, id: u16, body: &str) -> ProposalId {
         let now = self.now;
-        let pid = self.r(id).propose(now, Payload::Command(Bytes::from(body.to_string()))).expect("accepted");
+        let pid = self
+            .r(id)
+            .propose(now, Payload::Command(Bytes::from(body.to_string())))
+            .expect("accepted");
         self.drain(ReplicaId(id));
         pid
     }
@@ -139,13 +149,18 @@ impl Net {
     pub fn log(&self, id: u16) -> Vec<ProposalId> {
         self.delivered
             .get(&ReplicaId(id))
-            .map(|ds| ds.iter().flat_map(|d| d.proposals.iter().map(|p| p.id)).collect())
+            .map(|ds| {
+                ds.iter()
+                    .flat_map(|d| d.proposals.iter().map(|p| p.id))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     pub fn crash_and_restart(&mut self, id: u16) {
         let rid = ReplicaId(id);
-        let state = DurableState::from_records(self.durable.get(&rid).map(Vec::as_slice).unwrap_or(&[]));
+        let state =
+            DurableState::from_records(self.durable.get(&rid).map(Vec::as_slice).unwrap_or(&[]));
         self.queue.retain(|e| e.to != rid);
         let mut o = self.opts[&rid].clone();
         o.seed += 1000;
@@ -154,7 +169,8 @@ impl Net {
             // The application restarts from the snapshot; later slots are re-delivered.
             let _ = s;
         }
-        self.replicas.insert(rid, Replica::recover(o, self.now, state));
+        self.replicas
+            .insert(rid, Replica::recover(o, self.now, state));
         self.drain(rid);
     }
 
