@@ -14,8 +14,11 @@
 //! when it fires. Several readies (of several groups) may share one fsync.
 
 mod acceptor;
+mod api;
 mod learner;
 mod proposer;
+
+pub use api::{ConfigOutcome, Delivery, Metrics, Options, ProposeError, Ready, SnapshotRequest};
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -23,200 +26,11 @@ use std::sync::Arc;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use crate::config::{Config, ConfigError, ConfigHistory, GroupParams};
+use crate::config::{Config, ConfigHistory};
 use crate::message::{Envelope, Message};
 use crate::record::{DurableState, Record};
 use crate::snapshot::CoreState;
-use crate::types::{
-    Ballot, Batch, Lsn, Payload, Proposal, ProposalId, ReplicaId, Slot, Time, Value,
-};
-
-/// Tunables of one replica. Durations are in nanoseconds.
-#[derive(Clone, Debug)]
-pub struct Options {
-    /// This replica.
-    pub id: ReplicaId,
-    /// Group-wide fixed settings (must be equal on all replicas).
-    pub params: GroupParams,
-    /// The configuration at slot 0.
-    pub genesis: Config,
-    /// Seed of the replica's random source (ballot randomness, backoff, jitter).
-    pub seed: u64,
-    /// Own slots (or contended slots) in flight at once.
-    pub window: usize,
-    /// Commands per batch.
-    pub batch_commands_max: usize,
-    /// Bytes per batch (a larger single command is refused at `propose`).
-    pub batch_bytes_max: usize,
-    /// Proposals accepted but not yet delivered; beyond this `propose` is refused.
-    pub pending_proposals_max: usize,
-    /// Interval between heartbeats.
-    pub heartbeat_interval_ns: u64,
-    /// How long an attempt waits for answers before re-sending its current phase (lost
-    /// messages). Should exceed a round trip.
-    pub retransmit_interval_ns: u64,
-    /// How long the delivery frontier may stall before a replica takes over its slot
-    /// (multiplied by the replica's rank after the owner, plus jitter).
-    pub takeover_timeout_ns: u64,
-    /// A peer not heard from for this long counts as unreachable for minority detection.
-    pub liveness_timeout_ns: u64,
-    /// First backoff after a pre-emption; doubles per consecutive pre-emption.
-    pub backoff_base_ns: u64,
-    /// Backoff cap.
-    pub backoff_max_ns: u64,
-    /// How long to wait for a catch-up answer before asking again.
-    pub catchup_timeout_ns: u64,
-    /// Decided slots per catch-up answer.
-    pub catchup_slots_max: usize,
-    /// How far past the highest slot in use a taker-over revokes a silent owner's slots.
-    pub revoke_lookahead: u64,
-    /// Entries per protocol message; a peer's message with more is dropped.
-    pub message_entries_max: usize,
-}
-
-impl Options {
-    /// Defaults for a LAN cluster with `members`, as replica `id`.
-    #[must_use]
-    pub fn new(id: ReplicaId, genesis: Config) -> Options {
-        Options {
-            id,
-            params: GroupParams::default(),
-            genesis,
-            seed: u64::from(id.0),
-            window: 16,
-            batch_commands_max: 256,
-            batch_bytes_max: 1 << 20,
-            pending_proposals_max: 100_000,
-            heartbeat_interval_ns: 20_000_000,
-            retransmit_interval_ns: 40_000_000,
-            takeover_timeout_ns: 30_000_000,
-            liveness_timeout_ns: 200_000_000,
-            backoff_base_ns: 1_000_000,
-            backoff_max_ns: 100_000_000,
-            catchup_timeout_ns: 100_000_000,
-            catchup_slots_max: 512,
-            revoke_lookahead: 64,
-            message_entries_max: 4096,
-        }
-    }
-}
-
-/// Why a proposal was refused. Nothing was written; the caller may retry.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ProposeError {
-    /// This replica has not heard from a quorum recently: it is in a minority and refuses
-    /// writes (reads of what it has applied are still served).
-    #[error("no quorum reachable: this replica is in a minority and refuses writes")]
-    NoQuorum,
-    /// Too many proposals are pending; the payload is handed back.
-    #[error("overloaded: {0} proposals pending")]
-    Overloaded(usize, Payload),
-    /// The command is larger than a batch may be.
-    #[error("command of {size} bytes exceeds the batch limit of {max} bytes")]
-    TooLarge {
-        /// Its size.
-        size: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// This replica is not a member of the group's current configuration.
-    #[error("this replica is not a member of the group")]
-    NotMember,
-    /// A configuration change that would leave the group unsafe.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-}
-
-/// The outcome of one delivered configuration change.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigOutcome {
-    /// The proposal that carried it.
-    pub id: ProposalId,
-    /// The slot from which the new configuration governs, or why it was refused.
-    pub result: Result<Slot, ConfigError>,
-}
-
-/// What one slot delivers, in GSN order. Every slot is delivered exactly once, no-ops as
-/// empty deliveries, so the application can label what it serves with a GSN.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Delivery {
-    /// The slot, which is the global sequence number.
-    pub gsn: Slot,
-    /// Agreed time at this slot.
-    pub time: Time,
-    /// Proposals to apply, each exactly once across the group's history.
-    pub proposals: Vec<Proposal>,
-    /// Outcomes of configuration changes among them.
-    pub config: Vec<ConfigOutcome>,
-}
-
-/// The core cannot serve a lagging replica from its log: fetch a snapshot from `from` and
-/// call [`Replica::install_snapshot`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SnapshotRequest {
-    /// A peer that has one.
-    pub from: ReplicaId,
-    /// The snapshot must cover at least the slots below this.
-    pub min_next_slot: Slot,
-}
-
-/// Work for the driver. See the module docs for the order in which to do it.
-#[derive(Debug, Default)]
-pub struct Ready {
-    /// Sequence number to pass to [`Replica::handle_persisted`].
-    pub seq: u64,
-    /// Records to make durable before anything else.
-    pub persist: Vec<Record>,
-    /// Messages to send once `persist` is durable.
-    pub messages: Vec<Envelope>,
-    /// Slots to apply once `persist` is durable, in GSN order.
-    pub deliveries: Vec<Delivery>,
-    /// Set when this replica needs a snapshot to catch up.
-    pub snapshot_needed: Option<SnapshotRequest>,
-    /// Proposals this replica will no longer drive (it was removed from the group). They may
-    /// or may not have been delivered.
-    pub abandoned: Vec<ProposalId>,
-}
-
-impl Ready {
-    fn is_empty(&self) -> bool {
-        self.persist.is_empty()
-            && self.messages.is_empty()
-            && self.deliveries.is_empty()
-            && self.snapshot_needed.is_none()
-            && self.abandoned.is_empty()
-    }
-}
-
-/// Counters, for metrics and tests.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Metrics {
-    /// Proposals accepted by `propose`.
-    pub proposals: u64,
-    /// Proposals refused by `propose`.
-    pub proposals_refused: u64,
-    /// Slots this replica started driving with its own batch.
-    pub batches: u64,
-    /// Slots decided (learned) here.
-    pub decided: u64,
-    /// Own slots skipped (decided no-op by their owner).
-    pub skipped: u64,
-    /// Attempts aborted because an acceptor had promised a higher ballot.
-    pub preemptions: u64,
-    /// Backoffs started.
-    pub backoffs: u64,
-    /// Slots this replica tried to take over (phase 1 on another owner's or a stalled slot).
-    pub takeovers: u64,
-    /// Peer messages dropped as malformed or from outside the configuration.
-    pub dropped_messages: u64,
-    /// Decisions from peers that contradicted a known decision (a safety bug somewhere).
-    pub conflicting_decisions: u64,
-    /// Catch-up requests sent.
-    pub catchup_requests: u64,
-    /// Snapshots installed.
-    pub snapshots_installed: u64,
-}
+use crate::types::{Ballot, Batch, Lsn, Payload, ProposalId, ReplicaId, Slot, Time, Value};
 
 /// A slot this replica is driving through phase 1 and/or phase 2.
 #[derive(Debug)]
