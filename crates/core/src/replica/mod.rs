@@ -154,6 +154,17 @@ impl Replica {
             .own_next
             .max(highest_durable.map_or(start, Slot::next))
             .max(start);
+        // LSNs must never be reused (delivery would drop a new proposal as a duplicate): take
+        // the highest assigned one from the log, or what the snapshot shows delivered.
+        let delivered_own = core.delivered.get(&opts.id).map_or(Lsn(0), |d| {
+            d.sparse
+                .iter()
+                .next_back()
+                .copied()
+                .unwrap_or(d.contiguous)
+                .max(d.contiguous)
+        });
+        let last_lsn = state.last_lsn.max(delivered_own);
         let restarted = state != DurableState::default();
         let mut promised = state.promised;
         if cfg!(feature = "mutation-forget-promise") {
@@ -174,7 +185,7 @@ impl Replica {
             core,
             queue: state.proposals.keys().copied().collect(),
             proposals: state.proposals,
-            last_lsn: state.last_lsn,
+            last_lsn,
             unpersisted: VecDeque::new(),
             attempts: BTreeMap::new(),
             own_next,

@@ -1,0 +1,295 @@
+//! [`Store`]: the durable log of every agreement group hosted by one node, in one redb file.
+//!
+//! Layout: one table, `log`, keyed by `group (u32, big endian) ‖ sequence (u64, big endian)`,
+//! so each group's records are contiguous and in append order. Values are checksummed records
+//! (see [`crate::codec`]).
+//!
+//! Group commit: [`Store::commit`] writes the records of any number of groups in one write
+//! transaction and makes it durable with one fsync. redb commits atomically (copy-on-write
+//! pages, checksummed, with a two-slot commit header), so a crash or power cut mid-commit
+//! leaves the previous commit: there is never a torn record to truncate at the tail.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, StorageBackend, TableDefinition};
+use synod_core::{DurableState, Record};
+
+use crate::codec::{self, DecodeError};
+
+const LOG: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("log");
+
+/// Identifies an agreement group on this node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GroupId(pub u32);
+
+/// A storage failure. Engine errors are fatal to the node (etcd's rule: a replica that cannot
+/// trust its disk must stop); `Corrupt` is fatal to one group, which must then be repaired
+/// from its peers.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The embedded engine failed (I/O error, full disk, corrupt page).
+    #[error("storage engine: {0}")]
+    Engine(#[from] redb::Error),
+    /// A record of a group failed its checksum or could not be decoded.
+    #[error(
+        "group {group} is corrupt at record {seq}: {source}; it must be repaired from its peers"
+    )]
+    Corrupt {
+        /// The group.
+        group: u32,
+        /// The record's sequence number in the group's log.
+        seq: u64,
+        /// What was wrong with it.
+        source: DecodeError,
+    },
+}
+
+fn engine(e: impl Into<redb::Error>) -> StorageError {
+    StorageError::Engine(e.into())
+}
+
+fn key(group: GroupId, seq: u64) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..4].copy_from_slice(&group.0.to_be_bytes());
+    k[4..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn split_key(k: &[u8]) -> (GroupId, u64) {
+    let group = u32::from_be_bytes(k[..4].try_into().expect("12-byte key"));
+    let seq = u64::from_be_bytes(k[4..12].try_into().expect("12-byte key"));
+    (GroupId(group), seq)
+}
+
+/// The node's durable log. Not thread-safe by itself: the node's storage task owns it.
+#[derive(Debug)]
+pub struct Store {
+    db: Database,
+    /// Next sequence number per group (loaded lazily).
+    next_seq: BTreeMap<GroupId, u64>,
+    commits: u64,
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`.
+    ///
+    /// # Errors
+    /// The engine's error, e.g. a file that is not a redb database.
+    pub fn open(path: &Path) -> Result<Store, StorageError> {
+        let db = Database::create(path).map_err(engine)?;
+        Store::init(db)
+    }
+
+    /// Opens a store on a custom backend (the power-cut test mode uses
+    /// [`crate::UnsyncedFile`]).
+    ///
+    /// # Errors
+    /// The engine's error.
+    pub fn open_with_backend(backend: impl StorageBackend) -> Result<Store, StorageError> {
+        let db = Database::builder()
+            .create_with_backend(backend)
+            .map_err(engine)?;
+        Store::init(db)
+    }
+
+    fn init(db: Database) -> Result<Store, StorageError> {
+        let tx = db.begin_write().map_err(engine)?;
+        tx.open_table(LOG).map_err(engine)?;
+        tx.commit().map_err(engine)?;
+        Ok(Store {
+            db,
+            next_seq: BTreeMap::new(),
+            commits: 0,
+        })
+    }
+
+    /// Durable commits made so far by this handle (each is one fsync).
+    #[must_use]
+    pub fn commits(&self) -> u64 {
+        self.commits
+    }
+
+    fn next_seq_of(&mut self, group: GroupId) -> Result<u64, StorageError> {
+        if let Some(s) = self.next_seq.get(&group) {
+            return Ok(*s);
+        }
+        let tx = self.db.begin_read().map_err(engine)?;
+        let table = tx.open_table(LOG).map_err(engine)?;
+        let (lo, hi) = (key(group, 0), key(group, u64::MAX));
+        let last = table
+            .range(lo.as_slice()..=hi.as_slice())
+            .map_err(engine)?
+            .next_back();
+        let next = match last {
+            Some(entry) => split_key(entry.map_err(engine)?.0.value()).1 + 1,
+            None => 0,
+        };
+        self.next_seq.insert(group, next);
+        Ok(next)
+    }
+
+    /// Appends the records of every group in `batch` and makes them durable with one fsync.
+    /// When this returns `Ok`, the records survive a crash or power cut.
+    ///
+    /// # Errors
+    /// The engine's error (e.g. a full disk); nothing of the batch is durable then.
+    pub fn commit<'a>(
+        &mut self,
+        batch: impl IntoIterator<Item = (GroupId, &'a [Record])>,
+    ) -> Result<(), StorageError> {
+        let batch: Vec<(GroupId, &[Record])> = batch.into_iter().collect();
+        let mut seqs = BTreeMap::new();
+        for (group, _) in &batch {
+            if !seqs.contains_key(group) {
+                seqs.insert(*group, self.next_seq_of(*group)?);
+            }
+        }
+        let tx = self.db.begin_write().map_err(engine)?;
+        {
+            let mut table = tx.open_table(LOG).map_err(engine)?;
+            for (group, records) in &batch {
+                let seq = seqs.get_mut(group).expect("loaded above");
+                for r in *records {
+                    table
+                        .insert(key(*group, *seq).as_slice(), codec::encode(r).as_slice())
+                        .map_err(engine)?;
+                    *seq += 1;
+                }
+            }
+        }
+        tx.commit().map_err(engine)?;
+        self.commits += 1;
+        self.next_seq.extend(seqs);
+        Ok(())
+    }
+
+    /// Reads a group's records, verifying every checksum, and folds them.
+    ///
+    /// # Errors
+    /// [`StorageError::Corrupt`] naming the first bad record; the group must not be served
+    /// from this disk.
+    pub fn recover(&self, group: GroupId) -> Result<DurableState, StorageError> {
+        let tx = self.db.begin_read().map_err(engine)?;
+        let table = tx.open_table(LOG).map_err(engine)?;
+        let (lo, hi) = (key(group, 0), key(group, u64::MAX));
+        let mut state = DurableState::default();
+        for entry in table.range(lo.as_slice()..=hi.as_slice()).map_err(engine)? {
+            let (k, v) = entry.map_err(engine)?;
+            let (_, seq) = split_key(k.value());
+            let record = codec::decode(v.value()).map_err(|source| StorageError::Corrupt {
+                group: group.0,
+                seq,
+                source,
+            })?;
+            state.apply(&record);
+        }
+        Ok(state)
+    }
+
+    /// Every group with records.
+    ///
+    /// # Errors
+    /// The engine's error.
+    pub fn groups(&self) -> Result<Vec<GroupId>, StorageError> {
+        let tx = self.db.begin_read().map_err(engine)?;
+        let table = tx.open_table(LOG).map_err(engine)?;
+        let mut out = Vec::new();
+        let mut from = key(GroupId(0), 0);
+        loop {
+            let next = table.range(from.as_slice()..).map_err(engine)?.next();
+            let Some(entry) = next else { break };
+            let (group, _) = split_key(entry.map_err(engine)?.0.value());
+            out.push(group);
+            match group.0.checked_add(1) {
+                Some(g) => from = key(GroupId(g), 0),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records stored for `group`.
+    ///
+    /// # Errors
+    /// The engine's error.
+    pub fn len(&self, group: GroupId) -> Result<u64, StorageError> {
+        let tx = self.db.begin_read().map_err(engine)?;
+        let table = tx.open_table(LOG).map_err(engine)?;
+        let (lo, hi) = (key(group, 0), key(group, u64::MAX));
+        Ok(table
+            .range(lo.as_slice()..=hi.as_slice())
+            .map_err(engine)?
+            .count() as u64)
+    }
+
+    /// Rewrites `group`'s log as the fewest records that recover `state` (after a snapshot,
+    /// so disk use stays bounded), atomically and durably: a crash leaves the old log or the
+    /// new one.
+    ///
+    /// # Errors
+    /// The engine's error.
+    pub fn compact(&mut self, group: GroupId, state: &DurableState) -> Result<(), StorageError> {
+        let records = state.to_records();
+        let tx = self.db.begin_write().map_err(engine)?;
+        {
+            let mut table = tx.open_table(LOG).map_err(engine)?;
+            let (lo, hi) = (key(group, 0), key(group, u64::MAX));
+            table
+                .retain_in(lo.as_slice()..=hi.as_slice(), |_, _| false)
+                .map_err(engine)?;
+            for (seq, r) in records.iter().enumerate() {
+                table
+                    .insert(
+                        key(group, seq as u64).as_slice(),
+                        codec::encode(r).as_slice(),
+                    )
+                    .map_err(engine)?;
+            }
+        }
+        tx.commit().map_err(engine)?;
+        self.commits += 1;
+        self.next_seq.insert(group, records.len() as u64);
+        Ok(())
+    }
+
+    /// Deletes a group's log.
+    ///
+    /// # Errors
+    /// The engine's error.
+    pub fn remove_group(&mut self, group: GroupId) -> Result<(), StorageError> {
+        let tx = self.db.begin_write().map_err(engine)?;
+        {
+            let mut table = tx.open_table(LOG).map_err(engine)?;
+            let (lo, hi) = (key(group, 0), key(group, u64::MAX));
+            table
+                .retain_in(lo.as_slice()..=hi.as_slice(), |_, _| false)
+                .map_err(engine)?;
+        }
+        tx.commit().map_err(engine)?;
+        self.commits += 1;
+        self.next_seq.remove(&group);
+        Ok(())
+    }
+
+    /// Test hook: overwrites one stored record's bytes (as a bit flip on disk would, below the
+    /// engine's own checks).
+    #[doc(hidden)]
+    pub fn dangerous_overwrite_raw(
+        &mut self,
+        group: GroupId,
+        seq: u64,
+        bytes: &[u8],
+    ) -> Result<(), StorageError> {
+        let tx = self.db.begin_write().map_err(engine)?;
+        {
+            let mut table = tx.open_table(LOG).map_err(engine)?;
+            table
+                .insert(key(group, seq).as_slice(), bytes)
+                .map_err(engine)?;
+        }
+        tx.commit().map_err(engine)?;
+        Ok(())
+    }
+}
