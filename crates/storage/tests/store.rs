@@ -49,7 +49,7 @@ fn records_of_many_groups_share_one_commit_and_recover_per_group() {
     assert_eq!(store.commits(), 1);
     let per_commit = crash.syncs() - syncs_before;
     assert!(
-        per_commit >= 1 && per_commit <= 2,
+        (1..=2).contains(&per_commit),
         "one commit, {per_commit} fsyncs"
     );
     assert_eq!(
