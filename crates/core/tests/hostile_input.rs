@@ -2,6 +2,9 @@
 //! replica running. Nothing panics (internal invariants are checked after every input in test
 //! builds); contradictions are counted, not trusted blindly.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use bytes::Bytes;

@@ -1,5 +1,8 @@
 //! Scenario tests of one agreement group, one per requirement of the core.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod harness;
 
 use std::sync::Arc;

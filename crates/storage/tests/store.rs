@@ -2,6 +2,9 @@
 //! never surfaces half a commit, corruption is reported with the group and record, and
 //! compaction keeps what recovery needs.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use bytes::Bytes;
