@@ -1,0 +1,611 @@
+//! The node's event loop: one task drives every group's [`Replica`], one thread owns the
+//! [`Store`], and the [`Transport`] carries frames to peers.
+//!
+//! Group commit: readies of all groups are collected while a commit is in flight and go to
+//! storage together as the next commit (one fsync). Only when a commit is durable are its
+//! readies' messages sent and deliveries applied (the core's contract), in the order the
+//! readies were produced.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use synod_core::{
+    Config, Delivery, Options, Payload, ProposalId, ProposeError, Ready, Record, Replica,
+    ReplicaId, Slot, Time,
+};
+use synod_storage::{GroupId, StorageError, Store, UnsyncedFile};
+use synod_transport::frame::Frame;
+use synod_transport::tls::TlsIdentity;
+use synod_transport::{Inbound, StartError, Transport, TransportConfig};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::kv::{Entry, Kv, KvCommand, KvOutput};
+
+/// The group every cluster starts with.
+pub const DEFAULT_GROUP: u32 = 0;
+
+/// How to run a node.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This node's id (also its replica id in every group).
+    pub node: u16,
+    /// Where the database lives.
+    pub data_dir: PathBuf,
+    /// Where to listen for peers.
+    pub listen: std::net::SocketAddr,
+    /// The other nodes.
+    pub peers: BTreeMap<u16, std::net::SocketAddr>,
+    /// Members of the default group when the cluster is first created.
+    pub members: Vec<u16>,
+    /// TLS material.
+    pub identity: TlsIdentity,
+    /// Keep unsynced writes in memory until fsync, so SIGKILL behaves like a power cut.
+    pub power_cut_test_mode: bool,
+    /// Take-over timeout, milliseconds.
+    pub takeover_ms: u64,
+    /// Heartbeat interval, milliseconds.
+    pub heartbeat_ms: u64,
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The data directory or database could not be opened.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// I/O on the data directory.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The transport could not start.
+    #[error("transport: {0}")]
+    Transport(#[from] StartError),
+    /// A snapshot's application state could not be decoded.
+    #[error("group {group}: snapshot state is unreadable: {detail}")]
+    Snapshot {
+        /// The group.
+        group: u32,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// No such group on this node.
+    #[error("no group {0} on this node")]
+    NoGroup(u32),
+    /// The core refused the proposal (no quorum, overloaded, ...).
+    #[error(transparent)]
+    Refused(#[from] ProposeError),
+    /// The node stopped before answering (the write may or may not have been applied).
+    #[error("the node stopped before the outcome was known")]
+    Stopped,
+}
+
+/// The result of a write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteResult {
+    /// The GSN at which it was applied.
+    pub gsn: Slot,
+    /// What it produced.
+    pub output: KvOutput,
+}
+
+/// The result of a read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadResult {
+    /// Everything below this GSN is reflected.
+    pub gsn: Slot,
+    /// The entry, if the key exists.
+    pub entry: Option<Entry>,
+}
+
+/// A group's state as seen by this node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupStatus {
+    /// The group.
+    pub group: u32,
+    /// Slots below this are applied here.
+    pub applied: Slot,
+    /// Current members.
+    pub members: Vec<u16>,
+    /// Whether this node hears from a quorum.
+    pub has_quorum: bool,
+    /// Keys in the store.
+    pub keys: usize,
+    /// Hash of the store's content (equal on nodes at the same GSN).
+    pub content_hash: u64,
+    /// Proposals accepted here but not yet applied.
+    pub pending: usize,
+}
+
+enum Request {
+    Write {
+        group: u32,
+        cmd: KvCommand,
+        reply: oneshot::Sender<Result<WriteResult, RequestError>>,
+    },
+    Read {
+        group: u32,
+        key: String,
+        linearizable: bool,
+        reply: oneshot::Sender<Result<ReadResult, RequestError>>,
+    },
+    Status {
+        reply: oneshot::Sender<Vec<GroupStatus>>,
+    },
+}
+
+/// A running node. Dropping it stops the node.
+#[derive(Debug)]
+pub struct Node {
+    requests: mpsc::Sender<Request>,
+    peer_addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn now() -> Time {
+    Time(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    )
+}
+
+impl Node {
+    /// Opens storage, recovers every group, connects to peers and starts serving.
+    ///
+    /// # Errors
+    /// [`NodeError`] if storage, a snapshot or the transport cannot be opened.
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let db = config.data_dir.join("synod.redb");
+        let store = if config.power_cut_test_mode {
+            let (backend, _) = UnsyncedFile::open(&db).map_err(|source| NodeError::DataDir {
+                path: db.clone(),
+                source,
+            })?;
+            Store::open_with_backend(backend)?
+        } else {
+            Store::open(&db)?
+        };
+        let genesis = Config::majority(config.members.iter().map(|m| ReplicaId(*m)));
+        let mut groups = BTreeMap::new();
+        let mut ids = store.groups()?;
+        if !ids.contains(&GroupId(DEFAULT_GROUP)) {
+            ids.push(GroupId(DEFAULT_GROUP));
+        }
+        for gid in ids {
+            let state = store.recover(gid)?;
+            let kv = match &state.snapshot {
+                Some(s) if !s.app.is_empty() => {
+                    postcard::from_bytes(&s.app).map_err(|e| NodeError::Snapshot {
+                        group: gid.0,
+                        detail: e.to_string(),
+                    })?
+                }
+                _ => Kv::default(),
+            };
+            let mut opts = Options::new(ReplicaId(config.node), genesis.clone());
+            opts.seed = u64::from(config.node) ^ now().0;
+            opts.takeover_timeout_ns = config.takeover_ms * 1_000_000;
+            opts.heartbeat_interval_ns = config.heartbeat_ms * 1_000_000;
+            opts.retransmit_interval_ns = 2 * config.heartbeat_ms * 1_000_000;
+            opts.liveness_timeout_ns = 10 * config.heartbeat_ms * 1_000_000;
+            let replica = Replica::recover(opts, now(), state);
+            groups.insert(
+                gid.0,
+                Group {
+                    id: gid.0,
+                    replica,
+                    kv,
+                    waiting: HashMap::new(),
+                },
+            );
+        }
+        let mut tcfg = TransportConfig::new(config.node, config.listen, config.identity.clone());
+        tcfg.peers = config.peers.clone();
+        let (transport, inbound) = Transport::start(tcfg).await?;
+        let peer_addr = transport.local_addr();
+        let (storage_tx, storage_rx) = std::sync::mpsc::channel::<Vec<(GroupId, Vec<Record>)>>();
+        let (done_tx, done_rx) = mpsc::channel(4);
+        std::thread::Builder::new()
+            .name(format!("synod-storage-{}", config.node))
+            .spawn(move || storage_thread(store, storage_rx, done_tx))
+            .map_err(|source| NodeError::DataDir { path: db, source })?;
+        let (requests, request_rx) = mpsc::channel(4096);
+        let runtime = Runtime {
+            node: config.node,
+            groups,
+            transport: Arc::new(transport),
+            collecting: VecDeque::new(),
+            in_flight: None,
+            storage: storage_tx,
+        };
+        let task = tokio::spawn(runtime.run(inbound, request_rx, done_rx));
+        Ok(Node {
+            requests,
+            peer_addr,
+            task,
+        })
+    }
+
+    /// Where this node listens for peers.
+    #[must_use]
+    pub fn peer_addr(&self) -> std::net::SocketAddr {
+        self.peer_addr
+    }
+
+    /// Proposes a KV command in `group` and waits until it is applied here.
+    ///
+    /// # Errors
+    /// [`RequestError`]; on `Stopped` the outcome is unknown.
+    pub async fn write(&self, group: u32, cmd: KvCommand) -> Result<WriteResult, RequestError> {
+        let (reply, rx) = oneshot::channel();
+        self.requests
+            .send(Request::Write { group, cmd, reply })
+            .await
+            .map_err(|_| RequestError::Stopped)?;
+        rx.await.map_err(|_| RequestError::Stopped)?
+    }
+
+    /// Reads `key`: linearizable (through a barrier in the log) or from local state.
+    ///
+    /// # Errors
+    /// [`RequestError`].
+    pub async fn read(
+        &self,
+        group: u32,
+        key: &str,
+        linearizable: bool,
+    ) -> Result<ReadResult, RequestError> {
+        let (reply, rx) = oneshot::channel();
+        let req = Request::Read {
+            group,
+            key: key.to_string(),
+            linearizable,
+            reply,
+        };
+        self.requests
+            .send(req)
+            .await
+            .map_err(|_| RequestError::Stopped)?;
+        rx.await.map_err(|_| RequestError::Stopped)?
+    }
+
+    /// Status of every group.
+    pub async fn status(&self) -> Vec<GroupStatus> {
+        let (reply, rx) = oneshot::channel();
+        if self.requests.send(Request::Status { reply }).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+}
+
+fn storage_thread(
+    mut store: Store,
+    batches: std::sync::mpsc::Receiver<Vec<(GroupId, Vec<Record>)>>,
+    done: mpsc::Sender<Result<(), String>>,
+) {
+    while let Ok(batch) = batches.recv() {
+        let result = store
+            .commit(batch.iter().map(|(g, r)| (*g, r.as_slice())))
+            .map_err(|e| e.to_string());
+        if done.blocking_send(result).is_err() {
+            return;
+        }
+    }
+}
+
+enum Waiter {
+    Write(oneshot::Sender<Result<WriteResult, RequestError>>),
+    Read(String, oneshot::Sender<Result<ReadResult, RequestError>>),
+}
+
+struct Group {
+    id: u32,
+    replica: Replica,
+    kv: Kv,
+    waiting: HashMap<ProposalId, Waiter>,
+}
+
+struct Runtime {
+    node: u16,
+    groups: BTreeMap<u32, Group>,
+    transport: Arc<Transport>,
+    /// Readies produced since the last commit started, in order.
+    collecting: VecDeque<(u32, Ready)>,
+    /// Readies whose records are being committed.
+    in_flight: Option<VecDeque<(u32, Ready)>>,
+    storage: std::sync::mpsc::Sender<Vec<(GroupId, Vec<Record>)>>,
+}
+
+impl Runtime {
+    async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut requests: mpsc::Receiver<Request>,
+        mut done: mpsc::Receiver<Result<(), String>>,
+    ) {
+        loop {
+            let deadline = self.next_timer();
+            tokio::select! {
+                biased;
+                Some(result) = done.recv() => {
+                    if let Err(e) = result {
+                        // A replica that cannot trust its disk must stop (etcd's rule).
+                        tracing::error!(node = self.node, error = %e, "storage failed; stopping the node");
+                        return;
+                    }
+                    self.committed();
+                }
+                Some(inb) = inbound.recv() => self.on_inbound(inb),
+                Some(req) = requests.recv() => self.on_request(req),
+                () = tokio::time::sleep_until(deadline) => self.on_timers(),
+            }
+            self.pump();
+        }
+    }
+
+    fn next_timer(&self) -> tokio::time::Instant {
+        let now_wall = now();
+        let earliest = self
+            .groups
+            .values()
+            .filter_map(|g| g.replica.poll_timeout())
+            .min();
+        let delay = earliest.map_or(Duration::from_millis(100), |t| {
+            Duration::from_nanos(t.since(now_wall))
+        });
+        tokio::time::Instant::from_std(Instant::now() + delay.max(Duration::from_micros(100)))
+    }
+
+    fn on_timers(&mut self) {
+        let t = now();
+        let due: Vec<u32> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.replica.poll_timeout().is_some_and(|d| d <= t))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(g) = self.groups.get_mut(&id) {
+                g.replica.handle_timeout(t);
+                self.collect(id);
+            }
+        }
+    }
+
+    fn on_inbound(&mut self, inb: Inbound) {
+        let Frame::Group { group, envelope } = inb.frame else {
+            return;
+        };
+        // The transport proved the sender's node id; a message must not claim another.
+        if envelope.from != ReplicaId(inb.from) || envelope.to != ReplicaId(self.node) {
+            tracing::warn!(from = inb.from, claimed = %envelope.from, "dropped a message with a forged sender");
+            return;
+        }
+        if let Some(g) = self.groups.get_mut(&group) {
+            g.replica.handle_message(now(), envelope);
+            self.collect(group);
+        }
+    }
+
+    fn on_request(&mut self, req: Request) {
+        match req {
+            Request::Write { group, cmd, reply } => {
+                self.propose(group, cmd, |_| Waiter::Write(reply))
+            }
+            Request::Read {
+                group,
+                key,
+                linearizable: true,
+                reply,
+            } => {
+                // A barrier through the log: once applied here, everything acknowledged before
+                // the read started is applied here too.
+                let k = key.clone();
+                self.propose(group, KvCommand::Barrier, move |_| Waiter::Read(k, reply));
+            }
+            Request::Read {
+                group,
+                key,
+                linearizable: false,
+                reply,
+            } => {
+                let result = match self.groups.get(&group) {
+                    Some(g) => Ok(ReadResult {
+                        gsn: g.replica.applied(),
+                        entry: g.kv.get(&key).cloned(),
+                    }),
+                    None => Err(RequestError::NoGroup(group)),
+                };
+                let _ = reply.send(result);
+            }
+            Request::Status { reply } => {
+                let status = self
+                    .groups
+                    .values()
+                    .map(|g| GroupStatus {
+                        group: g.id,
+                        applied: g.replica.applied(),
+                        members: g
+                            .replica
+                            .latest_config()
+                            .members
+                            .iter()
+                            .map(|m| m.0)
+                            .collect(),
+                        has_quorum: g.replica.has_quorum(),
+                        keys: g.kv.len(),
+                        content_hash: g.kv.content_hash(),
+                        pending: g.replica.pending_proposals(),
+                    })
+                    .collect();
+                let _ = reply.send(status);
+            }
+        }
+    }
+
+    fn propose(&mut self, group: u32, cmd: KvCommand, waiter: impl FnOnce(ProposalId) -> Waiter) {
+        let Some(g) = self.groups.get_mut(&group) else {
+            fail(
+                waiter(ProposalId {
+                    proposer: ReplicaId(self.node),
+                    lsn: synod_core::Lsn(0),
+                }),
+                RequestError::NoGroup(group),
+            );
+            return;
+        };
+        let bytes =
+            Bytes::from(postcard::to_stdvec(&cmd).expect("encoding into a Vec cannot fail"));
+        match g.replica.propose(now(), Payload::Command(bytes)) {
+            Ok(id) => {
+                g.waiting.insert(id, waiter(id));
+            }
+            Err(e) => fail(
+                waiter(ProposalId {
+                    proposer: ReplicaId(self.node),
+                    lsn: synod_core::Lsn(0),
+                }),
+                e.into(),
+            ),
+        }
+        self.collect(group);
+    }
+
+    /// Moves a group's readies into the current collection.
+    fn collect(&mut self, group: u32) {
+        if let Some(g) = self.groups.get_mut(&group) {
+            while let Some(ready) = g.replica.poll_ready() {
+                self.collecting.push_back((group, ready));
+            }
+        }
+    }
+
+    /// Starts the next commit if none is in flight; releases readies that need no fsync.
+    fn pump(&mut self) {
+        loop {
+            if self.in_flight.is_some() || self.collecting.is_empty() {
+                return;
+            }
+            if self.collecting.iter().all(|(_, r)| r.persist.is_empty()) {
+                let batch = std::mem::take(&mut self.collecting);
+                self.release(batch);
+                continue;
+            }
+            let batch = std::mem::take(&mut self.collecting);
+            let mut records: BTreeMap<u32, Vec<Record>> = BTreeMap::new();
+            for (g, r) in &batch {
+                records
+                    .entry(*g)
+                    .or_default()
+                    .extend(r.persist.iter().cloned());
+            }
+            let payload = records.into_iter().map(|(g, r)| (GroupId(g), r)).collect();
+            if self.storage.send(payload).is_err() {
+                tracing::error!(node = self.node, "storage thread is gone");
+                return;
+            }
+            self.in_flight = Some(batch);
+            return;
+        }
+    }
+
+    fn committed(&mut self) {
+        if let Some(batch) = self.in_flight.take() {
+            self.release(batch);
+        }
+    }
+
+    /// The batch's records are durable: send, apply, acknowledge.
+    fn release(&mut self, batch: VecDeque<(u32, Ready)>) {
+        for (group, ready) in batch {
+            for envelope in ready.messages {
+                let to = envelope.to.0;
+                let _ = self.transport.send(to, &Frame::Group { group, envelope });
+            }
+            let Some(g) = self.groups.get_mut(&group) else {
+                continue;
+            };
+            for d in &ready.deliveries {
+                g.apply(d);
+            }
+            if let Some(req) = ready.snapshot_needed {
+                tracing::warn!(
+                    group,
+                    from = req.from.0,
+                    "needs a snapshot from a peer; snapshot transfer is not implemented yet"
+                );
+            }
+            for id in ready.abandoned {
+                if let Some(w) = g.waiting.remove(&id) {
+                    fail(w, RequestError::Stopped);
+                }
+            }
+            g.replica.handle_persisted(now(), ready.seq);
+            self.collect(group);
+        }
+    }
+}
+
+fn fail(w: Waiter, e: RequestError) {
+    match w {
+        Waiter::Write(reply) => {
+            let _ = reply.send(Err(e));
+        }
+        Waiter::Read(_, reply) => {
+            let _ = reply.send(Err(e));
+        }
+    }
+}
+
+impl Group {
+    fn apply(&mut self, d: &Delivery) {
+        for p in &d.proposals {
+            let Payload::Command(bytes) = &p.payload else {
+                continue;
+            };
+            // Undecodable commands are skipped the same way on every node.
+            let Ok(cmd) = postcard::from_bytes::<KvCommand>(bytes) else {
+                continue;
+            };
+            let output = self.kv.apply(d.gsn.0, &cmd);
+            match self.waiting.remove(&p.id) {
+                Some(Waiter::Write(reply)) => {
+                    let _ = reply.send(Ok(WriteResult { gsn: d.gsn, output }));
+                }
+                Some(Waiter::Read(key, reply)) => {
+                    let entry = self.kv.get(&key).cloned();
+                    let _ = reply.send(Ok(ReadResult {
+                        gsn: d.gsn.next(),
+                        entry,
+                    }));
+                }
+                None => {}
+            }
+        }
+    }
+}
