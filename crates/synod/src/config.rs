@@ -1,0 +1,109 @@
+//! `node.toml`: how one node is run.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use synod_node::NodeConfig;
+use synod_transport::tls::TlsIdentity;
+
+/// The file format.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    /// This node's id.
+    pub(crate) node: u16,
+    /// Data directory.
+    pub(crate) data_dir: PathBuf,
+    /// Address for peer (node-to-node, mutual TLS) connections.
+    pub(crate) listen_peer: SocketAddr,
+    /// Address of the HTTP API.
+    pub(crate) listen_api: SocketAddr,
+    /// Members of the default group when the cluster is created.
+    pub(crate) members: Vec<u16>,
+    /// Other nodes' peer addresses, by node id.
+    pub(crate) peers: BTreeMap<String, SocketAddr>,
+    /// TLS files.
+    pub(crate) tls: TlsFiles,
+    /// Lose unsynced writes on SIGKILL (tests only).
+    #[serde(default)]
+    pub(crate) power_cut_test_mode: bool,
+    /// Take-over timeout in milliseconds.
+    #[serde(default = "default_takeover_ms")]
+    pub(crate) takeover_ms: u64,
+    /// Heartbeat interval in milliseconds.
+    #[serde(default = "default_heartbeat_ms")]
+    pub(crate) heartbeat_ms: u64,
+    /// How long a write may wait before the API answers 503, in milliseconds.
+    #[serde(default = "default_request_timeout_ms")]
+    pub(crate) request_timeout_ms: u64,
+}
+
+fn default_takeover_ms() -> u64 {
+    50
+}
+fn default_heartbeat_ms() -> u64 {
+    10
+}
+fn default_request_timeout_ms() -> u64 {
+    2_000
+}
+
+/// PEM files for mutual TLS.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsFiles {
+    pub(crate) ca: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+}
+
+impl FileConfig {
+    pub(crate) fn load(path: &Path) -> Result<FileConfig> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    pub(crate) fn node_config(&self) -> Result<NodeConfig> {
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+        };
+        let identity = TlsIdentity::from_pem(
+            &read(&self.tls.ca)?,
+            &read(&self.tls.cert)?,
+            &read(&self.tls.key)?,
+        )
+        .context("loading the TLS identity")?;
+        let mut peers = BTreeMap::new();
+        for (id, addr) in &self.peers {
+            let id: u16 = id
+                .parse()
+                .with_context(|| format!("peer id {id:?} is not a number"))?;
+            if id == self.node {
+                bail!("node {id} lists itself as a peer");
+            }
+            peers.insert(id, *addr);
+        }
+        if !self.members.contains(&self.node) {
+            bail!(
+                "node {} is not among the members {:?}",
+                self.node,
+                self.members
+            );
+        }
+        Ok(NodeConfig {
+            node: self.node,
+            data_dir: self.data_dir.clone(),
+            listen: self.listen_peer,
+            peers,
+            members: self.members.clone(),
+            identity,
+            power_cut_test_mode: self.power_cut_test_mode,
+            takeover_ms: self.takeover_ms,
+            heartbeat_ms: self.heartbeat_ms,
+        })
+    }
+}

@@ -1,0 +1,177 @@
+//! The HTTP API, following Consul's KV conventions where they fit: `PUT/GET/DELETE
+//! /v1/kv/{key}` (`?cas=GSN`, `?stale`, `?raw`, `?recurse` is not served yet), `/v1/status`,
+//! `/health`. Every answer carries the GSN it reflects in `X-Synod-Gsn`. Errors are JSON
+//! `{"error": "..."}` with a 4xx or 5xx status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::json;
+use synod_node::kv::{KvCommand, KvOutput};
+use synod_node::{DEFAULT_GROUP, Node, RequestError};
+
+/// Largest value accepted, bytes.
+pub(crate) const VALUE_MAX: usize = 512 * 1024;
+/// Longest key accepted, bytes.
+pub(crate) const KEY_MAX: usize = 512;
+
+struct Api {
+    node: Node,
+    timeout: Duration,
+}
+
+#[derive(Deserialize, Default)]
+struct KvQuery {
+    cas: Option<u64>,
+    stale: Option<String>,
+    raw: Option<String>,
+}
+
+pub(crate) fn router(node: Node, timeout: Duration) -> Router {
+    let api = Arc::new(Api { node, timeout });
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/v1/status", get(status))
+        .route("/v1/kv/{*key}", get(kv_get).put(kv_put).delete(kv_delete))
+        .layer(DefaultBodyLimit::max(VALUE_MAX))
+        .with_state(api)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+fn request_error(e: &RequestError) -> Response {
+    match e {
+        RequestError::NoGroup(_) => error(StatusCode::NOT_FOUND, e.to_string()),
+        RequestError::Refused(_) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        _ => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+fn gsn_header(gsn: u64) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("x-synod-gsn", HeaderValue::from(gsn));
+    h
+}
+
+/// The error answer for a key outside the limits, if it is.
+fn bad_key(key: &str) -> Option<Response> {
+    (key.is_empty() || key.len() > KEY_MAX).then(|| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("keys must be 1 to {KEY_MAX} bytes"),
+        )
+    })
+}
+
+async fn status(State(api): State<Arc<Api>>) -> Response {
+    let groups: Vec<_> = api
+        .node
+        .status()
+        .await
+        .into_iter()
+        .map(|g| {
+            json!({
+                "group": g.group, "applied_gsn": g.applied.0, "members": g.members,
+                "has_quorum": g.has_quorum, "keys": g.keys,
+                "content_hash": format!("{:016x}", g.content_hash), "pending": g.pending,
+            })
+        })
+        .collect();
+    axum::Json(json!({ "groups": groups })).into_response()
+}
+
+async fn write(api: &Api, cmd: KvCommand) -> Response {
+    match tokio::time::timeout(api.timeout, api.node.write(DEFAULT_GROUP, cmd)).await {
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timed out waiting for agreement (is a quorum reachable?)",
+        ),
+        Ok(Err(e)) => request_error(&e),
+        Ok(Ok(r)) => {
+            let ok = matches!(r.output, KvOutput::Done);
+            (gsn_header(r.gsn.0), axum::Json(json!(ok))).into_response()
+        }
+    }
+}
+
+async fn kv_put(
+    State(api): State<Arc<Api>>,
+    Path(key): Path<String>,
+    Query(q): Query<KvQuery>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = bad_key(&key) {
+        return r;
+    }
+    write(
+        &api,
+        KvCommand::Put {
+            key,
+            value: body,
+            cas: q.cas,
+        },
+    )
+    .await
+}
+
+async fn kv_delete(
+    State(api): State<Arc<Api>>,
+    Path(key): Path<String>,
+    Query(q): Query<KvQuery>,
+) -> Response {
+    if let Some(r) = bad_key(&key) {
+        return r;
+    }
+    write(&api, KvCommand::Delete { key, cas: q.cas }).await
+}
+
+async fn kv_get(
+    State(api): State<Arc<Api>>,
+    Path(key): Path<String>,
+    Query(q): Query<KvQuery>,
+) -> Response {
+    if let Some(r) = bad_key(&key) {
+        return r;
+    }
+    let linearizable = q.stale.is_none();
+    let read = match tokio::time::timeout(
+        api.timeout,
+        api.node.read(DEFAULT_GROUP, &key, linearizable),
+    )
+    .await
+    {
+        Err(_) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timed out waiting for a read barrier",
+            );
+        }
+        Ok(Err(e)) => return request_error(&e),
+        Ok(Ok(r)) => r,
+    };
+    let headers = gsn_header(read.gsn.0);
+    let Some(entry) = read.entry else {
+        return (
+            StatusCode::NOT_FOUND,
+            headers,
+            axum::Json(json!({ "error": "no such key" })),
+        )
+            .into_response();
+    };
+    if q.raw.is_some() {
+        return (headers, entry.value).into_response();
+    }
+    let value = base64::engine::general_purpose::STANDARD.encode(&entry.value);
+    let body = json!([{ "Key": key, "Value": value, "CreateIndex": entry.create_gsn, "ModifyIndex": entry.modify_gsn }]);
+    (headers, axum::Json(body)).into_response()
+}
