@@ -107,8 +107,39 @@ pub struct WriteResult {
 pub struct ReadResult {
     /// Everything below this GSN is reflected.
     pub gsn: Slot,
-    /// The entry, if the key exists.
+    /// The entry, if the key exists (single-key reads).
     pub entry: Option<Entry>,
+    /// Every entry under the prefix, in key order (recursive reads).
+    pub entries: Vec<(String, Entry)>,
+}
+
+/// What a read asks for.
+#[derive(Clone, Debug)]
+struct Query {
+    key: String,
+    recurse: bool,
+}
+
+impl Query {
+    fn run(&self, gsn: Slot, kv: &Kv) -> ReadResult {
+        if self.recurse {
+            let entries = kv
+                .prefix(&self.key)
+                .map(|(k, e)| (k.clone(), e.clone()))
+                .collect();
+            ReadResult {
+                gsn,
+                entry: None,
+                entries,
+            }
+        } else {
+            ReadResult {
+                gsn,
+                entry: kv.get(&self.key).cloned(),
+                entries: Vec::new(),
+            }
+        }
+    }
 }
 
 /// A group's state as seen by this node.
@@ -138,12 +169,15 @@ enum Request {
     },
     Read {
         group: u32,
-        key: String,
+        query: Query,
         linearizable: bool,
         reply: oneshot::Sender<Result<ReadResult, RequestError>>,
     },
     Status {
         reply: oneshot::Sender<Vec<GroupStatus>>,
+    },
+    Metrics {
+        reply: oneshot::Sender<String>,
     },
 }
 
@@ -220,6 +254,7 @@ impl Node {
                     replica,
                     kv,
                     waiting: HashMap::new(),
+                    since_snapshot: 0,
                 },
             );
         }
@@ -227,7 +262,7 @@ impl Node {
         tcfg.peers = config.peers.clone();
         let (transport, inbound) = Transport::start(tcfg).await?;
         let peer_addr = transport.local_addr();
-        let (storage_tx, storage_rx) = std::sync::mpsc::channel::<Vec<(GroupId, Vec<Record>)>>();
+        let (storage_tx, storage_rx) = std::sync::mpsc::channel::<StorageJob>();
         let (done_tx, done_rx) = mpsc::channel(4);
         std::thread::Builder::new()
             .name(format!("synod-storage-{}", config.node))
@@ -241,6 +276,8 @@ impl Node {
             collecting: VecDeque::new(),
             in_flight: None,
             storage: storage_tx,
+            compact_next: Vec::new(),
+            metrics: NodeMetrics::default(),
         };
         let task = tokio::spawn(runtime.run(inbound, request_rx, done_rx));
         Ok(Node {
@@ -279,10 +316,48 @@ impl Node {
         key: &str,
         linearizable: bool,
     ) -> Result<ReadResult, RequestError> {
+        self.query(
+            group,
+            Query {
+                key: key.to_string(),
+                recurse: false,
+            },
+            linearizable,
+        )
+        .await
+    }
+
+    /// Lists every key under `prefix`: linearizable or from local state.
+    ///
+    /// # Errors
+    /// [`RequestError`].
+    pub async fn list(
+        &self,
+        group: u32,
+        prefix: &str,
+        linearizable: bool,
+    ) -> Result<ReadResult, RequestError> {
+        self.query(
+            group,
+            Query {
+                key: prefix.to_string(),
+                recurse: true,
+            },
+            linearizable,
+        )
+        .await
+    }
+
+    async fn query(
+        &self,
+        group: u32,
+        query: Query,
+        linearizable: bool,
+    ) -> Result<ReadResult, RequestError> {
         let (reply, rx) = oneshot::channel();
         let req = Request::Read {
             group,
-            key: key.to_string(),
+            query,
             linearizable,
             reply,
         };
@@ -291,6 +366,20 @@ impl Node {
             .await
             .map_err(|_| RequestError::Stopped)?;
         rx.await.map_err(|_| RequestError::Stopped)?
+    }
+
+    /// Prometheus text exposition of the node's and its groups' counters.
+    pub async fn metrics(&self) -> String {
+        let (reply, rx) = oneshot::channel();
+        if self
+            .requests
+            .send(Request::Metrics { reply })
+            .await
+            .is_err()
+        {
+            return String::new();
+        }
+        rx.await.unwrap_or_default()
     }
 
     /// Status of every group.
@@ -303,15 +392,43 @@ impl Node {
     }
 }
 
+/// One commit for the storage thread: records of many groups, then the groups whose log to
+/// compact (their snapshot record is in this commit).
+struct StorageJob {
+    records: Vec<(GroupId, Vec<Record>)>,
+    compact: Vec<GroupId>,
+}
+
+/// What a commit cost.
+struct CommitDone {
+    fsync: Duration,
+    records: usize,
+}
+
 fn storage_thread(
     mut store: Store,
-    batches: std::sync::mpsc::Receiver<Vec<(GroupId, Vec<Record>)>>,
-    done: mpsc::Sender<Result<(), String>>,
+    jobs: std::sync::mpsc::Receiver<StorageJob>,
+    done: mpsc::Sender<Result<CommitDone, String>>,
 ) {
-    while let Ok(batch) = batches.recv() {
-        let result = store
-            .commit(batch.iter().map(|(g, r)| (*g, r.as_slice())))
+    while let Ok(job) = jobs.recv() {
+        let started = Instant::now();
+        let records = job.records.iter().map(|(_, r)| r.len()).sum();
+        let mut result = store
+            .commit(job.records.iter().map(|(g, r)| (*g, r.as_slice())))
+            .map(|()| CommitDone {
+                fsync: started.elapsed(),
+                records,
+            })
             .map_err(|e| e.to_string());
+        if result.is_ok() {
+            for g in job.compact {
+                // Rewrite the group's log as what recovery needs after its new snapshot, so
+                // disk use stays bounded under a steady write load.
+                if let Err(e) = store.recover(g).and_then(|state| store.compact(g, &state)) {
+                    result = Err(e.to_string());
+                }
+            }
+        }
         if done.blocking_send(result).is_err() {
             return;
         }
@@ -320,7 +437,7 @@ fn storage_thread(
 
 enum Waiter {
     Write(oneshot::Sender<Result<WriteResult, RequestError>>),
-    Read(String, oneshot::Sender<Result<ReadResult, RequestError>>),
+    Read(Query, oneshot::Sender<Result<ReadResult, RequestError>>),
 }
 
 struct Group {
@@ -328,6 +445,7 @@ struct Group {
     replica: Replica,
     kv: Kv,
     waiting: HashMap<ProposalId, Waiter>,
+    since_snapshot: u64,
 }
 
 struct Runtime {
@@ -338,25 +456,59 @@ struct Runtime {
     collecting: VecDeque<(u32, Ready)>,
     /// Readies whose records are being committed.
     in_flight: Option<VecDeque<(u32, Ready)>>,
-    storage: std::sync::mpsc::Sender<Vec<(GroupId, Vec<Record>)>>,
+    storage: std::sync::mpsc::Sender<StorageJob>,
+    /// Groups that took a snapshot whose record has not yet gone to storage.
+    compact_next: Vec<GroupId>,
+    metrics: NodeMetrics,
 }
+
+/// Node-level counters for `/metrics`.
+#[derive(Debug, Default, Clone)]
+struct NodeMetrics {
+    commits: u64,
+    committed_records: u64,
+    /// Commit (fsync) durations: counts per bucket upper bound in seconds, plus sum.
+    fsync_buckets: [u64; FSYNC_BUCKETS.len()],
+    fsync_sum: f64,
+    snapshots: u64,
+    forged_messages: u64,
+}
+
+const FSYNC_BUCKETS: [f64; 10] = [
+    0.000_25,
+    0.000_5,
+    0.001,
+    0.002,
+    0.004,
+    0.008,
+    0.016,
+    0.032,
+    0.064,
+    f64::INFINITY,
+];
+
+/// Slots applied between snapshots of a group.
+const SNAPSHOT_EVERY: u64 = 10_000;
 
 impl Runtime {
     async fn run(
         mut self,
         mut inbound: mpsc::Receiver<Inbound>,
         mut requests: mpsc::Receiver<Request>,
-        mut done: mpsc::Receiver<Result<(), String>>,
+        mut done: mpsc::Receiver<Result<CommitDone, String>>,
     ) {
         loop {
             let deadline = self.next_timer();
             tokio::select! {
                 biased;
                 Some(result) = done.recv() => {
-                    if let Err(e) = result {
-                        // A replica that cannot trust its disk must stop (etcd's rule).
-                        tracing::error!(node = self.node, error = %e, "storage failed; stopping the node");
-                        return;
+                    match result {
+                        Err(e) => {
+                            // A replica that cannot trust its disk must stop (etcd's rule).
+                            tracing::error!(node = self.node, error = %e, "storage failed; stopping the node");
+                            return;
+                        }
+                        Ok(c) => self.metrics.record_commit(&c),
                     }
                     self.committed();
                 }
@@ -404,6 +556,7 @@ impl Runtime {
         // The transport proved the sender's node id; a message must not claim another.
         if envelope.from != ReplicaId(inb.from) || envelope.to != ReplicaId(self.node) {
             tracing::warn!(from = inb.from, claimed = %envelope.from, "dropped a message with a forged sender");
+            self.metrics.forged_messages += 1;
             return;
         }
         if let Some(g) = self.groups.get_mut(&group) {
@@ -419,29 +572,30 @@ impl Runtime {
             }
             Request::Read {
                 group,
-                key,
+                query,
                 linearizable: true,
                 reply,
             } => {
                 // A barrier through the log: once applied here, everything acknowledged before
                 // the read started is applied here too.
-                let k = key.clone();
-                self.propose(group, KvCommand::Barrier, move |_| Waiter::Read(k, reply));
+                self.propose(group, KvCommand::Barrier, move |_| {
+                    Waiter::Read(query, reply)
+                });
             }
             Request::Read {
                 group,
-                key,
+                query,
                 linearizable: false,
                 reply,
             } => {
                 let result = match self.groups.get(&group) {
-                    Some(g) => Ok(ReadResult {
-                        gsn: g.replica.applied(),
-                        entry: g.kv.get(&key).cloned(),
-                    }),
+                    Some(g) => Ok(query.run(g.replica.applied(), &g.kv)),
                     None => Err(RequestError::NoGroup(group)),
                 };
                 let _ = reply.send(result);
+            }
+            Request::Metrics { reply } => {
+                let _ = reply.send(self.render_metrics());
             }
             Request::Status { reply } => {
                 let status = self
@@ -524,8 +678,11 @@ impl Runtime {
                     .or_default()
                     .extend(r.persist.iter().cloned());
             }
-            let payload = records.into_iter().map(|(g, r)| (GroupId(g), r)).collect();
-            if self.storage.send(payload).is_err() {
+            let job = StorageJob {
+                records: records.into_iter().map(|(g, r)| (GroupId(g), r)).collect(),
+                compact: std::mem::take(&mut self.compact_next),
+            };
+            if self.storage.send(job).is_err() {
                 tracing::error!(node = self.node, "storage thread is gone");
                 return;
             }
@@ -552,6 +709,18 @@ impl Runtime {
             };
             for d in &ready.deliveries {
                 g.apply(d);
+            }
+            if g.since_snapshot >= SNAPSHOT_EVERY {
+                g.since_snapshot = 0;
+                let app = Bytes::from(
+                    postcard::to_stdvec(&g.kv).expect("encoding into a Vec cannot fail"),
+                );
+                // Keep the log from the slowest member's applied GSN: peers behind that would
+                // need a snapshot sent to them, which the node does not do yet.
+                let retain = g.replica.gc_watermark();
+                g.replica.compact(now(), app, retain);
+                self.compact_next.push(GroupId(group));
+                self.metrics.snapshots += 1;
             }
             if let Some(req) = ready.snapshot_needed {
                 tracing::warn!(
@@ -584,6 +753,7 @@ fn fail(w: Waiter, e: RequestError) {
 
 impl Group {
     fn apply(&mut self, d: &Delivery) {
+        self.since_snapshot += 1;
         for p in &d.proposals {
             let Payload::Command(bytes) = &p.payload else {
                 continue;
@@ -597,15 +767,201 @@ impl Group {
                 Some(Waiter::Write(reply)) => {
                     let _ = reply.send(Ok(WriteResult { gsn: d.gsn, output }));
                 }
-                Some(Waiter::Read(key, reply)) => {
-                    let entry = self.kv.get(&key).cloned();
-                    let _ = reply.send(Ok(ReadResult {
-                        gsn: d.gsn.next(),
-                        entry,
-                    }));
+                Some(Waiter::Read(query, reply)) => {
+                    let _ = reply.send(Ok(query.run(d.gsn.next(), &self.kv)));
                 }
                 None => {}
             }
         }
+    }
+}
+
+impl NodeMetrics {
+    fn record_commit(&mut self, c: &CommitDone) {
+        self.commits += 1;
+        self.committed_records += c.records as u64;
+        let secs = c.fsync.as_secs_f64();
+        self.fsync_sum += secs;
+        for (i, le) in FSYNC_BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                self.fsync_buckets[i] += 1;
+            }
+        }
+    }
+}
+
+impl Runtime {
+    fn render_metrics(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let m = &self.metrics;
+        let mut line = |name: &str, help: &str, kind: &str, samples: Vec<(String, f64)>| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, v) in samples {
+                let _ = writeln!(out, "{name}{labels} {v}");
+            }
+        };
+        line(
+            "synod_commits_total",
+            "Durable storage commits (one fsync each).",
+            "counter",
+            vec![(String::new(), m.commits as f64)],
+        );
+        line(
+            "synod_committed_records_total",
+            "Records made durable.",
+            "counter",
+            vec![(String::new(), m.committed_records as f64)],
+        );
+        let mut buckets = Vec::new();
+        for (le, n) in FSYNC_BUCKETS.iter().zip(m.fsync_buckets) {
+            let le = if le.is_infinite() {
+                "+Inf".to_string()
+            } else {
+                le.to_string()
+            };
+            buckets.push((format!("{{le=\"{le}\"}}"), n as f64));
+        }
+        line(
+            "synod_fsync_seconds_bucket",
+            "Storage commit latency.",
+            "histogram",
+            buckets,
+        );
+        line(
+            "synod_fsync_seconds_sum",
+            "Storage commit latency, sum.",
+            "counter",
+            vec![(String::new(), m.fsync_sum)],
+        );
+        line(
+            "synod_fsync_seconds_count",
+            "Storage commits timed.",
+            "counter",
+            vec![(String::new(), m.commits as f64)],
+        );
+        line(
+            "synod_snapshots_total",
+            "Snapshots taken.",
+            "counter",
+            vec![(String::new(), m.snapshots as f64)],
+        );
+        line(
+            "synod_forged_messages_total",
+            "Peer messages dropped for claiming another sender.",
+            "counter",
+            vec![(String::new(), m.forged_messages as f64)],
+        );
+        let per_group = |f: &dyn Fn(&Group) -> f64| -> Vec<(String, f64)> {
+            self.groups
+                .values()
+                .map(|g| (format!("{{group=\"{}\"}}", g.id), f(g)))
+                .collect()
+        };
+        line(
+            "synod_applied_gsn",
+            "Slots applied (the next GSN).",
+            "gauge",
+            per_group(&|g| g.replica.applied().0 as f64),
+        );
+        line(
+            "synod_pending_proposals",
+            "Proposals accepted here, not yet applied.",
+            "gauge",
+            per_group(&|g| g.replica.pending_proposals() as f64),
+        );
+        line(
+            "synod_has_quorum",
+            "1 if a quorum is reachable.",
+            "gauge",
+            per_group(&|g| f64::from(u8::from(g.replica.has_quorum()))),
+        );
+        line(
+            "synod_proposals_total",
+            "Proposals accepted.",
+            "counter",
+            per_group(&|g| g.replica.metrics().proposals as f64),
+        );
+        line(
+            "synod_proposals_refused_total",
+            "Proposals refused.",
+            "counter",
+            per_group(&|g| g.replica.metrics().proposals_refused as f64),
+        );
+        line(
+            "synod_preemptions_total",
+            "Attempts pre-empted by a higher ballot.",
+            "counter",
+            per_group(&|g| g.replica.metrics().preemptions as f64),
+        );
+        line(
+            "synod_backoffs_total",
+            "Backoffs after pre-emption.",
+            "counter",
+            per_group(&|g| g.replica.metrics().backoffs as f64),
+        );
+        line(
+            "synod_takeovers_total",
+            "Slots taken over from a silent owner or a stalled frontier.",
+            "counter",
+            per_group(&|g| g.replica.metrics().takeovers as f64),
+        );
+        line(
+            "synod_skips_total",
+            "Own slots skipped.",
+            "counter",
+            per_group(&|g| g.replica.metrics().skipped as f64),
+        );
+        line(
+            "synod_dropped_messages_total",
+            "Malformed or out-of-configuration peer messages.",
+            "counter",
+            per_group(&|g| g.replica.metrics().dropped_messages as f64),
+        );
+        line(
+            "synod_catchup_requests_total",
+            "Catch-up requests sent.",
+            "counter",
+            per_group(&|g| g.replica.metrics().catchup_requests as f64),
+        );
+        line(
+            "synod_collecting_readies",
+            "Readies waiting for the next commit.",
+            "gauge",
+            vec![(String::new(), self.collecting.len() as f64)],
+        );
+        let t = self.transport.stats();
+        let get = synod_transport::TransportStats::get;
+        line(
+            "synod_transport_frames_sent_total",
+            "Frames written to peers.",
+            "counter",
+            vec![(String::new(), get(&t.sent) as f64)],
+        );
+        line(
+            "synod_transport_frames_received_total",
+            "Frames received from peers.",
+            "counter",
+            vec![(String::new(), get(&t.received) as f64)],
+        );
+        line(
+            "synod_transport_dropped_queue_full_total",
+            "Frames dropped: a peer queue was full.",
+            "counter",
+            vec![(String::new(), get(&t.dropped_queue_full) as f64)],
+        );
+        line(
+            "synod_transport_refused_total",
+            "Peer connections refused (TLS or identity).",
+            "counter",
+            vec![(String::new(), get(&t.refused) as f64)],
+        );
+        line(
+            "synod_transport_bad_frames_total",
+            "Connections closed after a bad frame.",
+            "counter",
+            vec![(String::new(), get(&t.bad_frames) as f64)],
+        );
+        out
     }
 }

@@ -131,15 +131,26 @@ pub(crate) fn run(nodes: u16, data: Option<PathBuf>, power_cut_test_mode: bool) 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let mut reported = std::collections::BTreeSet::new();
     rt.block_on(async {
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => return Ok(()),
                 () = tokio::time::sleep(Duration::from_millis(500)) => {
+                    // A node that dies (a fault experiment kills one) is reported, and the
+                    // others keep running: that is the point of a cluster.
                     for (id, c) in &mut cluster.children {
-                        if let Some(status) = c.try_wait()? {
-                            bail!("node {id} exited ({status}); see its log in {}", data.display());
+                        if let Some(status) = c.try_wait()?
+                            && reported.insert(*id)
+                        {
+                            eprintln!(
+                                "node {id} exited ({status}); the others keep running. Log: {}",
+                                data.join(format!("node-{id}.log")).display()
+                            );
                         }
+                    }
+                    if reported.len() == cluster.children.len() {
+                        bail!("every node has exited");
                     }
                 }
             }

@@ -1,6 +1,7 @@
 //! The HTTP API, following Consul's KV conventions where they fit: `PUT/GET/DELETE
-//! /v1/kv/{key}` (`?cas=GSN`, `?stale`, `?raw`, `?recurse` is not served yet), `/v1/status`,
-//! `/health`. Every answer carries the GSN it reflects in `X-Synod-Gsn`. Errors are JSON
+//! /v1/kv/{key}` (`?cas=GSN`, `?stale`, `?raw`, `?recurse`), `/v1/status`,
+//! `/health`, `/metrics` (Prometheus text); the same KV routes under `/v1/groups/{group}/kv`.
+//! Every answer carries the GSN it reflects in `X-Synod-Gsn`. Errors are JSON
 //! `{"error": "..."}` with a 4xx or 5xx status.
 
 use std::sync::Arc;
@@ -33,6 +34,7 @@ struct KvQuery {
     cas: Option<u64>,
     stale: Option<String>,
     raw: Option<String>,
+    recurse: Option<String>,
 }
 
 pub(crate) fn router(node: Node, timeout: Duration) -> Router {
@@ -40,7 +42,12 @@ pub(crate) fn router(node: Node, timeout: Duration) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/v1/status", get(status))
+        .route("/metrics", get(metrics))
         .route("/v1/kv/{*key}", get(kv_get).put(kv_put).delete(kv_delete))
+        .route(
+            "/v1/groups/{group}/kv/{*key}",
+            get(group_kv_get).put(group_kv_put).delete(group_kv_delete),
+        )
         .layer(DefaultBodyLimit::max(VALUE_MAX))
         .with_state(api)
 }
@@ -90,8 +97,17 @@ async fn status(State(api): State<Arc<Api>>) -> Response {
     axum::Json(json!({ "groups": groups })).into_response()
 }
 
-async fn write(api: &Api, cmd: KvCommand) -> Response {
-    match tokio::time::timeout(api.timeout, api.node.write(DEFAULT_GROUP, cmd)).await {
+async fn metrics(State(api): State<Arc<Api>>) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "content-type",
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    (headers, api.node.metrics().await).into_response()
+}
+
+async fn write(api: &Api, group: u32, cmd: KvCommand) -> Response {
+    match tokio::time::timeout(api.timeout, api.node.write(group, cmd)).await {
         Err(_) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "timed out waiting for agreement (is a quorum reachable?)",
@@ -110,14 +126,28 @@ async fn kv_put(
     Query(q): Query<KvQuery>,
     body: Bytes,
 ) -> Response {
+    put(&api, DEFAULT_GROUP, key, q, body).await
+}
+
+async fn group_kv_put(
+    State(api): State<Arc<Api>>,
+    Path((group, key)): Path<(u32, String)>,
+    Query(q): Query<KvQuery>,
+    body: Bytes,
+) -> Response {
+    put(&api, group, key, q, body).await
+}
+
+async fn put(api: &Api, group: u32, key: String, q: KvQuery, value: Bytes) -> Response {
     if let Some(r) = bad_key(&key) {
         return r;
     }
     write(
-        &api,
+        api,
+        group,
         KvCommand::Put {
             key,
-            value: body,
+            value,
             cas: q.cas,
         },
     )
@@ -129,10 +159,22 @@ async fn kv_delete(
     Path(key): Path<String>,
     Query(q): Query<KvQuery>,
 ) -> Response {
+    delete(&api, DEFAULT_GROUP, key, q).await
+}
+
+async fn group_kv_delete(
+    State(api): State<Arc<Api>>,
+    Path((group, key)): Path<(u32, String)>,
+    Query(q): Query<KvQuery>,
+) -> Response {
+    delete(&api, group, key, q).await
+}
+
+async fn delete(api: &Api, group: u32, key: String, q: KvQuery) -> Response {
     if let Some(r) = bad_key(&key) {
         return r;
     }
-    write(&api, KvCommand::Delete { key, cas: q.cas }).await
+    write(api, group, KvCommand::Delete { key, cas: q.cas }).await
 }
 
 async fn kv_get(
@@ -140,16 +182,36 @@ async fn kv_get(
     Path(key): Path<String>,
     Query(q): Query<KvQuery>,
 ) -> Response {
+    read(&api, DEFAULT_GROUP, key, q).await
+}
+
+async fn group_kv_get(
+    State(api): State<Arc<Api>>,
+    Path((group, key)): Path<(u32, String)>,
+    Query(q): Query<KvQuery>,
+) -> Response {
+    read(&api, group, key, q).await
+}
+
+fn entry_json(key: &str, e: &synod_node::kv::Entry) -> serde_json::Value {
+    let value = base64::engine::general_purpose::STANDARD.encode(&e.value);
+    json!({ "Key": key, "Value": value, "CreateIndex": e.create_gsn, "ModifyIndex": e.modify_gsn })
+}
+
+async fn read(api: &Api, group: u32, key: String, q: KvQuery) -> Response {
     if let Some(r) = bad_key(&key) {
         return r;
     }
     let linearizable = q.stale.is_none();
-    let read = match tokio::time::timeout(
-        api.timeout,
-        api.node.read(DEFAULT_GROUP, &key, linearizable),
-    )
-    .await
-    {
+    let recurse = q.recurse.is_some();
+    let fut = async {
+        if recurse {
+            api.node.list(group, &key, linearizable).await
+        } else {
+            api.node.read(group, &key, linearizable).await
+        }
+    };
+    let read = match tokio::time::timeout(api.timeout, fut).await {
         Err(_) => {
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -160,6 +222,18 @@ async fn kv_get(
         Ok(Ok(r)) => r,
     };
     let headers = gsn_header(read.gsn.0);
+    if recurse {
+        if read.entries.is_empty() {
+            return (
+                StatusCode::NOT_FOUND,
+                headers,
+                axum::Json(json!({ "error": "no keys under this prefix" })),
+            )
+                .into_response();
+        }
+        let body: Vec<_> = read.entries.iter().map(|(k, e)| entry_json(k, e)).collect();
+        return (headers, axum::Json(body)).into_response();
+    }
     let Some(entry) = read.entry else {
         return (
             StatusCode::NOT_FOUND,
@@ -171,7 +245,5 @@ async fn kv_get(
     if q.raw.is_some() {
         return (headers, entry.value).into_response();
     }
-    let value = base64::engine::general_purpose::STANDARD.encode(&entry.value);
-    let body = json!([{ "Key": key, "Value": value, "CreateIndex": entry.create_gsn, "ModifyIndex": entry.modify_gsn }]);
-    (headers, axum::Json(body)).into_response()
+    (headers, axum::Json(json!([entry_json(&key, &entry)]))).into_response()
 }

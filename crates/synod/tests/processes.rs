@@ -233,3 +233,99 @@ fn a_node_without_a_quorum_refuses_writes_with_503_and_recovers() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn the_http_api_follows_its_conventions_and_rejects_bad_input_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut procs = cluster(dir.path(), 3);
+    for p in &mut procs {
+        p.start();
+    }
+    let api = procs[0].api;
+    let base = format!("http://{api}");
+    assert!(put(api, "dir/a", "1") && put(api, "dir/b", "2") && put(api, "other", "3"));
+    // Every answer says which GSN it reflects.
+    let r = agent().get(&format!("{base}/v1/kv/dir/a")).call().unwrap();
+    assert!(r.headers().get("x-synod-gsn").is_some());
+    // ?recurse lists a prefix in key order, Consul-style.
+    let mut r = agent()
+        .get(&format!("{base}/v1/kv/dir/?recurse"))
+        .call()
+        .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    let keys: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["Key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["dir/a", "dir/b"]);
+    // Compare-and-set: a stale index fails without writing.
+    let modify = v[0]["ModifyIndex"].as_u64().unwrap();
+    let mut r = agent()
+        .put(&format!("{base}/v1/kv/dir/a?cas={}", modify + 1000))
+        .send("x")
+        .unwrap();
+    assert_eq!(r.body_mut().read_to_string().unwrap(), "false");
+    let mut r = agent()
+        .put(&format!("{base}/v1/kv/dir/a?cas={modify}"))
+        .send("x")
+        .unwrap();
+    assert_eq!(r.body_mut().read_to_string().unwrap(), "true");
+    // The same under /v1/groups/{group}; an unknown group is a 404 with a JSON error.
+    assert_eq!(get_stale(api, "dir/a").as_deref(), Some("x"));
+    let mut r = agent()
+        .get(&format!("{base}/v1/groups/0/kv/dir/a?raw"))
+        .call()
+        .unwrap();
+    assert_eq!(r.body_mut().read_to_string().unwrap(), "x");
+    let mut r = agent()
+        .get(&format!("{base}/v1/groups/9/kv/dir/a"))
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(
+        r.body_mut()
+            .read_to_string()
+            .unwrap()
+            .contains("no group 9")
+    );
+    // Missing key, oversized key and oversized value are clear 4xx errors.
+    assert_eq!(
+        agent()
+            .get(&format!("{base}/v1/kv/missing"))
+            .call()
+            .unwrap()
+            .status(),
+        404
+    );
+    let long_key = "k".repeat(600);
+    let mut r = agent()
+        .put(&format!("{base}/v1/kv/{long_key}"))
+        .send("v")
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(
+        r.body_mut()
+            .read_to_string()
+            .unwrap()
+            .contains("keys must be")
+    );
+    let big = vec![b'v'; 600 * 1024];
+    assert_eq!(
+        agent()
+            .put(&format!("{base}/v1/kv/big"))
+            .send(&big[..])
+            .unwrap()
+            .status(),
+        413
+    );
+    // Metrics in Prometheus text format.
+    let mut r = agent().get(&format!("{base}/metrics")).call().unwrap();
+    let text = r.body_mut().read_to_string().unwrap();
+    assert!(
+        text.contains("synod_applied_gsn{group=\"0\"}")
+            && text.contains("synod_fsync_seconds_bucket")
+    );
+}
