@@ -4,7 +4,7 @@
 //! each entry records the GSN that created and last modified it (Consul's `CreateIndex` and
 //! `ModifyIndex`), which is what compare-and-set compares.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -32,8 +32,24 @@ pub enum KvCommand {
     Barrier,
 }
 
+/// What a client proposes: a command and, optionally, an idempotency token. A command whose
+/// token was applied before is not applied again; the first outcome is returned instead, so a
+/// client may retry a write whose answer it never got.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvRequest {
+    /// Client-chosen token, unique per intended write (at most [`TOKEN_MAX`] bytes).
+    pub token: Option<String>,
+    /// The command.
+    pub cmd: KvCommand,
+}
+
+/// Longest idempotency token accepted, bytes.
+pub const TOKEN_MAX: usize = 128;
+/// Tokens remembered; the oldest are forgotten first (the same way on every node).
+pub const TOKENS_KEPT: usize = 100_000;
+
 /// What applying a command produced, returned to the client that proposed it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvOutput {
     /// Applied.
     Done,
@@ -59,9 +75,33 @@ pub struct Entry {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Kv {
     entries: BTreeMap<String, Entry>,
+    /// Outcome and GSN of every remembered idempotency token.
+    tokens: BTreeMap<String, (u64, KvOutput)>,
+    /// Tokens in the order they were applied, for forgetting the oldest.
+    token_order: VecDeque<String>,
 }
 
 impl Kv {
+    /// Applies a client request delivered at `gsn`; returns the GSN whose outcome it is (an
+    /// earlier one for a repeated token) and the outcome.
+    pub fn apply_request(&mut self, gsn: u64, req: &KvRequest) -> (u64, KvOutput) {
+        let Some(token) = &req.token else {
+            return (gsn, self.apply(gsn, &req.cmd));
+        };
+        if let Some((first, output)) = self.tokens.get(token) {
+            return (*first, output.clone());
+        }
+        let output = self.apply(gsn, &req.cmd);
+        self.tokens.insert(token.clone(), (gsn, output.clone()));
+        self.token_order.push_back(token.clone());
+        while self.token_order.len() > TOKENS_KEPT {
+            if let Some(old) = self.token_order.pop_front() {
+                self.tokens.remove(&old);
+            }
+        }
+        (gsn, output)
+    }
+
     /// Applies one command delivered at `gsn`.
     pub fn apply(&mut self, gsn: u64, cmd: &KvCommand) -> KvOutput {
         let current = |kv: &Kv, key: &str| kv.entries.get(key).map_or(0, |e| e.modify_gsn);
@@ -126,7 +166,8 @@ impl Kv {
         self.entries.is_empty()
     }
 
-    /// A hash of the whole content, equal on nodes that applied the same commands.
+    /// A hash of the whole content (keys, values, modify GSNs), equal on nodes that applied the
+    /// same commands.
     #[must_use]
     pub fn content_hash(&self) -> u64 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -188,6 +229,28 @@ mod tests {
             KvOutput::Done
         );
         assert!(kv.is_empty());
+    }
+
+    #[test]
+    fn a_repeated_token_returns_the_first_outcome_without_applying_again() {
+        let mut kv = Kv::default();
+        let req = KvRequest {
+            token: Some("t1".into()),
+            cmd: KvCommand::Put {
+                key: "a".into(),
+                value: Bytes::from_static(b"1"),
+                cas: Some(0),
+            },
+        };
+        assert_eq!(kv.apply_request(3, &req), (3, KvOutput::Done));
+        // Without the token, the same create-if-absent would now fail.
+        assert_eq!(kv.apply_request(9, &req), (3, KvOutput::Done));
+        assert_eq!(kv.get("a").unwrap().modify_gsn, 3);
+        let untokened = KvRequest { token: None, ..req };
+        assert_eq!(
+            kv.apply_request(10, &untokened),
+            (10, KvOutput::CasFailed { current: 3 })
+        );
     }
 
     #[test]

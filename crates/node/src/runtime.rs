@@ -22,7 +22,7 @@ use synod_transport::tls::TlsIdentity;
 use synod_transport::{Inbound, StartError, Transport, TransportConfig};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::kv::{Entry, Kv, KvCommand, KvOutput};
+use crate::kv::{Entry, Kv, KvCommand, KvOutput, KvRequest};
 
 /// The group every cluster starts with.
 pub const DEFAULT_GROUP: u32 = 0;
@@ -164,7 +164,7 @@ pub struct GroupStatus {
 enum Request {
     Write {
         group: u32,
-        cmd: KvCommand,
+        req: KvRequest,
         reply: oneshot::Sender<Result<WriteResult, RequestError>>,
     },
     Read {
@@ -298,9 +298,28 @@ impl Node {
     /// # Errors
     /// [`RequestError`]; on `Stopped` the outcome is unknown.
     pub async fn write(&self, group: u32, cmd: KvCommand) -> Result<WriteResult, RequestError> {
+        self.write_once(group, cmd, None).await
+    }
+
+    /// Like [`Self::write`], with an idempotency token: retrying with the same token after a
+    /// lost answer applies the command at most once and returns the first outcome.
+    ///
+    /// # Errors
+    /// [`RequestError`]; on `Stopped` the outcome is unknown (retry with the same token).
+    pub async fn write_once(
+        &self,
+        group: u32,
+        cmd: KvCommand,
+        token: Option<String>,
+    ) -> Result<WriteResult, RequestError> {
         let (reply, rx) = oneshot::channel();
+        let req = Request::Write {
+            group,
+            req: KvRequest { token, cmd },
+            reply,
+        };
         self.requests
-            .send(Request::Write { group, cmd, reply })
+            .send(req)
             .await
             .map_err(|_| RequestError::Stopped)?;
         rx.await.map_err(|_| RequestError::Stopped)?
@@ -567,8 +586,8 @@ impl Runtime {
 
     fn on_request(&mut self, req: Request) {
         match req {
-            Request::Write { group, cmd, reply } => {
-                self.propose(group, cmd, |_| Waiter::Write(reply))
+            Request::Write { group, req, reply } => {
+                self.propose(group, req, |_| Waiter::Write(reply))
             }
             Request::Read {
                 group,
@@ -578,9 +597,11 @@ impl Runtime {
             } => {
                 // A barrier through the log: once applied here, everything acknowledged before
                 // the read started is applied here too.
-                self.propose(group, KvCommand::Barrier, move |_| {
-                    Waiter::Read(query, reply)
-                });
+                let barrier = KvRequest {
+                    token: None,
+                    cmd: KvCommand::Barrier,
+                };
+                self.propose(group, barrier, move |_| Waiter::Read(query, reply));
             }
             Request::Read {
                 group,
@@ -622,7 +643,7 @@ impl Runtime {
         }
     }
 
-    fn propose(&mut self, group: u32, cmd: KvCommand, waiter: impl FnOnce(ProposalId) -> Waiter) {
+    fn propose(&mut self, group: u32, req: KvRequest, waiter: impl FnOnce(ProposalId) -> Waiter) {
         let Some(g) = self.groups.get_mut(&group) else {
             fail(
                 waiter(ProposalId {
@@ -634,7 +655,7 @@ impl Runtime {
             return;
         };
         let bytes =
-            Bytes::from(postcard::to_stdvec(&cmd).expect("encoding into a Vec cannot fail"));
+            Bytes::from(postcard::to_stdvec(&req).expect("encoding into a Vec cannot fail"));
         match g.replica.propose(now(), Payload::Command(bytes)) {
             Ok(id) => {
                 g.waiting.insert(id, waiter(id));
@@ -759,13 +780,16 @@ impl Group {
                 continue;
             };
             // Undecodable commands are skipped the same way on every node.
-            let Ok(cmd) = postcard::from_bytes::<KvCommand>(bytes) else {
+            let Ok(req) = postcard::from_bytes::<KvRequest>(bytes) else {
                 continue;
             };
-            let output = self.kv.apply(d.gsn.0, &cmd);
+            let (gsn, output) = self.kv.apply_request(d.gsn.0, &req);
             match self.waiting.remove(&p.id) {
                 Some(Waiter::Write(reply)) => {
-                    let _ = reply.send(Ok(WriteResult { gsn: d.gsn, output }));
+                    let _ = reply.send(Ok(WriteResult {
+                        gsn: Slot(gsn),
+                        output,
+                    }));
                 }
                 Some(Waiter::Read(query, reply)) => {
                     let _ = reply.send(Ok(query.run(d.gsn.next(), &self.kv)));

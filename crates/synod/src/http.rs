@@ -1,7 +1,8 @@
 //! The HTTP API, following Consul's KV conventions where they fit: `PUT/GET/DELETE
 //! /v1/kv/{key}` (`?cas=GSN`, `?stale`, `?raw`, `?recurse`), `/v1/status`,
 //! `/health`, `/metrics` (Prometheus text); the same KV routes under `/v1/groups/{group}/kv`.
-//! Every answer carries the GSN it reflects in `X-Synod-Gsn`. Errors are JSON
+//! Every answer carries the GSN it reflects in `X-Synod-Gsn`. A write carrying an
+//! `Idempotency-Key` header is applied at most once however often it is retried. Errors are JSON
 //! `{"error": "..."}` with a 4xx or 5xx status.
 
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use axum::routing::get;
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
-use synod_node::kv::{KvCommand, KvOutput};
+use synod_node::kv::{KvCommand, KvOutput, TOKEN_MAX};
 use synod_node::{DEFAULT_GROUP, Node, RequestError};
 
 /// Largest value accepted, bytes.
@@ -106,8 +107,26 @@ async fn metrics(State(api): State<Arc<Api>>) -> Response {
     (headers, api.node.metrics().await).into_response()
 }
 
-async fn write(api: &Api, group: u32, cmd: KvCommand) -> Response {
-    match tokio::time::timeout(api.timeout, api.node.write(group, cmd)).await {
+/// The `Idempotency-Key` header: retries carrying the same key apply at most once. A bad
+/// header is an error message, for a 400.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, String> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match v.to_str() {
+        Ok(s) if !s.is_empty() && s.len() <= TOKEN_MAX => Ok(Some(s.to_string())),
+        _ => Err(format!(
+            "Idempotency-Key must be 1 to {TOKEN_MAX} visible ASCII characters"
+        )),
+    }
+}
+
+async fn write(api: &Api, group: u32, cmd: KvCommand, headers: &HeaderMap) -> Response {
+    let token = match idempotency_key(headers) {
+        Ok(t) => t,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    match tokio::time::timeout(api.timeout, api.node.write_once(group, cmd, token)).await {
         Err(_) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "timed out waiting for agreement (is a quorum reachable?)",
@@ -124,21 +143,30 @@ async fn kv_put(
     State(api): State<Arc<Api>>,
     Path(key): Path<String>,
     Query(q): Query<KvQuery>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    put(&api, DEFAULT_GROUP, key, q, body).await
+    put(&api, DEFAULT_GROUP, key, q, &headers, body).await
 }
 
 async fn group_kv_put(
     State(api): State<Arc<Api>>,
     Path((group, key)): Path<(u32, String)>,
     Query(q): Query<KvQuery>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    put(&api, group, key, q, body).await
+    put(&api, group, key, q, &headers, body).await
 }
 
-async fn put(api: &Api, group: u32, key: String, q: KvQuery, value: Bytes) -> Response {
+async fn put(
+    api: &Api,
+    group: u32,
+    key: String,
+    q: KvQuery,
+    headers: &HeaderMap,
+    value: Bytes,
+) -> Response {
     if let Some(r) = bad_key(&key) {
         return r;
     }
@@ -150,6 +178,7 @@ async fn put(api: &Api, group: u32, key: String, q: KvQuery, value: Bytes) -> Re
             value,
             cas: q.cas,
         },
+        headers,
     )
     .await
 }
@@ -158,23 +187,25 @@ async fn kv_delete(
     State(api): State<Arc<Api>>,
     Path(key): Path<String>,
     Query(q): Query<KvQuery>,
+    headers: HeaderMap,
 ) -> Response {
-    delete(&api, DEFAULT_GROUP, key, q).await
+    delete(&api, DEFAULT_GROUP, key, q, &headers).await
 }
 
 async fn group_kv_delete(
     State(api): State<Arc<Api>>,
     Path((group, key)): Path<(u32, String)>,
     Query(q): Query<KvQuery>,
+    headers: HeaderMap,
 ) -> Response {
-    delete(&api, group, key, q).await
+    delete(&api, group, key, q, &headers).await
 }
 
-async fn delete(api: &Api, group: u32, key: String, q: KvQuery) -> Response {
+async fn delete(api: &Api, group: u32, key: String, q: KvQuery, headers: &HeaderMap) -> Response {
     if let Some(r) = bad_key(&key) {
         return r;
     }
-    write(api, group, KvCommand::Delete { key, cas: q.cas }).await
+    write(api, group, KvCommand::Delete { key, cas: q.cas }, headers).await
 }
 
 async fn kv_get(

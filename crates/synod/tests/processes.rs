@@ -321,6 +321,35 @@ fn the_http_api_follows_its_conventions_and_rejects_bad_input_clearly() {
             .status(),
         413
     );
+    // A retried write with the same Idempotency-Key applies once: a create-if-absent (cas=0)
+    // succeeds twice with the same GSN instead of failing the second time.
+    let once = || {
+        let mut r = agent()
+            .put(&format!("{base}/v1/kv/created?cas=0"))
+            .header("Idempotency-Key", "request-42")
+            .send("v")
+            .unwrap();
+        let gsn = r
+            .headers()
+            .get("x-synod-gsn")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        (r.body_mut().read_to_string().unwrap(), gsn)
+    };
+    let first = once();
+    assert_eq!(first.0, "true");
+    assert_eq!(once(), first);
+    let mut r = agent()
+        .put(&format!("{base}/v1/kv/created?cas=0"))
+        .send("v")
+        .unwrap();
+    assert_eq!(
+        r.body_mut().read_to_string().unwrap(),
+        "false",
+        "without the key it is a new write"
+    );
     // Metrics in Prometheus text format.
     let mut r = agent().get(&format!("{base}/metrics")).call().unwrap();
     let text = r.body_mut().read_to_string().unwrap();
