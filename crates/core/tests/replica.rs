@@ -28,7 +28,7 @@ fn cmd(s: &str) -> Payload {
 }
 
 #[test]
-fn a_proposal_is_persisted_before_it_is_proposed() {
+fn a_proposal_is_persisted_in_the_ready_that_proposes_it() {
     let mut net = Net::new(3, params(true));
     let now = net.now;
     let r0 = net.r(0);
@@ -41,21 +41,17 @@ fn a_proposal_is_persisted_before_it_is_proposed() {
         }
     );
     let ready = r0.poll_ready().expect("a ready");
+    // Slot 0 is r0's own: phase 2 directly, with the reserved ballot. The proposal log record,
+    // the reservation watermark and r0's own vote are all in this ready, so the driver makes
+    // them durable before any Accept leaves (the Ready contract).
+    let ballot = Ballot::reserved(ReplicaId(0));
     assert_eq!(
-        ready.persist,
-        vec![Record::Proposal {
+        ready.persist[0],
+        Record::Proposal {
             lsn: Lsn(1),
             payload: cmd("x")
-        }]
+        }
     );
-    assert!(
-        ready.messages.is_empty(),
-        "nothing may be proposed before its record is durable"
-    );
-    r0.handle_persisted(now, ready.seq);
-    let ready = r0.poll_ready().expect("the proposal goes out");
-    // Slot 0 is r0's own: phase 2 directly, with the reserved ballot, own vote recorded first.
-    let ballot = Ballot::reserved(ReplicaId(0));
     assert!(ready.persist.contains(&Record::OwnNext { slot: Slot(1) }));
     assert!(
         ready.persist.iter().any(
@@ -69,6 +65,8 @@ fn a_proposal_is_persisted_before_it_is_proposed() {
         .map(|e| e.to)
         .collect();
     assert_eq!(targets, vec![ReplicaId(1), ReplicaId(2)]);
+    assert!(ready.deliveries.is_empty());
+    r0.handle_persisted(now, ready.seq);
 }
 
 #[test]

@@ -79,8 +79,8 @@ pub struct Replica {
     // Proposer.
     proposals: BTreeMap<Lsn, Payload>,
     last_lsn: Lsn,
-    /// Proposals whose record is not yet known durable, with the ready that carries it.
-    unpersisted: VecDeque<(u64, Lsn)>,
+    /// Highest ready sequence the driver reported durable.
+    persisted_seq: u64,
     /// Durable proposals waiting for a slot.
     queue: BTreeSet<Lsn>,
     attempts: BTreeMap<Slot, Attempt>,
@@ -186,7 +186,7 @@ impl Replica {
             queue: state.proposals.keys().copied().collect(),
             proposals: state.proposals,
             last_lsn,
-            unpersisted: VecDeque::new(),
+            persisted_seq: 0,
             attempts: BTreeMap::new(),
             own_next,
             highest_seen: highest_durable.unwrap_or(start).max(start),
@@ -224,8 +224,9 @@ impl Replica {
 
     // ----- Inputs -------------------------------------------------------------------------
 
-    /// Accepts a client command (or configuration change) into the proposal log. It is
-    /// proposed once the returned proposal's record is durable (see [`Self::handle_persisted`]).
+    /// Accepts a client command (or configuration change) into the proposal log and proposes
+    /// it. Its record travels in the same [`Ready`] as the first messages about it, so it is
+    /// durable before any peer hears of it.
     ///
     /// # Errors
     /// [`ProposeError`] when refused; nothing was recorded.
@@ -264,7 +265,10 @@ impl Replica {
         self.last_lsn = lsn;
         self.proposals.insert(lsn, payload.clone());
         self.out.persist.push(Record::Proposal { lsn, payload });
-        self.unpersisted.push_back((self.next_seq, lsn));
+        // Proposed at once, in the same ready as its record: the driver makes the record
+        // durable before any message of that ready leaves, so no peer hears of a proposal
+        // that a crash could erase from the proposal log. (One fsync, not two, per write.)
+        self.queue.insert(lsn);
         Ok(ProposalId {
             proposer: self.id,
             lsn,
@@ -339,15 +343,11 @@ impl Replica {
     /// Tells the replica that the records of every ready up to `seq` are durable.
     pub fn handle_persisted(&mut self, now: Time, seq: u64) {
         self.advance(now);
-        while let Some((s, lsn)) = self.unpersisted.front().copied() {
-            if s > seq {
-                break;
-            }
-            self.unpersisted.pop_front();
-            if self.proposals.contains_key(&lsn) {
-                self.queue.insert(lsn);
-            }
-        }
+        assert!(
+            seq < self.next_seq,
+            "invariant: only readies handed out can be persisted"
+        );
+        self.persisted_seq = self.persisted_seq.max(seq);
         self.after_input();
     }
 
@@ -489,7 +489,7 @@ impl Replica {
             })
             .collect();
         format!(
-            "next {} seen {} own_next {} queue {} attempts {} {:?} takeover_at {:?} round {} after {:?} suspected {:?} config {:?} latest {:?} pending {:?} next_own {:?} held {:?} delivered {:?} unpersisted {:?} configs {:?}",
+            "next {} seen {} own_next {} queue {} attempts {} {:?} takeover_at {:?} round {} after {:?} suspected {:?} config {:?} latest {:?} pending {:?} next_own {:?} held {:?} delivered {:?} persisted {} configs {:?}",
             self.next_deliver,
             self.highest_seen,
             self.own_next,
@@ -510,7 +510,7 @@ impl Replica {
                 .map(|(r, h)| (*r, h.keys().take(3).collect::<Vec<_>>()))
                 .collect::<Vec<_>>(),
             self.core.delivered.get(&self.id),
-            self.unpersisted.iter().take(3).collect::<Vec<_>>(),
+            self.persisted_seq,
             self.core.configs,
         )
     }
