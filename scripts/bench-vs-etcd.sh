@@ -34,11 +34,19 @@ run_synod() {
   urls=$(python3 -c "import json;print(','.join(n['api'] for n in json.load(open('$data/cluster.json'))['nodes']))")
   echo "$data $dev $urls"
 }
+stop_synod() {
+  kill -INT "$1" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+}
 read -r data dev urls < <(run_synod)
 for c in 1 16 64 256; do echo -n "synod clients=$c: "; $lg --clients $c --secs "$secs" http --urls "$urls"; done
-kill -INT $dev; wait $dev 2>/dev/null || true
+stop_synod "$dev"
+# Kill node 2 and drive the two survivors: a client of the dead node has no node to go to
+# (the API has no client-side failover yet), while etcd's client library re-dials another
+# endpoint, so this measures what the cluster itself does when it loses a member.
 read -r data dev urls < <(run_synod)
-python3 -c "import json;print(json.load(open('$data/cluster.json'))['nodes'][0]['pid'])" >"$data/victim.pid"
-echo -n "synod kill -9 node 0 at 4s, clients=16: "
-$lg --clients 16 --secs 10 --kill-pid-file "$data/victim.pid" --kill-at 4 http --urls "$urls" 2>/dev/null | grep ops=
-kill -INT $dev; wait $dev 2>/dev/null || true
+python3 -c "import json;print(json.load(open('$data/cluster.json'))['nodes'][2]['pid'])" >"$data/victim.pid"
+survivors=$(python3 -c "import json;print(','.join(n['api'] for n in json.load(open('$data/cluster.json'))['nodes'][:2]))")
+echo -n "synod kill -9 node 2 at 4s, clients=16 on the survivors: "
+$lg --clients 16 --secs 10 --kill-pid-file "$data/victim.pid" --kill-at 4 http --urls "$survivors" 2>/dev/null | grep ops=
+stop_synod "$dev"
