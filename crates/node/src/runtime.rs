@@ -48,6 +48,10 @@ pub struct NodeConfig {
     pub takeover_ms: u64,
     /// Heartbeat interval, milliseconds.
     pub heartbeat_ms: u64,
+    /// A peer not heard from for this long counts as unreachable: with too few reachable
+    /// peers the node refuses writes (503). Must exceed the longest pause a loaded node's
+    /// event loop can take, or busy nodes refuse writes they could serve.
+    pub liveness_ms: u64,
 }
 
 /// Why a node could not start.
@@ -245,7 +249,7 @@ impl Node {
             opts.takeover_timeout_ns = config.takeover_ms * 1_000_000;
             opts.heartbeat_interval_ns = config.heartbeat_ms * 1_000_000;
             opts.retransmit_interval_ns = 2 * config.heartbeat_ms * 1_000_000;
-            opts.liveness_timeout_ns = 10 * config.heartbeat_ms * 1_000_000;
+            opts.liveness_timeout_ns = config.liveness_ms * 1_000_000;
             let replica = Replica::recover(opts, now(), state);
             groups.insert(
                 gid.0,

@@ -41,6 +41,7 @@ fn config(ca: &Pem, node: u16, addrs: &[SocketAddr], dir: &Path) -> NodeConfig {
         power_cut_test_mode: false,
         takeover_ms: 50,
         heartbeat_ms: 10,
+        liveness_ms: 500,
     }
 }
 

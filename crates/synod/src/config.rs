@@ -36,6 +36,9 @@ pub(crate) struct FileConfig {
     /// Heartbeat interval in milliseconds.
     #[serde(default = "default_heartbeat_ms")]
     pub(crate) heartbeat_ms: u64,
+    /// A peer silent this long counts as unreachable (minority detection), in milliseconds.
+    #[serde(default = "default_liveness_ms")]
+    pub(crate) liveness_ms: u64,
     /// How long a write may wait before the API answers 503, in milliseconds.
     #[serde(default = "default_request_timeout_ms")]
     pub(crate) request_timeout_ms: u64,
@@ -46,6 +49,9 @@ fn default_takeover_ms() -> u64 {
 }
 fn default_heartbeat_ms() -> u64 {
     10
+}
+fn default_liveness_ms() -> u64 {
+    1_000
 }
 fn default_request_timeout_ms() -> u64 {
     2_000
@@ -104,6 +110,7 @@ impl FileConfig {
             power_cut_test_mode: self.power_cut_test_mode,
             takeover_ms: self.takeover_ms,
             heartbeat_ms: self.heartbeat_ms,
+            liveness_ms: self.liveness_ms,
         })
     }
 }

@@ -49,7 +49,12 @@ impl Drop for Cluster {
     }
 }
 
-pub(crate) fn run(nodes: u16, data: Option<PathBuf>, power_cut_test_mode: bool) -> Result<()> {
+pub(crate) fn run(
+    nodes: u16,
+    data: Option<PathBuf>,
+    power_cut_test_mode: bool,
+    takeover_ms: u64,
+) -> Result<()> {
     if nodes == 0 {
         bail!("a cluster needs at least one node");
     }
@@ -90,8 +95,9 @@ pub(crate) fn run(nodes: u16, data: Option<PathBuf>, power_cut_test_mode: bool) 
                 key: data.join(format!("certs/node-{id}.key")),
             },
             power_cut_test_mode,
-            takeover_ms: 50,
+            takeover_ms,
             heartbeat_ms: 10,
+            liveness_ms: 1_000,
             request_timeout_ms: 2_000,
         };
         let path = data.join(format!("node-{id}.toml"));

@@ -41,6 +41,9 @@ enum Command {
         /// Lose unsynced writes on SIGKILL (for fault tests).
         #[arg(long)]
         power_cut_test_mode: bool,
+        /// Stall before a silent node's slots are taken over, milliseconds.
+        #[arg(long, default_value_t = 50)]
+        takeover_ms: u64,
     },
     /// Write a development CA and node certificates into a directory.
     Certs {
@@ -99,7 +102,8 @@ fn main() -> Result<()> {
             nodes,
             data,
             power_cut_test_mode,
-        } => dev::run(nodes, data, power_cut_test_mode),
+            takeover_ms,
+        } => dev::run(nodes, data, power_cut_test_mode, takeover_ms),
         Command::Certs { out, nodes } => dev::write_certs(&out, &nodes).map(|_| ()),
         Command::Status { api } => {
             println!("{}", http_call("GET", &format!("{api}/v1/status"), None)?);
