@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use synod_core::{
     Config, Delivery, Options, Payload, ProposalId, ProposeError, Ready, Record, Replica,
-    ReplicaId, Slot, Time,
+    ReplicaId, Slot, Snapshot, Time,
 };
 use synod_storage::{GroupId, StorageError, Store, UnsyncedFile};
 use synod_transport::frame::Frame;
@@ -52,6 +52,11 @@ pub struct NodeConfig {
     /// peers the node refuses writes (503). Must exceed the longest pause a loaded node's
     /// event loop can take, or busy nodes refuse writes they could serve.
     pub liveness_ms: u64,
+    /// Slots applied between snapshots of a group (then its log is compacted).
+    pub snapshot_every: u64,
+    /// Slots of log kept behind this node's applied GSN for lagging peers; a peer further
+    /// behind is sent a snapshot instead.
+    pub log_retention: u64,
 }
 
 /// Why a node could not start.
@@ -250,6 +255,7 @@ impl Node {
             opts.heartbeat_interval_ns = config.heartbeat_ms * 1_000_000;
             opts.retransmit_interval_ns = 2 * config.heartbeat_ms * 1_000_000;
             opts.liveness_timeout_ns = config.liveness_ms * 1_000_000;
+            let latest_snapshot = state.snapshot.clone();
             let replica = Replica::recover(opts, now(), state);
             groups.insert(
                 gid.0,
@@ -259,6 +265,12 @@ impl Node {
                     kv,
                     waiting: HashMap::new(),
                     since_snapshot: 0,
+                    snapshot: latest_snapshot.map(|s| {
+                        let bytes = encode_snapshot(&s);
+                        (s, bytes)
+                    }),
+                    receiving: None,
+                    applied_floor: Slot(0),
                 },
             );
         }
@@ -280,6 +292,8 @@ impl Node {
             collecting: VecDeque::new(),
             in_flight: None,
             storage: storage_tx,
+            snapshot_every: config.snapshot_every.max(1),
+            log_retention: config.log_retention,
             compact_next: Vec::new(),
             metrics: NodeMetrics::default(),
         };
@@ -469,6 +483,25 @@ struct Group {
     kv: Kv,
     waiting: HashMap<ProposalId, Waiter>,
     since_snapshot: u64,
+    /// The latest snapshot and its encoding, to serve peers that need it.
+    snapshot: Option<(Arc<Snapshot>, Bytes)>,
+    /// A snapshot being received.
+    receiving: Option<Incoming>,
+    /// Deliveries below this GSN are already in the state (an installed snapshot covers them;
+    /// readies produced before the install may still carry some).
+    applied_floor: Slot,
+}
+
+struct Incoming {
+    from: u16,
+    next_slot: u64,
+    total: u64,
+    bytes: Vec<u8>,
+    last: Instant,
+}
+
+fn encode_snapshot(s: &Snapshot) -> Bytes {
+    Bytes::from(postcard::to_stdvec(s).expect("encoding into a Vec cannot fail"))
 }
 
 struct Runtime {
@@ -480,6 +513,8 @@ struct Runtime {
     /// Readies whose records are being committed.
     in_flight: Option<VecDeque<(u32, Ready)>>,
     storage: std::sync::mpsc::Sender<StorageJob>,
+    snapshot_every: u64,
+    log_retention: u64,
     /// Groups that took a snapshot whose record has not yet gone to storage.
     compact_next: Vec<GroupId>,
     metrics: NodeMetrics,
@@ -510,8 +545,8 @@ const FSYNC_BUCKETS: [f64; 10] = [
     f64::INFINITY,
 ];
 
-/// Slots applied between snapshots of a group.
-const SNAPSHOT_EVERY: u64 = 10_000;
+/// Bytes of snapshot per chunk.
+const SNAPSHOT_CHUNK: usize = 256 * 1024;
 
 impl Runtime {
     async fn run(
@@ -573,8 +608,25 @@ impl Runtime {
     }
 
     fn on_inbound(&mut self, inb: Inbound) {
-        let Frame::Group { group, envelope } = inb.frame else {
-            return;
+        let (group, envelope) = match inb.frame {
+            Frame::Group { group, envelope } => (group, envelope),
+            Frame::SnapshotRequest {
+                group,
+                min_next_slot,
+                offset,
+            } => {
+                return self.serve_snapshot(inb.from, group, min_next_slot, offset);
+            }
+            Frame::SnapshotChunk {
+                group,
+                next_slot,
+                total,
+                offset,
+                data,
+            } => {
+                return self.receive_snapshot(inb.from, group, next_slot, total, offset, &data);
+            }
+            Frame::Hello { .. } => return,
         };
         // The transport proved the sender's node id; a message must not claim another.
         if envelope.from != ReplicaId(inb.from) || envelope.to != ReplicaId(self.node) {
@@ -735,24 +787,38 @@ impl Runtime {
             for d in &ready.deliveries {
                 g.apply(d);
             }
-            if g.since_snapshot >= SNAPSHOT_EVERY {
+            if g.since_snapshot >= self.snapshot_every {
                 g.since_snapshot = 0;
                 let app = Bytes::from(
                     postcard::to_stdvec(&g.kv).expect("encoding into a Vec cannot fail"),
                 );
-                // Keep the log from the slowest member's applied GSN: peers behind that would
-                // need a snapshot sent to them, which the node does not do yet.
-                let retain = g.replica.gc_watermark();
-                g.replica.compact(now(), app, retain);
+                // Keep the log from the slowest member's applied GSN, but no more than
+                // `log_retention` slots: a member further behind (down for long) gets this
+                // snapshot instead, so one dead node does not make every disk grow.
+                let applied = g.replica.applied().0;
+                let floor = applied.saturating_sub(self.log_retention);
+                let retain = Slot(g.replica.gc_watermark().0.max(floor));
+                let snap = g.replica.compact(now(), app, retain);
+                let bytes = encode_snapshot(&snap);
+                g.snapshot = Some((snap, bytes));
                 self.compact_next.push(GroupId(group));
                 self.metrics.snapshots += 1;
             }
             if let Some(req) = ready.snapshot_needed {
-                tracing::warn!(
-                    group,
-                    from = req.from.0,
-                    "needs a snapshot from a peer; snapshot transfer is not implemented yet"
-                );
+                let stale = g
+                    .receiving
+                    .as_ref()
+                    .is_none_or(|r| r.last.elapsed() > Duration::from_secs(5));
+                if stale {
+                    tracing::info!(group, from = req.from.0, "fetching a snapshot");
+                    g.receiving = None;
+                    let ask = Frame::SnapshotRequest {
+                        group,
+                        min_next_slot: req.min_next_slot.0,
+                        offset: 0,
+                    };
+                    let _ = self.transport.send(req.from.0, &ask);
+                }
             }
             for id in ready.abandoned {
                 if let Some(w) = g.waiting.remove(&id) {
@@ -778,6 +844,9 @@ fn fail(w: Waiter, e: RequestError) {
 
 impl Group {
     fn apply(&mut self, d: &Delivery) {
+        if d.gsn < self.applied_floor {
+            return;
+        }
         self.since_snapshot += 1;
         for p in &d.proposals {
             let Payload::Command(bytes) = &p.payload else {
@@ -953,6 +1022,12 @@ impl Runtime {
             per_group(&|g| g.replica.metrics().catchup_requests as f64),
         );
         line(
+            "synod_snapshots_installed_total",
+            "Snapshots installed from a peer.",
+            "counter",
+            per_group(&|g| g.replica.metrics().snapshots_installed as f64),
+        );
+        line(
             "synod_collecting_readies",
             "Readies waiting for the next commit.",
             "gauge",
@@ -991,5 +1066,100 @@ impl Runtime {
             vec![(String::new(), get(&t.bad_frames) as f64)],
         );
         out
+    }
+}
+
+impl Runtime {
+    /// Sends one chunk of our latest snapshot of `group` (if it covers what is asked).
+    fn serve_snapshot(&mut self, to: u16, group: u32, min_next_slot: u64, offset: u64) {
+        let Some(g) = self.groups.get(&group) else {
+            return;
+        };
+        let Some((snap, bytes)) = &g.snapshot else {
+            return;
+        };
+        if snap.next_slot.0 < min_next_slot {
+            return;
+        }
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        let end = (start + SNAPSHOT_CHUNK).min(bytes.len());
+        let chunk = Frame::SnapshotChunk {
+            group,
+            next_slot: snap.next_slot.0,
+            total: bytes.len() as u64,
+            offset: start as u64,
+            data: bytes.slice(start..end),
+        };
+        let _ = self.transport.send(to, &chunk);
+    }
+
+    /// Appends a chunk; asks for the next one, or installs the snapshot once complete.
+    fn receive_snapshot(
+        &mut self,
+        from: u16,
+        group: u32,
+        next_slot: u64,
+        total: u64,
+        offset: u64,
+        data: &[u8],
+    ) {
+        let Some(g) = self.groups.get_mut(&group) else {
+            return;
+        };
+        if total > 4 << 30 {
+            tracing::warn!(group, from, total, "refused a snapshot larger than 4 GiB");
+            return;
+        }
+        let fresh = || Incoming {
+            from,
+            next_slot,
+            total,
+            bytes: Vec::new(),
+            last: Instant::now(),
+        };
+        let incoming = g.receiving.get_or_insert_with(fresh);
+        if incoming.from != from || incoming.next_slot != next_slot || incoming.total != total {
+            // A different snapshot: start over with this one.
+            *incoming = fresh();
+        }
+        if offset != incoming.bytes.len() as u64 {
+            return; // a duplicate or out-of-order chunk: the next request asks again
+        }
+        incoming.bytes.extend_from_slice(data);
+        incoming.last = Instant::now();
+        if (incoming.bytes.len() as u64) < total {
+            let ask = Frame::SnapshotRequest {
+                group,
+                min_next_slot: next_slot,
+                offset: incoming.bytes.len() as u64,
+            };
+            let _ = self.transport.send(from, &ask);
+            return;
+        }
+        let bytes = std::mem::take(&mut incoming.bytes);
+        g.receiving = None;
+        let snapshot: Snapshot = match postcard::from_bytes(&bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                return tracing::warn!(group, from, error = %e, "an undecodable snapshot; will ask again");
+            }
+        };
+        let kv: Kv = match postcard::from_bytes(&snapshot.app) {
+            Ok(kv) => kv,
+            Err(e) => {
+                return tracing::warn!(group, from, error = %e, "a snapshot with undecodable state");
+            }
+        };
+        let snapshot = Arc::new(snapshot);
+        if g.replica.install_snapshot(now(), snapshot.clone()) {
+            tracing::info!(group, from, next_slot, "installed a snapshot");
+            g.kv = kv;
+            g.applied_floor = snapshot.next_slot;
+            g.snapshot = Some((snapshot, Bytes::from(bytes)));
+            self.compact_next.push(GroupId(group));
+        }
+        self.collect(group);
     }
 }

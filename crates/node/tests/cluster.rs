@@ -42,6 +42,8 @@ fn config(ca: &Pem, node: u16, addrs: &[SocketAddr], dir: &Path) -> NodeConfig {
         takeover_ms: 50,
         heartbeat_ms: 10,
         liveness_ms: 500,
+        snapshot_every: 10_000,
+        log_retention: 50_000,
     }
 }
 
@@ -139,4 +141,52 @@ async fn any_node_writes_all_apply_the_same_and_a_restarted_node_catches_up() {
     assert_eq!(s[0].keys, 41);
     let stale = n2.read(DEFAULT_GROUP, "k35", false).await.unwrap();
     assert_eq!(stale.entry.unwrap().value, Bytes::from("after"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_down_past_the_truncation_point_installs_a_snapshot_from_a_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs::generate_ca("test").unwrap();
+    let addrs = free_ports(3);
+    let small = |node| NodeConfig {
+        snapshot_every: 20,
+        log_retention: 10,
+        ..config(&ca, node, &addrs, dir.path())
+    };
+    let n0 = Node::start(small(0)).await.unwrap();
+    let n1 = Node::start(small(1)).await.unwrap();
+    let n2 = Node::start(small(2)).await.unwrap();
+    write_with_retry(&n0, put("first", "1")).await;
+    assert!(converged(&[&n0, &n1, &n2]).await);
+    drop(n2);
+    // Far more slots than the retention while node 2 is down: the survivors snapshot and
+    // truncate their logs past what node 2 has.
+    for i in 0..150 {
+        let node = if i % 2 == 0 { &n0 } else { &n1 };
+        write_with_retry(node, put(&format!("k{i}"), &format!("v{i}"))).await;
+    }
+    let n2 = Node::start(small(2)).await.unwrap();
+    assert!(
+        converged(&[&n0, &n1, &n2]).await,
+        "node 2 caught up through a snapshot"
+    );
+    let metrics = n2.metrics().await;
+    assert!(
+        metrics.contains("synod_snapshots_installed_total{group=\"0\"} 1"),
+        "node 2 must have installed a snapshot, not replayed the log:\n{metrics}"
+    );
+    let s = n2.status().await;
+    assert_eq!(s[0].keys, 151);
+    assert_eq!(
+        n2.read(DEFAULT_GROUP, "k149", false)
+            .await
+            .unwrap()
+            .entry
+            .unwrap()
+            .value,
+        Bytes::from("v149")
+    );
+    // And it keeps working normally afterwards.
+    write_with_retry(&n2, put("after", "yes")).await;
+    assert!(converged(&[&n0, &n1, &n2]).await);
 }

@@ -39,6 +39,12 @@ pub(crate) struct FileConfig {
     /// A peer silent this long counts as unreachable (minority detection), in milliseconds.
     #[serde(default = "default_liveness_ms")]
     pub(crate) liveness_ms: u64,
+    /// Slots applied between snapshots (then the log is compacted).
+    #[serde(default = "default_snapshot_every")]
+    pub(crate) snapshot_every: u64,
+    /// Slots of log kept for lagging peers; further behind, they are sent a snapshot.
+    #[serde(default = "default_log_retention")]
+    pub(crate) log_retention: u64,
     /// How long a write may wait before the API answers 503, in milliseconds.
     #[serde(default = "default_request_timeout_ms")]
     pub(crate) request_timeout_ms: u64,
@@ -52,6 +58,12 @@ fn default_heartbeat_ms() -> u64 {
 }
 fn default_liveness_ms() -> u64 {
     1_000
+}
+fn default_snapshot_every() -> u64 {
+    10_000
+}
+fn default_log_retention() -> u64 {
+    50_000
 }
 fn default_request_timeout_ms() -> u64 {
     2_000
@@ -111,6 +123,8 @@ impl FileConfig {
             takeover_ms: self.takeover_ms,
             heartbeat_ms: self.heartbeat_ms,
             liveness_ms: self.liveness_ms,
+            snapshot_every: self.snapshot_every,
+            log_retention: self.log_retention,
         })
     }
 }

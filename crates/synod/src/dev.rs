@@ -98,6 +98,8 @@ pub(crate) fn run(
             takeover_ms,
             heartbeat_ms: 10,
             liveness_ms: 1_000,
+            snapshot_every: 10_000,
+            log_retention: 50_000,
             request_timeout_ms: 2_000,
         };
         let path = data.join(format!("node-{id}.toml"));

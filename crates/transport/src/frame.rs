@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use synod_core::Envelope;
 
 /// Wire format version; bumped on any incompatible change.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Largest frame accepted or sent, in bytes.
 pub const FRAME_MAX: usize = 16 << 20;
 
@@ -27,6 +27,29 @@ pub enum Frame {
         group: u32,
         /// The message.
         envelope: Envelope,
+    },
+    /// Asks for the bytes of the sender's latest snapshot of `group` from `offset` (pull-based,
+    /// so a transfer resumes where it stopped and never floods the receiver).
+    SnapshotRequest {
+        /// The group.
+        group: u32,
+        /// The snapshot must cover at least the slots below this.
+        min_next_slot: u64,
+        /// First byte wanted.
+        offset: u64,
+    },
+    /// A piece of an encoded snapshot.
+    SnapshotChunk {
+        /// The group.
+        group: u32,
+        /// The slot the snapshot ends before (identifies the snapshot).
+        next_slot: u64,
+        /// Length of the whole encoded snapshot.
+        total: u64,
+        /// Where this piece starts.
+        offset: u64,
+        /// The bytes.
+        data: bytes::Bytes,
     },
 }
 
