@@ -24,6 +24,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::kv::{Entry, Kv, KvCommand, KvOutput, KvRequest};
 
+mod metrics;
+mod snapshot;
+mod storage_task;
+
+use metrics::NodeMetrics;
+use snapshot::{Incoming, encode_snapshot};
+use storage_task::{CommitDone, StorageJob, storage_thread};
+
 /// The group every cluster starts with.
 pub const DEFAULT_GROUP: u32 = 0;
 
@@ -429,49 +437,6 @@ impl Node {
     }
 }
 
-/// One commit for the storage thread: records of many groups, then the groups whose log to
-/// compact (their snapshot record is in this commit).
-struct StorageJob {
-    records: Vec<(GroupId, Vec<Record>)>,
-    compact: Vec<GroupId>,
-}
-
-/// What a commit cost.
-struct CommitDone {
-    fsync: Duration,
-    records: usize,
-}
-
-fn storage_thread(
-    mut store: Store,
-    jobs: std::sync::mpsc::Receiver<StorageJob>,
-    done: mpsc::Sender<Result<CommitDone, String>>,
-) {
-    while let Ok(job) = jobs.recv() {
-        let started = Instant::now();
-        let records = job.records.iter().map(|(_, r)| r.len()).sum();
-        let mut result = store
-            .commit(job.records.iter().map(|(g, r)| (*g, r.as_slice())))
-            .map(|()| CommitDone {
-                fsync: started.elapsed(),
-                records,
-            })
-            .map_err(|e| e.to_string());
-        if result.is_ok() {
-            for g in job.compact {
-                // Rewrite the group's log as what recovery needs after its new snapshot, so
-                // disk use stays bounded under a steady write load.
-                if let Err(e) = store.recover(g).and_then(|state| store.compact(g, &state)) {
-                    result = Err(e.to_string());
-                }
-            }
-        }
-        if done.blocking_send(result).is_err() {
-            return;
-        }
-    }
-}
-
 enum Waiter {
     Write(oneshot::Sender<Result<WriteResult, RequestError>>),
     Read(Query, oneshot::Sender<Result<ReadResult, RequestError>>),
@@ -492,18 +457,6 @@ struct Group {
     applied_floor: Slot,
 }
 
-struct Incoming {
-    from: u16,
-    next_slot: u64,
-    total: u64,
-    bytes: Vec<u8>,
-    last: Instant,
-}
-
-fn encode_snapshot(s: &Snapshot) -> Bytes {
-    Bytes::from(postcard::to_stdvec(s).expect("encoding into a Vec cannot fail"))
-}
-
 struct Runtime {
     node: u16,
     groups: BTreeMap<u32, Group>,
@@ -519,34 +472,6 @@ struct Runtime {
     compact_next: Vec<GroupId>,
     metrics: NodeMetrics,
 }
-
-/// Node-level counters for `/metrics`.
-#[derive(Debug, Default, Clone)]
-struct NodeMetrics {
-    commits: u64,
-    committed_records: u64,
-    /// Commit (fsync) durations: counts per bucket upper bound in seconds, plus sum.
-    fsync_buckets: [u64; FSYNC_BUCKETS.len()],
-    fsync_sum: f64,
-    snapshots: u64,
-    forged_messages: u64,
-}
-
-const FSYNC_BUCKETS: [f64; 10] = [
-    0.000_25,
-    0.000_5,
-    0.001,
-    0.002,
-    0.004,
-    0.008,
-    0.016,
-    0.032,
-    0.064,
-    f64::INFINITY,
-];
-
-/// Bytes of snapshot per chunk.
-const SNAPSHOT_CHUNK: usize = 256 * 1024;
 
 impl Runtime {
     async fn run(
@@ -870,296 +795,5 @@ impl Group {
                 None => {}
             }
         }
-    }
-}
-
-impl NodeMetrics {
-    fn record_commit(&mut self, c: &CommitDone) {
-        self.commits += 1;
-        self.committed_records += c.records as u64;
-        let secs = c.fsync.as_secs_f64();
-        self.fsync_sum += secs;
-        for (i, le) in FSYNC_BUCKETS.iter().enumerate() {
-            if secs <= *le {
-                self.fsync_buckets[i] += 1;
-            }
-        }
-    }
-}
-
-impl Runtime {
-    fn render_metrics(&self) -> String {
-        use std::fmt::Write as _;
-        let mut out = String::new();
-        let m = &self.metrics;
-        let mut line = |name: &str, help: &str, kind: &str, samples: Vec<(String, f64)>| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, v) in samples {
-                let _ = writeln!(out, "{name}{labels} {v}");
-            }
-        };
-        line(
-            "synod_commits_total",
-            "Durable storage commits (one fsync each).",
-            "counter",
-            vec![(String::new(), m.commits as f64)],
-        );
-        line(
-            "synod_committed_records_total",
-            "Records made durable.",
-            "counter",
-            vec![(String::new(), m.committed_records as f64)],
-        );
-        let mut buckets = Vec::new();
-        for (le, n) in FSYNC_BUCKETS.iter().zip(m.fsync_buckets) {
-            let le = if le.is_infinite() {
-                "+Inf".to_string()
-            } else {
-                le.to_string()
-            };
-            buckets.push((format!("{{le=\"{le}\"}}"), n as f64));
-        }
-        line(
-            "synod_fsync_seconds_bucket",
-            "Storage commit latency.",
-            "histogram",
-            buckets,
-        );
-        line(
-            "synod_fsync_seconds_sum",
-            "Storage commit latency, sum.",
-            "counter",
-            vec![(String::new(), m.fsync_sum)],
-        );
-        line(
-            "synod_fsync_seconds_count",
-            "Storage commits timed.",
-            "counter",
-            vec![(String::new(), m.commits as f64)],
-        );
-        line(
-            "synod_snapshots_total",
-            "Snapshots taken.",
-            "counter",
-            vec![(String::new(), m.snapshots as f64)],
-        );
-        line(
-            "synod_forged_messages_total",
-            "Peer messages dropped for claiming another sender.",
-            "counter",
-            vec![(String::new(), m.forged_messages as f64)],
-        );
-        let per_group = |f: &dyn Fn(&Group) -> f64| -> Vec<(String, f64)> {
-            self.groups
-                .values()
-                .map(|g| (format!("{{group=\"{}\"}}", g.id), f(g)))
-                .collect()
-        };
-        line(
-            "synod_applied_gsn",
-            "Slots applied (the next GSN).",
-            "gauge",
-            per_group(&|g| g.replica.applied().0 as f64),
-        );
-        line(
-            "synod_pending_proposals",
-            "Proposals accepted here, not yet applied.",
-            "gauge",
-            per_group(&|g| g.replica.pending_proposals() as f64),
-        );
-        line(
-            "synod_has_quorum",
-            "1 if a quorum is reachable.",
-            "gauge",
-            per_group(&|g| f64::from(u8::from(g.replica.has_quorum()))),
-        );
-        line(
-            "synod_proposals_total",
-            "Proposals accepted.",
-            "counter",
-            per_group(&|g| g.replica.metrics().proposals as f64),
-        );
-        line(
-            "synod_proposals_refused_total",
-            "Proposals refused.",
-            "counter",
-            per_group(&|g| g.replica.metrics().proposals_refused as f64),
-        );
-        line(
-            "synod_preemptions_total",
-            "Attempts pre-empted by a higher ballot.",
-            "counter",
-            per_group(&|g| g.replica.metrics().preemptions as f64),
-        );
-        line(
-            "synod_backoffs_total",
-            "Backoffs after pre-emption.",
-            "counter",
-            per_group(&|g| g.replica.metrics().backoffs as f64),
-        );
-        line(
-            "synod_takeovers_total",
-            "Slots taken over from a silent owner or a stalled frontier.",
-            "counter",
-            per_group(&|g| g.replica.metrics().takeovers as f64),
-        );
-        line(
-            "synod_skips_total",
-            "Own slots skipped.",
-            "counter",
-            per_group(&|g| g.replica.metrics().skipped as f64),
-        );
-        line(
-            "synod_dropped_messages_total",
-            "Malformed or out-of-configuration peer messages.",
-            "counter",
-            per_group(&|g| g.replica.metrics().dropped_messages as f64),
-        );
-        line(
-            "synod_catchup_requests_total",
-            "Catch-up requests sent.",
-            "counter",
-            per_group(&|g| g.replica.metrics().catchup_requests as f64),
-        );
-        line(
-            "synod_snapshots_installed_total",
-            "Snapshots installed from a peer.",
-            "counter",
-            per_group(&|g| g.replica.metrics().snapshots_installed as f64),
-        );
-        line(
-            "synod_collecting_readies",
-            "Readies waiting for the next commit.",
-            "gauge",
-            vec![(String::new(), self.collecting.len() as f64)],
-        );
-        let t = self.transport.stats();
-        let get = synod_transport::TransportStats::get;
-        line(
-            "synod_transport_frames_sent_total",
-            "Frames written to peers.",
-            "counter",
-            vec![(String::new(), get(&t.sent) as f64)],
-        );
-        line(
-            "synod_transport_frames_received_total",
-            "Frames received from peers.",
-            "counter",
-            vec![(String::new(), get(&t.received) as f64)],
-        );
-        line(
-            "synod_transport_dropped_queue_full_total",
-            "Frames dropped: a peer queue was full.",
-            "counter",
-            vec![(String::new(), get(&t.dropped_queue_full) as f64)],
-        );
-        line(
-            "synod_transport_refused_total",
-            "Peer connections refused (TLS or identity).",
-            "counter",
-            vec![(String::new(), get(&t.refused) as f64)],
-        );
-        line(
-            "synod_transport_bad_frames_total",
-            "Connections closed after a bad frame.",
-            "counter",
-            vec![(String::new(), get(&t.bad_frames) as f64)],
-        );
-        out
-    }
-}
-
-impl Runtime {
-    /// Sends one chunk of our latest snapshot of `group` (if it covers what is asked).
-    fn serve_snapshot(&mut self, to: u16, group: u32, min_next_slot: u64, offset: u64) {
-        let Some(g) = self.groups.get(&group) else {
-            return;
-        };
-        let Some((snap, bytes)) = &g.snapshot else {
-            return;
-        };
-        if snap.next_slot.0 < min_next_slot {
-            return;
-        }
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(bytes.len());
-        let end = (start + SNAPSHOT_CHUNK).min(bytes.len());
-        let chunk = Frame::SnapshotChunk {
-            group,
-            next_slot: snap.next_slot.0,
-            total: bytes.len() as u64,
-            offset: start as u64,
-            data: bytes.slice(start..end),
-        };
-        let _ = self.transport.send(to, &chunk);
-    }
-
-    /// Appends a chunk; asks for the next one, or installs the snapshot once complete.
-    fn receive_snapshot(
-        &mut self,
-        from: u16,
-        group: u32,
-        next_slot: u64,
-        total: u64,
-        offset: u64,
-        data: &[u8],
-    ) {
-        let Some(g) = self.groups.get_mut(&group) else {
-            return;
-        };
-        if total > 4 << 30 {
-            tracing::warn!(group, from, total, "refused a snapshot larger than 4 GiB");
-            return;
-        }
-        let fresh = || Incoming {
-            from,
-            next_slot,
-            total,
-            bytes: Vec::new(),
-            last: Instant::now(),
-        };
-        let incoming = g.receiving.get_or_insert_with(fresh);
-        if incoming.from != from || incoming.next_slot != next_slot || incoming.total != total {
-            // A different snapshot: start over with this one.
-            *incoming = fresh();
-        }
-        if offset != incoming.bytes.len() as u64 {
-            return; // a duplicate or out-of-order chunk: the next request asks again
-        }
-        incoming.bytes.extend_from_slice(data);
-        incoming.last = Instant::now();
-        if (incoming.bytes.len() as u64) < total {
-            let ask = Frame::SnapshotRequest {
-                group,
-                min_next_slot: next_slot,
-                offset: incoming.bytes.len() as u64,
-            };
-            let _ = self.transport.send(from, &ask);
-            return;
-        }
-        let bytes = std::mem::take(&mut incoming.bytes);
-        g.receiving = None;
-        let snapshot: Snapshot = match postcard::from_bytes(&bytes) {
-            Ok(s) => s,
-            Err(e) => {
-                return tracing::warn!(group, from, error = %e, "an undecodable snapshot; will ask again");
-            }
-        };
-        let kv: Kv = match postcard::from_bytes(&snapshot.app) {
-            Ok(kv) => kv,
-            Err(e) => {
-                return tracing::warn!(group, from, error = %e, "a snapshot with undecodable state");
-            }
-        };
-        let snapshot = Arc::new(snapshot);
-        if g.replica.install_snapshot(now(), snapshot.clone()) {
-            tracing::info!(group, from, next_slot, "installed a snapshot");
-            g.kv = kv;
-            g.applied_floor = snapshot.next_slot;
-            g.snapshot = Some((snapshot, Bytes::from(bytes)));
-            self.compact_next.push(GroupId(group));
-        }
-        self.collect(group);
     }
 }

@@ -1,0 +1,124 @@
+//! Snapshot transfer between nodes: a node that needs a snapshot pulls the peer's latest one
+//! in chunks ([`Frame::SnapshotRequest`] / [`Frame::SnapshotChunk`]), one request per chunk,
+//! so a transfer resumes where it stopped and never floods the receiver.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use synod_core::Snapshot;
+use synod_storage::GroupId;
+use synod_transport::frame::Frame;
+
+use super::{Runtime, now};
+use crate::kv::Kv;
+
+pub(super) struct Incoming {
+    pub(super) from: u16,
+    pub(super) next_slot: u64,
+    pub(super) total: u64,
+    pub(super) bytes: Vec<u8>,
+    pub(super) last: Instant,
+}
+
+pub(super) fn encode_snapshot(s: &Snapshot) -> Bytes {
+    Bytes::from(postcard::to_stdvec(s).expect("encoding into a Vec cannot fail"))
+}
+
+/// Bytes of snapshot per chunk.
+pub(super) const SNAPSHOT_CHUNK: usize = 256 * 1024;
+
+impl Runtime {
+    /// Sends one chunk of our latest snapshot of `group` (if it covers what is asked).
+    pub(super) fn serve_snapshot(&mut self, to: u16, group: u32, min_next_slot: u64, offset: u64) {
+        let Some(g) = self.groups.get(&group) else {
+            return;
+        };
+        let Some((snap, bytes)) = &g.snapshot else {
+            return;
+        };
+        if snap.next_slot.0 < min_next_slot {
+            return;
+        }
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        let end = (start + SNAPSHOT_CHUNK).min(bytes.len());
+        let chunk = Frame::SnapshotChunk {
+            group,
+            next_slot: snap.next_slot.0,
+            total: bytes.len() as u64,
+            offset: start as u64,
+            data: bytes.slice(start..end),
+        };
+        let _ = self.transport.send(to, &chunk);
+    }
+
+    /// Appends a chunk; asks for the next one, or installs the snapshot once complete.
+    pub(super) fn receive_snapshot(
+        &mut self,
+        from: u16,
+        group: u32,
+        next_slot: u64,
+        total: u64,
+        offset: u64,
+        data: &[u8],
+    ) {
+        let Some(g) = self.groups.get_mut(&group) else {
+            return;
+        };
+        if total > 4 << 30 {
+            tracing::warn!(group, from, total, "refused a snapshot larger than 4 GiB");
+            return;
+        }
+        let fresh = || Incoming {
+            from,
+            next_slot,
+            total,
+            bytes: Vec::new(),
+            last: Instant::now(),
+        };
+        let incoming = g.receiving.get_or_insert_with(fresh);
+        if incoming.from != from || incoming.next_slot != next_slot || incoming.total != total {
+            // A different snapshot: start over with this one.
+            *incoming = fresh();
+        }
+        if offset != incoming.bytes.len() as u64 {
+            return; // a duplicate or out-of-order chunk: the next request asks again
+        }
+        incoming.bytes.extend_from_slice(data);
+        incoming.last = Instant::now();
+        if (incoming.bytes.len() as u64) < total {
+            let ask = Frame::SnapshotRequest {
+                group,
+                min_next_slot: next_slot,
+                offset: incoming.bytes.len() as u64,
+            };
+            let _ = self.transport.send(from, &ask);
+            return;
+        }
+        let bytes = std::mem::take(&mut incoming.bytes);
+        g.receiving = None;
+        let snapshot: Snapshot = match postcard::from_bytes(&bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                return tracing::warn!(group, from, error = %e, "an undecodable snapshot; will ask again");
+            }
+        };
+        let kv: Kv = match postcard::from_bytes(&snapshot.app) {
+            Ok(kv) => kv,
+            Err(e) => {
+                return tracing::warn!(group, from, error = %e, "a snapshot with undecodable state");
+            }
+        };
+        let snapshot = Arc::new(snapshot);
+        if g.replica.install_snapshot(now(), snapshot.clone()) {
+            tracing::info!(group, from, next_slot, "installed a snapshot");
+            g.kv = kv;
+            g.applied_floor = snapshot.next_slot;
+            g.snapshot = Some((snapshot, Bytes::from(bytes)));
+            self.compact_next.push(GroupId(group));
+        }
+        self.collect(group);
+    }
+}
