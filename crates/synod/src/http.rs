@@ -1,6 +1,6 @@
 //! The HTTP API, following Consul's KV conventions where they fit: `PUT/GET/DELETE
 //! /v1/kv/{key}` (`?cas=GSN`, `?stale`, `?raw`, `?recurse`), `/v1/status`,
-//! `/health`, `/metrics` (Prometheus text); the same KV routes under `/v1/groups/{group}/kv`.
+//! `/health`, `/metrics` (Prometheus text), `/openapi.json`; the same KV routes under `/v1/groups/{group}/kv`.
 //! Every answer carries the GSN it reflects in `X-Synod-Gsn`. A write carrying an
 //! `Idempotency-Key` header is applied at most once however often it is retried. Errors are JSON
 //! `{"error": "..."}` with a 4xx or 5xx status.
@@ -44,6 +44,7 @@ pub(crate) fn router(node: Node, timeout: Duration) -> Router {
         .route("/health", get(|| async { "ok" }))
         .route("/v1/status", get(status))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
         .route("/v1/kv/{*key}", get(kv_get).put(kv_put).delete(kv_delete))
         .route(
             "/v1/groups/{group}/kv/{*key}",
@@ -96,6 +97,16 @@ async fn status(State(api): State<Arc<Api>>) -> Response {
         })
         .collect();
     axum::Json(json!({ "groups": groups })).into_response()
+}
+
+/// The OpenAPI 3 description of this API (kept by hand next to the handlers; a test checks
+/// that every route is described).
+pub(crate) const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    (headers, OPENAPI).into_response()
 }
 
 async fn metrics(State(api): State<Arc<Api>>) -> Response {
@@ -277,4 +288,22 @@ async fn read(api: &Api, group: u32, key: String, q: KvQuery) -> Response {
         return (headers, entry.value).into_response();
     }
     (headers, axum::Json(json!([entry_json(&key, &entry)]))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_openapi_document_describes_the_routes() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).expect("valid JSON");
+        assert_eq!(doc["openapi"], "3.0.3");
+        for path in ["/health", "/metrics", "/v1/status", "/v1/kv/{key}"] {
+            assert!(doc["paths"][path].is_object(), "{path} is not described");
+        }
+        for method in ["get", "put", "delete"] {
+            assert!(
+                doc["paths"]["/v1/kv/{key}"][method].is_object(),
+                "{method} is not described"
+            );
+        }
+    }
 }
