@@ -231,7 +231,21 @@ impl Store {
     /// # Errors
     /// The engine's error.
     pub fn compact(&mut self, group: GroupId, state: &DurableState) -> Result<(), StorageError> {
-        let records = state.to_records();
+        self.replace_group(group, &state.to_records())
+    }
+
+    /// Deletes a group's log.
+    ///
+    /// # Errors
+    /// The engine's error.
+    pub fn remove_group(&mut self, group: GroupId) -> Result<(), StorageError> {
+        self.replace_group(group, &[])?;
+        self.next_seq.remove(&group);
+        Ok(())
+    }
+
+    /// Replaces a group's whole log with `records`, in one durable commit.
+    fn replace_group(&mut self, group: GroupId, records: &[Record]) -> Result<(), StorageError> {
         let tx = self.db.begin_write().map_err(engine)?;
         {
             let mut table = tx.open_table(LOG).map_err(engine)?;
@@ -251,25 +265,6 @@ impl Store {
         tx.commit().map_err(engine)?;
         self.commits += 1;
         self.next_seq.insert(group, records.len() as u64);
-        Ok(())
-    }
-
-    /// Deletes a group's log.
-    ///
-    /// # Errors
-    /// The engine's error.
-    pub fn remove_group(&mut self, group: GroupId) -> Result<(), StorageError> {
-        let tx = self.db.begin_write().map_err(engine)?;
-        {
-            let mut table = tx.open_table(LOG).map_err(engine)?;
-            let (lo, hi) = (key(group, 0), key(group, u64::MAX));
-            table
-                .retain_in(lo.as_slice()..=hi.as_slice(), |_, _| false)
-                .map_err(engine)?;
-        }
-        tx.commit().map_err(engine)?;
-        self.commits += 1;
-        self.next_seq.remove(&group);
         Ok(())
     }
 

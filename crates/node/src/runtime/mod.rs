@@ -338,14 +338,22 @@ impl Node {
         cmd: KvCommand,
         token: Option<String>,
     ) -> Result<WriteResult, RequestError> {
-        let (reply, rx) = oneshot::channel();
-        let req = Request::Write {
+        self.ask(|reply| Request::Write {
             group,
             req: KvRequest { token, cmd },
             reply,
-        };
+        })
+        .await
+    }
+
+    /// Sends a request to the event loop and waits for its answer.
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, RequestError>>) -> Request,
+    ) -> Result<T, RequestError> {
+        let (reply, rx) = oneshot::channel();
         self.requests
-            .send(req)
+            .send(make(reply))
             .await
             .map_err(|_| RequestError::Stopped)?;
         rx.await.map_err(|_| RequestError::Stopped)?
@@ -399,18 +407,13 @@ impl Node {
         query: Query,
         linearizable: bool,
     ) -> Result<ReadResult, RequestError> {
-        let (reply, rx) = oneshot::channel();
-        let req = Request::Read {
+        self.ask(|reply| Request::Read {
             group,
             query,
             linearizable,
             reply,
-        };
-        self.requests
-            .send(req)
-            .await
-            .map_err(|_| RequestError::Stopped)?;
-        rx.await.map_err(|_| RequestError::Stopped)?
+        })
+        .await
     }
 
     /// Prometheus text exposition of the node's and its groups' counters.
