@@ -86,6 +86,23 @@ impl UnsyncedFile {
     }
 }
 
+/// Splits the byte range `offset..offset + len` at page boundaries: for each piece, the page
+/// index, the offset within the page, the offset within the range, and the length.
+fn pages(offset: u64, len: usize) -> impl Iterator<Item = (u64, usize, usize, usize)> {
+    let mut done = 0usize;
+    std::iter::from_fn(move || {
+        if done >= len {
+            return None;
+        }
+        let pos = offset + done as u64;
+        let (index, within) = (pos / PAGE, (pos % PAGE) as usize);
+        let n = (PAGE as usize - within).min(len - done);
+        let piece = (index, within, done, n);
+        done += n;
+        Some(piece)
+    })
+}
+
 impl Inner {
     fn load_page(&self, index: u64) -> io::Result<Vec<u8>> {
         if let Some(p) = self.dirty.get(&index) {
@@ -121,11 +138,7 @@ impl StorageBackend for UnsyncedFile {
                 "read past the end",
             ));
         }
-        let mut done = 0usize;
-        while done < out.len() {
-            let pos = offset + done as u64;
-            let (index, within) = (pos / PAGE, (pos % PAGE) as usize);
-            let n = (PAGE as usize - within).min(out.len() - done);
+        for (index, within, done, n) in pages(offset, out.len()) {
             match inner.dirty.get(&index) {
                 Some(p) => out[done..done + n].copy_from_slice(&p[within..within + n]),
                 None => {
@@ -133,7 +146,6 @@ impl StorageBackend for UnsyncedFile {
                     out[done..done + n].copy_from_slice(&page[within..within + n]);
                 }
             }
-            done += n;
         }
         Ok(())
     }
@@ -206,15 +218,10 @@ impl StorageBackend for UnsyncedFile {
                 "write past the end",
             ));
         }
-        let mut done = 0usize;
-        while done < data.len() {
-            let pos = offset + done as u64;
-            let (index, within) = (pos / PAGE, (pos % PAGE) as usize);
-            let n = (PAGE as usize - within).min(data.len() - done);
+        for (index, within, done, n) in pages(offset, data.len()) {
             let mut page = inner.load_page(index)?;
             page[within..within + n].copy_from_slice(&data[done..done + n]);
             inner.dirty.insert(index, page);
-            done += n;
         }
         Ok(())
     }
