@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod catalog;
 pub mod kv;
 mod runtime;
 

@@ -5,83 +5,13 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::Path;
-use std::time::Duration;
+mod common;
 
 use bytes::Bytes;
+use common::{config, converged, free_ports, put, write_with_retry};
 use synod_node::kv::{KvCommand, KvOutput};
-use synod_node::{DEFAULT_GROUP, Node, NodeConfig, RequestError};
-use synod_transport::certs::{self, Pem};
-use synod_transport::tls::TlsIdentity;
-
-fn free_ports(n: usize) -> Vec<SocketAddr> {
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners.iter().map(|l| l.local_addr().unwrap()).collect()
-}
-
-fn config(ca: &Pem, node: u16, addrs: &[SocketAddr], dir: &Path) -> NodeConfig {
-    let cert = certs::issue_node(ca, node).unwrap();
-    let peers: BTreeMap<u16, SocketAddr> = addrs
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i as u16 != node)
-        .map(|(i, a)| (i as u16, *a))
-        .collect();
-    NodeConfig {
-        node,
-        data_dir: dir.join(format!("node{node}")),
-        listen: addrs[node as usize],
-        peers,
-        members: (0..addrs.len() as u16).collect(),
-        identity: TlsIdentity::from_pem(&ca.cert, &cert.cert, &cert.key).unwrap(),
-        power_cut_test_mode: false,
-        takeover_ms: 50,
-        heartbeat_ms: 10,
-        liveness_ms: 500,
-        snapshot_every: 10_000,
-        log_retention: 50_000,
-    }
-}
-
-fn put(key: &str, value: &str) -> KvCommand {
-    KvCommand::Put {
-        key: key.into(),
-        value: Bytes::from(value.to_string()),
-        cas: None,
-    }
-}
-
-async fn write_with_retry(node: &Node, cmd: KvCommand) -> synod_node::WriteResult {
-    for _ in 0..100 {
-        match node.write(DEFAULT_GROUP, cmd.clone()).await {
-            Ok(r) => return r,
-            Err(RequestError::Refused(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(e) => panic!("write failed: {e}"),
-        }
-    }
-    panic!("no quorum after 5 s");
-}
-
-async fn converged(nodes: &[&Node]) -> bool {
-    for _ in 0..200 {
-        let mut status = Vec::new();
-        for n in nodes {
-            status.push(n.status().await[0].clone());
-        }
-        if status
-            .windows(2)
-            .all(|w| w[0].applied == w[1].applied && w[0].content_hash == w[1].content_hash)
-        {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
-}
+use synod_node::{DEFAULT_GROUP, Node, NodeConfig};
+use synod_transport::certs;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_node_writes_all_apply_the_same_and_a_restarted_node_catches_up() {

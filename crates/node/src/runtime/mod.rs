@@ -6,31 +6,34 @@
 //! readies' messages sent and deliveries applied (the core's contract), in the order the
 //! readies were produced.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use synod_core::{
-    Config, Delivery, Options, Payload, ProposalId, ProposeError, Ready, Record, Replica,
-    ReplicaId, Slot, Snapshot, Time,
-};
-use synod_storage::{GroupId, StorageError, Store, UnsyncedFile};
+use synod_core::{ConfigChange, Payload, ProposeError, Ready, Record, ReplicaId, Slot, Time};
+use synod_storage::{GroupId, StorageError};
 use synod_transport::frame::Frame;
 use synod_transport::tls::TlsIdentity;
-use synod_transport::{Inbound, StartError, Transport, TransportConfig};
+use synod_transport::{Inbound, StartError, Transport};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::catalog::{AdminCommand, AdminOutput, Command};
 use crate::kv::{Entry, Kv, KvCommand, KvOutput, KvRequest};
 
+mod groups;
+mod handle;
 mod metrics;
 mod snapshot;
 mod storage_task;
 
+pub use handle::Node;
+
+use groups::{Dormant, Group, Waiter};
+use handle::encode_command;
 use metrics::NodeMetrics;
-use snapshot::{Incoming, encode_snapshot};
-use storage_task::{CommitDone, StorageJob, storage_thread};
+use snapshot::encode_snapshot;
+use storage_task::{CommitDone, StorageJob};
 
 /// The group every cluster starts with.
 pub const DEFAULT_GROUP: u32 = 0;
@@ -108,6 +111,9 @@ pub enum RequestError {
     /// The node stopped before answering (the write may or may not have been applied).
     #[error("the node stopped before the outcome was known")]
     Stopped,
+    /// A configuration change was refused when it was applied.
+    #[error("configuration change refused: {0}")]
+    Config(String),
 }
 
 /// The result of a write.
@@ -164,6 +170,8 @@ impl Query {
 pub struct GroupStatus {
     /// The group.
     pub group: u32,
+    /// Its name in the catalog (empty if this node's catalog does not know it yet).
+    pub name: String,
     /// Slots below this are applied here.
     pub applied: Slot,
     /// Current members.
@@ -178,6 +186,22 @@ pub struct GroupStatus {
     pub pending: usize,
 }
 
+fn now() -> Time {
+    Time(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    )
+}
+
+/// The timing options every hosted group's replica gets.
+#[derive(Clone, Copy, Debug)]
+struct Timing {
+    takeover_ms: u64,
+    heartbeat_ms: u64,
+    liveness_ms: u64,
+}
+
 enum Request {
     Write {
         group: u32,
@@ -190,6 +214,15 @@ enum Request {
         linearizable: bool,
         reply: oneshot::Sender<Result<ReadResult, RequestError>>,
     },
+    Admin {
+        cmd: AdminCommand,
+        reply: oneshot::Sender<Result<(Slot, AdminOutput), RequestError>>,
+    },
+    Config {
+        group: u32,
+        change: ConfigChange,
+        reply: oneshot::Sender<Result<Slot, RequestError>>,
+    },
     Status {
         reply: oneshot::Sender<Vec<GroupStatus>>,
     },
@@ -198,271 +231,14 @@ enum Request {
     },
 }
 
-/// A running node. Dropping it stops the node.
-#[derive(Debug)]
-pub struct Node {
-    requests: mpsc::Sender<Request>,
-    peer_addr: std::net::SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-fn now() -> Time {
-    Time(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64),
-    )
-}
-
-impl Node {
-    /// Opens storage, recovers every group, connects to peers and starts serving.
-    ///
-    /// # Errors
-    /// [`NodeError`] if storage, a snapshot or the transport cannot be opened.
-    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
-            path: config.data_dir.clone(),
-            source,
-        })?;
-        let db = config.data_dir.join("synod.redb");
-        let store = if config.power_cut_test_mode {
-            let (backend, _) = UnsyncedFile::open(&db).map_err(|source| NodeError::DataDir {
-                path: db.clone(),
-                source,
-            })?;
-            Store::open_with_backend(backend)?
-        } else {
-            Store::open(&db)?
-        };
-        let genesis = Config::majority(config.members.iter().map(|m| ReplicaId(*m)));
-        let mut groups = BTreeMap::new();
-        let mut ids = store.groups()?;
-        if !ids.contains(&GroupId(DEFAULT_GROUP)) {
-            ids.push(GroupId(DEFAULT_GROUP));
-        }
-        for gid in ids {
-            let state = store.recover(gid)?;
-            let kv = match &state.snapshot {
-                Some(s) if !s.app.is_empty() => {
-                    postcard::from_bytes(&s.app).map_err(|e| NodeError::Snapshot {
-                        group: gid.0,
-                        detail: e.to_string(),
-                    })?
-                }
-                _ => Kv::default(),
-            };
-            let mut opts = Options::new(ReplicaId(config.node), genesis.clone());
-            opts.seed = u64::from(config.node) ^ now().0;
-            opts.takeover_timeout_ns = config.takeover_ms * 1_000_000;
-            opts.heartbeat_interval_ns = config.heartbeat_ms * 1_000_000;
-            opts.retransmit_interval_ns = 2 * config.heartbeat_ms * 1_000_000;
-            opts.liveness_timeout_ns = config.liveness_ms * 1_000_000;
-            let latest_snapshot = state.snapshot.clone();
-            let replica = Replica::recover(opts, now(), state);
-            groups.insert(
-                gid.0,
-                Group {
-                    id: gid.0,
-                    replica,
-                    kv,
-                    waiting: HashMap::new(),
-                    since_snapshot: 0,
-                    snapshot: latest_snapshot.map(|s| {
-                        let bytes = encode_snapshot(&s);
-                        (s, bytes)
-                    }),
-                    receiving: None,
-                    applied_floor: Slot(0),
-                },
-            );
-        }
-        let mut tcfg = TransportConfig::new(config.node, config.listen, config.identity.clone());
-        tcfg.peers = config.peers.clone();
-        let (transport, inbound) = Transport::start(tcfg).await?;
-        let peer_addr = transport.local_addr();
-        let (storage_tx, storage_rx) = std::sync::mpsc::channel::<StorageJob>();
-        let (done_tx, done_rx) = mpsc::channel(4);
-        std::thread::Builder::new()
-            .name(format!("synod-storage-{}", config.node))
-            .spawn(move || storage_thread(store, storage_rx, done_tx))
-            .map_err(|source| NodeError::DataDir { path: db, source })?;
-        let (requests, request_rx) = mpsc::channel(4096);
-        let runtime = Runtime {
-            node: config.node,
-            groups,
-            transport: Arc::new(transport),
-            collecting: VecDeque::new(),
-            in_flight: None,
-            storage: storage_tx,
-            snapshot_every: config.snapshot_every.max(1),
-            log_retention: config.log_retention,
-            compact_next: Vec::new(),
-            metrics: NodeMetrics::default(),
-        };
-        let task = tokio::spawn(runtime.run(inbound, request_rx, done_rx));
-        Ok(Node {
-            requests,
-            peer_addr,
-            task,
-        })
-    }
-
-    /// Where this node listens for peers.
-    #[must_use]
-    pub fn peer_addr(&self) -> std::net::SocketAddr {
-        self.peer_addr
-    }
-
-    /// Proposes a KV command in `group` and waits until it is applied here.
-    ///
-    /// # Errors
-    /// [`RequestError`]; on `Stopped` the outcome is unknown.
-    pub async fn write(&self, group: u32, cmd: KvCommand) -> Result<WriteResult, RequestError> {
-        self.write_once(group, cmd, None).await
-    }
-
-    /// Like [`Self::write`], with an idempotency token: retrying with the same token after a
-    /// lost answer applies the command at most once and returns the first outcome.
-    ///
-    /// # Errors
-    /// [`RequestError`]; on `Stopped` the outcome is unknown (retry with the same token).
-    pub async fn write_once(
-        &self,
-        group: u32,
-        cmd: KvCommand,
-        token: Option<String>,
-    ) -> Result<WriteResult, RequestError> {
-        self.ask(|reply| Request::Write {
-            group,
-            req: KvRequest { token, cmd },
-            reply,
-        })
-        .await
-    }
-
-    /// Sends a request to the event loop and waits for its answer.
-    async fn ask<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, RequestError>>) -> Request,
-    ) -> Result<T, RequestError> {
-        let (reply, rx) = oneshot::channel();
-        self.requests
-            .send(make(reply))
-            .await
-            .map_err(|_| RequestError::Stopped)?;
-        rx.await.map_err(|_| RequestError::Stopped)?
-    }
-
-    /// Reads `key`: linearizable (through a barrier in the log) or from local state.
-    ///
-    /// # Errors
-    /// [`RequestError`].
-    pub async fn read(
-        &self,
-        group: u32,
-        key: &str,
-        linearizable: bool,
-    ) -> Result<ReadResult, RequestError> {
-        self.query(
-            group,
-            Query {
-                key: key.to_string(),
-                recurse: false,
-            },
-            linearizable,
-        )
-        .await
-    }
-
-    /// Lists every key under `prefix`: linearizable or from local state.
-    ///
-    /// # Errors
-    /// [`RequestError`].
-    pub async fn list(
-        &self,
-        group: u32,
-        prefix: &str,
-        linearizable: bool,
-    ) -> Result<ReadResult, RequestError> {
-        self.query(
-            group,
-            Query {
-                key: prefix.to_string(),
-                recurse: true,
-            },
-            linearizable,
-        )
-        .await
-    }
-
-    async fn query(
-        &self,
-        group: u32,
-        query: Query,
-        linearizable: bool,
-    ) -> Result<ReadResult, RequestError> {
-        self.ask(|reply| Request::Read {
-            group,
-            query,
-            linearizable,
-            reply,
-        })
-        .await
-    }
-
-    /// Prometheus text exposition of the node's and its groups' counters.
-    pub async fn metrics(&self) -> String {
-        let (reply, rx) = oneshot::channel();
-        if self
-            .requests
-            .send(Request::Metrics { reply })
-            .await
-            .is_err()
-        {
-            return String::new();
-        }
-        rx.await.unwrap_or_default()
-    }
-
-    /// Status of every group.
-    pub async fn status(&self) -> Vec<GroupStatus> {
-        let (reply, rx) = oneshot::channel();
-        if self.requests.send(Request::Status { reply }).await.is_err() {
-            return Vec::new();
-        }
-        rx.await.unwrap_or_default()
-    }
-}
-
-enum Waiter {
-    Write(oneshot::Sender<Result<WriteResult, RequestError>>),
-    Read(Query, oneshot::Sender<Result<ReadResult, RequestError>>),
-}
-
-struct Group {
-    id: u32,
-    replica: Replica,
-    kv: Kv,
-    waiting: HashMap<ProposalId, Waiter>,
-    since_snapshot: u64,
-    /// The latest snapshot and its encoding, to serve peers that need it.
-    snapshot: Option<(Arc<Snapshot>, Bytes)>,
-    /// A snapshot being received.
-    receiving: Option<Incoming>,
-    /// Deliveries below this GSN are already in the state (an installed snapshot covers them;
-    /// readies produced before the install may still carry some).
-    applied_floor: Slot,
-}
-
 struct Runtime {
     node: u16,
     groups: BTreeMap<u32, Group>,
+    /// Groups in storage that the catalog has not claimed yet.
+    dormant: Dormant,
+    /// Peer addresses the transport dials.
+    known_peers: BTreeMap<u16, std::net::SocketAddr>,
+    timing: Timing,
     transport: Arc<Transport>,
     /// Readies produced since the last commit started, in order.
     collecting: VecDeque<(u32, Ready)>,
@@ -473,6 +249,8 @@ struct Runtime {
     log_retention: u64,
     /// Groups that took a snapshot whose record has not yet gone to storage.
     compact_next: Vec<GroupId>,
+    /// Groups whose log to delete with the next commit.
+    remove_next: Vec<GroupId>,
     metrics: NodeMetrics,
 }
 
@@ -571,8 +349,21 @@ impl Runtime {
     fn on_request(&mut self, req: Request) {
         match req {
             Request::Write { group, req, reply } => {
-                self.propose(group, req, |_| Waiter::Write(reply))
+                self.propose(
+                    group,
+                    encode_command(&Command::Kv(req)),
+                    Waiter::Write(reply),
+                );
             }
+            Request::Admin { cmd, reply } => {
+                let payload = encode_command(&Command::Admin(cmd));
+                self.propose(DEFAULT_GROUP, payload, Waiter::Admin(reply));
+            }
+            Request::Config {
+                group,
+                change,
+                reply,
+            } => self.propose(group, Payload::Config(change), Waiter::Config(reply)),
             Request::Read {
                 group,
                 query,
@@ -581,11 +372,11 @@ impl Runtime {
             } => {
                 // A barrier through the log: once applied here, everything acknowledged before
                 // the read started is applied here too.
-                let barrier = KvRequest {
+                let barrier = Command::Kv(KvRequest {
                     token: None,
                     cmd: KvCommand::Barrier,
-                };
-                self.propose(group, barrier, move |_| Waiter::Read(query, reply));
+                });
+                self.propose(group, encode_command(&barrier), Waiter::Read(query, reply));
             }
             Request::Read {
                 group,
@@ -603,11 +394,22 @@ impl Runtime {
                 let _ = reply.send(self.render_metrics());
             }
             Request::Status { reply } => {
+                let catalog = self
+                    .groups
+                    .get(&DEFAULT_GROUP)
+                    .and_then(|g| g.catalog.as_ref());
+                let name = |id: u32| {
+                    catalog
+                        .and_then(|(c, _)| c.group_by_id(id))
+                        .map(|g| g.name.clone())
+                        .unwrap_or_default()
+                };
                 let status = self
                     .groups
                     .values()
                     .map(|g| GroupStatus {
                         group: g.id,
+                        name: name(g.id),
                         applied: g.replica.applied(),
                         members: g
                             .replica
@@ -627,30 +429,15 @@ impl Runtime {
         }
     }
 
-    fn propose(&mut self, group: u32, req: KvRequest, waiter: impl FnOnce(ProposalId) -> Waiter) {
+    fn propose(&mut self, group: u32, payload: Payload, waiter: Waiter) {
         let Some(g) = self.groups.get_mut(&group) else {
-            fail(
-                waiter(ProposalId {
-                    proposer: ReplicaId(self.node),
-                    lsn: synod_core::Lsn(0),
-                }),
-                RequestError::NoGroup(group),
-            );
-            return;
+            return waiter.fail(RequestError::NoGroup(group));
         };
-        let bytes =
-            Bytes::from(postcard::to_stdvec(&req).expect("encoding into a Vec cannot fail"));
-        match g.replica.propose(now(), Payload::Command(bytes)) {
+        match g.replica.propose(now(), payload) {
             Ok(id) => {
-                g.waiting.insert(id, waiter(id));
+                g.waiting.insert(id, waiter);
             }
-            Err(e) => fail(
-                waiter(ProposalId {
-                    proposer: ReplicaId(self.node),
-                    lsn: synod_core::Lsn(0),
-                }),
-                e.into(),
-            ),
+            Err(e) => waiter.fail(e.into()),
         }
         self.collect(group);
     }
@@ -667,10 +454,15 @@ impl Runtime {
     /// Starts the next commit if none is in flight; releases readies that need no fsync.
     fn pump(&mut self) {
         loop {
-            if self.in_flight.is_some() || self.collecting.is_empty() {
+            if self.in_flight.is_some() {
                 return;
             }
-            if self.collecting.iter().all(|(_, r)| r.persist.is_empty()) {
+            if self.collecting.is_empty() && self.remove_next.is_empty() {
+                return;
+            }
+            if self.remove_next.is_empty()
+                && self.collecting.iter().all(|(_, r)| r.persist.is_empty())
+            {
                 let batch = std::mem::take(&mut self.collecting);
                 self.release(batch);
                 continue;
@@ -686,6 +478,7 @@ impl Runtime {
             let job = StorageJob {
                 records: records.into_iter().map(|(g, r)| (GroupId(g), r)).collect(),
                 compact: std::mem::take(&mut self.compact_next),
+                remove: std::mem::take(&mut self.remove_next),
             };
             if self.storage.send(job).is_err() {
                 tracing::error!(node = self.node, "storage thread is gone");
@@ -717,9 +510,7 @@ impl Runtime {
             }
             if g.since_snapshot >= self.snapshot_every {
                 g.since_snapshot = 0;
-                let app = Bytes::from(
-                    postcard::to_stdvec(&g.kv).expect("encoding into a Vec cannot fail"),
-                );
+                let app = g.encode_state();
                 // Keep the log from the slowest member's applied GSN, but no more than
                 // `log_retention` slots: a member further behind (down for long) gets this
                 // snapshot instead, so one dead node does not make every disk grow.
@@ -750,52 +541,14 @@ impl Runtime {
             }
             for id in ready.abandoned {
                 if let Some(w) = g.waiting.remove(&id) {
-                    fail(w, RequestError::Stopped);
+                    w.fail(RequestError::Stopped);
                 }
             }
             g.replica.handle_persisted(now(), ready.seq);
+            let catalog_changed = std::mem::take(&mut g.catalog_changed);
             self.collect(group);
-        }
-    }
-}
-
-fn fail(w: Waiter, e: RequestError) {
-    match w {
-        Waiter::Write(reply) => {
-            let _ = reply.send(Err(e));
-        }
-        Waiter::Read(_, reply) => {
-            let _ = reply.send(Err(e));
-        }
-    }
-}
-
-impl Group {
-    fn apply(&mut self, d: &Delivery) {
-        if d.gsn < self.applied_floor {
-            return;
-        }
-        self.since_snapshot += 1;
-        for p in &d.proposals {
-            let Payload::Command(bytes) = &p.payload else {
-                continue;
-            };
-            // Undecodable commands are skipped the same way on every node.
-            let Ok(req) = postcard::from_bytes::<KvRequest>(bytes) else {
-                continue;
-            };
-            let (gsn, output) = self.kv.apply_request(d.gsn.0, &req);
-            match self.waiting.remove(&p.id) {
-                Some(Waiter::Write(reply)) => {
-                    let _ = reply.send(Ok(WriteResult {
-                        gsn: Slot(gsn),
-                        output,
-                    }));
-                }
-                Some(Waiter::Read(query, reply)) => {
-                    let _ = reply.send(Ok(query.run(d.gsn.next(), &self.kv)));
-                }
-                None => {}
+            if catalog_changed {
+                self.reconcile();
             }
         }
     }

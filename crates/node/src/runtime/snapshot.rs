@@ -10,8 +10,8 @@ use synod_core::Snapshot;
 use synod_storage::GroupId;
 use synod_transport::frame::Frame;
 
+use super::groups::decode_state;
 use super::{Runtime, now};
-use crate::kv::Kv;
 
 pub(super) struct Incoming {
     pub(super) from: u16,
@@ -105,20 +105,25 @@ impl Runtime {
                 return tracing::warn!(group, from, error = %e, "an undecodable snapshot; will ask again");
             }
         };
-        let kv: Kv = match postcard::from_bytes(&snapshot.app) {
-            Ok(kv) => kv,
+        let snapshot = Arc::new(snapshot);
+        // Check the state decodes before the replica moves past the slots it covers.
+        let app = match decode_state(&snapshot.app) {
+            Ok(app) => app,
             Err(e) => {
                 return tracing::warn!(group, from, error = %e, "a snapshot with undecodable state");
             }
         };
-        let snapshot = Arc::new(snapshot);
         if g.replica.install_snapshot(now(), snapshot.clone()) {
             tracing::info!(group, from, next_slot, "installed a snapshot");
-            g.kv = kv;
+            g.restore_state(app);
             g.applied_floor = snapshot.next_slot;
             g.snapshot = Some((snapshot, Bytes::from(bytes)));
             self.compact_next.push(GroupId(group));
         }
+        let catalog_changed = std::mem::take(&mut g.catalog_changed);
         self.collect(group);
+        if catalog_changed {
+            self.reconcile();
+        }
     }
 }

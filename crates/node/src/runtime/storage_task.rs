@@ -12,6 +12,9 @@ use tokio::sync::mpsc;
 pub(super) struct StorageJob {
     pub(super) records: Vec<(GroupId, Vec<Record>)>,
     pub(super) compact: Vec<GroupId>,
+    /// Groups removed from the catalog: their log is deleted after the records and
+    /// compactions of this job.
+    pub(super) remove: Vec<GroupId>,
 }
 
 /// What a commit cost.
@@ -40,6 +43,11 @@ pub(super) fn storage_thread(
                 // Rewrite the group's log as what recovery needs after its new snapshot, so
                 // disk use stays bounded under a steady write load.
                 if let Err(e) = store.recover(g).and_then(|state| store.compact(g, &state)) {
+                    result = Err(e.to_string());
+                }
+            }
+            for g in job.remove {
+                if let Err(e) = store.remove_group(g) {
                     result = Err(e.to_string());
                 }
             }

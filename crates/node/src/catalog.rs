@@ -1,0 +1,349 @@
+//! The cluster catalog: which agreement groups exist, who hosts them, and where each node
+//! listens. It is replicated state of the `default` group, changed only by [`AdminCommand`]s
+//! agreed in that group, so every node sees the same catalog at the same GSN with no
+//! coordinator: creating a group is a write like any other.
+//!
+//! The catalog decides what a node *should* host; the runtime makes it so (creates the groups a
+//! node hosts but lacks, removes tombstoned ones, dials registered addresses). Group ids are
+//! assigned at apply time from a counter and never reused, so a removed group's id cannot be
+//! confused with a later group of the same name.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::kv::KvRequest;
+
+/// The name of the group every cluster starts with (id 0).
+pub const DEFAULT_GROUP_NAME: &str = "default";
+/// Longest group name, bytes.
+pub const GROUP_NAME_MAX: usize = 64;
+/// Most groups one cluster's catalog holds (bounded like every other table).
+pub const GROUPS_MAX: usize = 4096;
+
+/// What a node orders in a group's log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// A key-value command (any group).
+    Kv(KvRequest),
+    /// A catalog change (the default group only; ignored elsewhere).
+    Admin(AdminCommand),
+}
+
+/// A change to the catalog.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminCommand {
+    /// Create a group hosted and voted on by `members`.
+    CreateGroup {
+        /// Its name.
+        name: String,
+        /// Its first members (node ids).
+        members: Vec<u16>,
+    },
+    /// Remove a group: every node drops its state and log.
+    RemoveGroup {
+        /// Its name.
+        name: String,
+    },
+    /// Make `node` host `group` (before it is added as a voting member there).
+    HostGroup {
+        /// The group's name.
+        name: String,
+        /// The node.
+        node: u16,
+    },
+    /// Record where `node` listens for peers, so every node can reach it.
+    RegisterNode {
+        /// The node.
+        node: u16,
+        /// Its peer address (`host:port`).
+        addr: String,
+    },
+}
+
+/// What applying an [`AdminCommand`] produced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminOutput {
+    /// The group exists now (created by this command, or before with the same members).
+    Group(GroupInfo),
+    /// The group was removed.
+    Removed(GroupInfo),
+    /// The node's address is recorded.
+    Registered,
+    /// Refused; nothing changed.
+    Refused(String),
+}
+
+/// One group in the catalog.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    /// Its id (never reused).
+    pub id: u32,
+    /// Its name.
+    pub name: String,
+    /// The members it was created with: every host builds its genesis configuration from these.
+    pub genesis: Vec<u16>,
+    /// Nodes that host a replica of it (genesis members and nodes added later).
+    pub hosts: BTreeSet<u16>,
+    /// GSN (in the default group) of the command that created it.
+    pub created_gsn: u64,
+}
+
+/// The catalog.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Catalog {
+    groups: BTreeMap<String, GroupInfo>,
+    next_id: u32,
+    /// Ids of removed groups: hosts that still have them drop them.
+    removed: BTreeSet<u32>,
+    /// Peer addresses registered through the log (nodes added after the cluster was created).
+    nodes: BTreeMap<u16, String>,
+}
+
+impl Catalog {
+    /// A new cluster's catalog: the default group, hosted by its genesis members.
+    #[must_use]
+    pub fn new(default_members: &[u16]) -> Catalog {
+        let default = GroupInfo {
+            id: 0,
+            name: DEFAULT_GROUP_NAME.to_string(),
+            genesis: default_members.to_vec(),
+            hosts: default_members.iter().copied().collect(),
+            created_gsn: 0,
+        };
+        Catalog {
+            groups: BTreeMap::from([(default.name.clone(), default)]),
+            next_id: 1,
+            removed: BTreeSet::new(),
+            nodes: BTreeMap::new(),
+        }
+    }
+
+    /// The group called `name`.
+    #[must_use]
+    pub fn group(&self, name: &str) -> Option<&GroupInfo> {
+        self.groups.get(name)
+    }
+
+    /// The group with id `id`.
+    #[must_use]
+    pub fn group_by_id(&self, id: u32) -> Option<&GroupInfo> {
+        self.groups.values().find(|g| g.id == id)
+    }
+
+    /// Every group, by name.
+    pub fn groups(&self) -> impl Iterator<Item = &GroupInfo> {
+        self.groups.values()
+    }
+
+    /// Whether group `id` was removed.
+    #[must_use]
+    pub fn is_removed(&self, id: u32) -> bool {
+        self.removed.contains(&id)
+    }
+
+    /// Registered peer addresses.
+    #[must_use]
+    pub fn nodes(&self) -> &BTreeMap<u16, String> {
+        &self.nodes
+    }
+
+    /// Applies `cmd`, agreed at `gsn`. Deterministic: every node gets the same catalog and
+    /// output. Invalid commands change nothing and say why.
+    pub fn apply(&mut self, gsn: u64, cmd: &AdminCommand) -> AdminOutput {
+        match cmd {
+            AdminCommand::CreateGroup { name, members } => self.create(gsn, name, members),
+            AdminCommand::RemoveGroup { name } => {
+                if name == DEFAULT_GROUP_NAME {
+                    return AdminOutput::Refused("the default group cannot be removed".into());
+                }
+                match self.groups.remove(name) {
+                    Some(g) => {
+                        self.removed.insert(g.id);
+                        AdminOutput::Removed(g)
+                    }
+                    None => AdminOutput::Refused(format!("no group named {name:?}")),
+                }
+            }
+            AdminCommand::HostGroup { name, node } => match self.groups.get_mut(name) {
+                Some(g) => {
+                    g.hosts.insert(*node);
+                    AdminOutput::Group(g.clone())
+                }
+                None => AdminOutput::Refused(format!("no group named {name:?}")),
+            },
+            AdminCommand::RegisterNode { node, addr } => {
+                if addr.parse::<std::net::SocketAddr>().is_err() {
+                    return AdminOutput::Refused(format!("{addr:?} is not an ip:port address"));
+                }
+                if self.nodes.len() >= GROUPS_MAX && !self.nodes.contains_key(node) {
+                    return AdminOutput::Refused("too many registered nodes".into());
+                }
+                self.nodes.insert(*node, addr.clone());
+                AdminOutput::Registered
+            }
+        }
+    }
+
+    fn create(&mut self, gsn: u64, name: &str, members: &[u16]) -> AdminOutput {
+        if let Err(e) = check_group_name(name) {
+            return AdminOutput::Refused(e);
+        }
+        let mut sorted = members.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.is_empty() {
+            return AdminOutput::Refused("a group needs at least one member".into());
+        }
+        if let Some(existing) = self.groups.get(name) {
+            // Creating the same group twice (a retried request) is not an error.
+            return if existing.genesis == sorted {
+                AdminOutput::Group(existing.clone())
+            } else {
+                AdminOutput::Refused(format!(
+                    "a group named {name:?} exists with members {:?}",
+                    existing.genesis
+                ))
+            };
+        }
+        if self.groups.len() >= GROUPS_MAX {
+            return AdminOutput::Refused(format!("the cluster holds {GROUPS_MAX} groups already"));
+        }
+        let info = GroupInfo {
+            id: self.next_id,
+            name: name.to_string(),
+            genesis: sorted.clone(),
+            hosts: sorted.into_iter().collect(),
+            created_gsn: gsn,
+        };
+        self.next_id += 1;
+        self.groups.insert(name.to_string(), info.clone());
+        AdminOutput::Group(info)
+    }
+}
+
+/// Checks a group name: 1 to [`GROUP_NAME_MAX`] bytes of `[a-z0-9_-]`, starting with a letter
+/// or digit (safe in URLs, file names and metric labels).
+///
+/// # Errors
+/// Why the name is not acceptable.
+pub fn check_group_name(name: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+    let starts_ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if name.is_empty() || name.len() > GROUP_NAME_MAX || !starts_ok || !name.chars().all(ok_char) {
+        return Err(format!(
+            "group names are 1 to {GROUP_NAME_MAX} characters of a-z, 0-9, '-' and '_', \
+             starting with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(name: &str, members: &[u16]) -> AdminCommand {
+        AdminCommand::CreateGroup {
+            name: name.into(),
+            members: members.to_vec(),
+        }
+    }
+
+    #[test]
+    fn groups_get_fresh_ids_and_removed_ids_are_never_reused() {
+        let mut c = Catalog::new(&[0, 1, 2]);
+        let AdminOutput::Group(a) = c.apply(5, &create("orders", &[2, 0, 1, 1])) else {
+            panic!("created")
+        };
+        assert_eq!(
+            (a.id, a.genesis.as_slice(), a.created_gsn),
+            (1, &[0, 1, 2][..], 5)
+        );
+        // A retry of the same creation answers with the same group.
+        assert_eq!(
+            c.apply(6, &create("orders", &[0, 1, 2])),
+            AdminOutput::Group(a.clone())
+        );
+        assert!(matches!(
+            c.apply(7, &create("orders", &[0, 1])),
+            AdminOutput::Refused(_)
+        ));
+        let removed = c.apply(
+            8,
+            &AdminCommand::RemoveGroup {
+                name: "orders".into(),
+            },
+        );
+        assert_eq!(removed, AdminOutput::Removed(a));
+        assert!(c.is_removed(1));
+        let AdminOutput::Group(b) = c.apply(9, &create("orders", &[0, 1])) else {
+            panic!("created again")
+        };
+        assert_eq!(b.id, 2, "a new group never takes a removed group's id");
+    }
+
+    #[test]
+    fn invalid_commands_change_nothing_and_say_why() {
+        let mut c = Catalog::new(&[0, 1, 2]);
+        let before = c.clone();
+        for cmd in [
+            create("", &[0]),
+            create("Upper", &[0]),
+            create("-dash", &[0]),
+            create(&"x".repeat(GROUP_NAME_MAX + 1), &[0]),
+            create("empty", &[]),
+            AdminCommand::RemoveGroup {
+                name: DEFAULT_GROUP_NAME.into(),
+            },
+            AdminCommand::RemoveGroup {
+                name: "nothing".into(),
+            },
+            AdminCommand::HostGroup {
+                name: "nothing".into(),
+                node: 3,
+            },
+            AdminCommand::RegisterNode {
+                node: 3,
+                addr: "not an address".into(),
+            },
+        ] {
+            assert!(
+                matches!(c.apply(1, &cmd), AdminOutput::Refused(_)),
+                "{cmd:?} was accepted"
+            );
+        }
+        assert_eq!(c, before);
+    }
+
+    #[test]
+    fn hosting_and_registration_are_recorded() {
+        let mut c = Catalog::new(&[0, 1, 2]);
+        c.apply(1, &create("ch", &[0, 1]));
+        c.apply(
+            2,
+            &AdminCommand::HostGroup {
+                name: "ch".into(),
+                node: 3,
+            },
+        );
+        c.apply(
+            3,
+            &AdminCommand::RegisterNode {
+                node: 3,
+                addr: "127.0.0.1:7003".into(),
+            },
+        );
+        let g = c.group("ch").expect("exists");
+        assert_eq!(g.hosts, BTreeSet::from([0, 1, 3]));
+        assert_eq!(g.genesis, vec![0, 1], "hosting does not change the genesis");
+        assert_eq!(
+            c.nodes().get(&3).map(String::as_str),
+            Some("127.0.0.1:7003")
+        );
+        assert_eq!(c.group_by_id(1).map(|g| g.name.as_str()), Some("ch"));
+    }
+}

@@ -1,0 +1,209 @@
+//! Groups created and removed at run time through the catalog, and membership changes: an
+//! empty node joins a running cluster through a snapshot and then votes; a member is removed
+//! while writes continue.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{config, converged, converged_in, free_ports, put, write_in, write_with_retry};
+use synod_core::{ConfigChange, ReplicaId};
+use synod_node::catalog::{AdminCommand, AdminOutput};
+use synod_node::{DEFAULT_GROUP, Node, NodeConfig, RequestError};
+use synod_transport::certs;
+
+/// Waits (up to 10 s) until `node` hosts (or, with `false`, no longer hosts) `group`.
+async fn hosts(node: &Node, group: u32, expected: bool) -> bool {
+    for _ in 0..400 {
+        let now = node.status().await.iter().any(|s| s.group == group);
+        if now == expected {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+async fn admin(node: &Node, cmd: AdminCommand) -> AdminOutput {
+    for _ in 0..200 {
+        match node.admin(cmd.clone()).await {
+            Ok((_, out)) => return out,
+            Err(RequestError::Refused(_) | RequestError::Stopped) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("admin failed: {e}"),
+        }
+    }
+    panic!("no quorum after 10 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_are_created_on_their_members_survive_restarts_and_are_removed_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs::generate_ca("test").unwrap();
+    let addrs = free_ports(3);
+    let cfg = |n| config(&ca, n, &addrs, dir.path());
+    let n0 = Node::start(cfg(0)).await.unwrap();
+    let mut n1 = Node::start(cfg(1)).await.unwrap();
+    let n2 = Node::start(cfg(2)).await.unwrap();
+
+    // Created through node 2, which is not among the new group's members.
+    let create = AdminCommand::CreateGroup {
+        name: "orders".into(),
+        members: vec![0, 1],
+    };
+    let AdminOutput::Group(info) = admin(&n2, create.clone()).await else {
+        panic!("the group was not created")
+    };
+    assert_eq!((info.id, info.genesis.clone()), (1, vec![0, 1]));
+    assert_eq!(n2.resolve("orders"), Some(1), "the creator's catalog knows it");
+    assert!(hosts(&n0, 1, true).await && hosts(&n1, 1, true).await);
+    assert!(
+        !n2.status().await.iter().any(|s| s.group == 1),
+        "a non-member does not host the group"
+    );
+    assert_eq!(
+        n2.write(1, put("k", "v")).await.unwrap_err(),
+        RequestError::NoGroup(1)
+    );
+    // Retrying the creation is harmless.
+    assert_eq!(admin(&n0, create).await, AdminOutput::Group(info.clone()));
+
+    // The new group orders its own writes; the default group does not see them.
+    write_in(&n0, 1, put("order-1", "book")).await;
+    let read = n1.read(1, "order-1", true).await.unwrap();
+    assert_eq!(read.entry.unwrap().value, Bytes::from("book"));
+    assert!(
+        n0.read(DEFAULT_GROUP, "order-1", true)
+            .await
+            .unwrap()
+            .entry
+            .is_none()
+    );
+
+    // A restarted member reopens the group from its disk and keeps serving it.
+    n1.stop().await;
+    n1 = Node::start(cfg(1)).await.unwrap();
+    assert!(hosts(&n1, 1, true).await);
+    write_in(&n1, 1, put("order-2", "pen")).await;
+    assert!(converged_in(&[&n0, &n1], 1).await);
+    let status = n1.status().await;
+    let orders = status.iter().find(|s| s.group == 1).unwrap();
+    assert_eq!((orders.name.as_str(), orders.keys), ("orders", 2));
+
+    // Removal (through a non-member) drops the group on every host, on disk too.
+    let removed = admin(
+        &n2,
+        AdminCommand::RemoveGroup {
+            name: "orders".into(),
+        },
+    )
+    .await;
+    assert!(matches!(removed, AdminOutput::Removed(_)), "{removed:?}");
+    assert!(hosts(&n0, 1, false).await && hosts(&n1, 1, false).await);
+    assert_eq!(n0.resolve("orders"), None);
+    n0.stop().await;
+    let n0 = Node::start(cfg(0)).await.unwrap();
+    write_with_retry(&n0, put("still", "here")).await;
+    assert!(
+        !n0.status().await.iter().any(|s| s.group == 1),
+        "a removed group does not come back after a restart"
+    );
+    assert!(converged(&[&n0, &n1, &n2]).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_node_joins_through_a_snapshot_votes_and_a_member_is_removed_under_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs::generate_ca("test").unwrap();
+    let addrs = free_ports(4);
+    let first = &addrs[..3];
+    let small = |node: u16| NodeConfig {
+        snapshot_every: 20,
+        log_retention: 10,
+        ..config(&ca, node, first, dir.path())
+    };
+    let n0 = Node::start(small(0)).await.unwrap();
+    let n1 = Node::start(small(1)).await.unwrap();
+    let n2 = Node::start(small(2)).await.unwrap();
+    for i in 0..80 {
+        write_with_retry([&n0, &n1, &n2][i % 3], put(&format!("k{i}"), "v")).await;
+    }
+
+    // Node 3 starts empty, knowing the cluster's genesis members and their addresses; the
+    // cluster learns its address through the catalog, then adds it as a voting member.
+    let joiner = NodeConfig {
+        node: 3,
+        listen: addrs[3],
+        peers: first
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (i as u16, *a))
+            .collect::<BTreeMap<_, _>>(),
+        ..small(0)
+    };
+    let joiner = NodeConfig {
+        identity: {
+            let c = certs::issue_node(&ca, 3).unwrap();
+            synod_transport::tls::TlsIdentity::from_pem(&ca.cert, &c.cert, &c.key).unwrap()
+        },
+        data_dir: dir.path().join("node3"),
+        ..joiner
+    };
+    let n3 = Node::start(joiner).await.unwrap();
+    let registered = admin(
+        &n1,
+        AdminCommand::RegisterNode {
+            node: 3,
+            addr: addrs[3].to_string(),
+        },
+    )
+    .await;
+    assert_eq!(registered, AdminOutput::Registered);
+    n0.change_config(DEFAULT_GROUP, ConfigChange::AddMember(ReplicaId(3)))
+        .await
+        .unwrap();
+    // Writes continue while it catches up.
+    for i in 80..120 {
+        write_with_retry([&n0, &n1, &n2][i % 3], put(&format!("k{i}"), "v")).await;
+    }
+    assert!(
+        converged(&[&n0, &n1, &n2, &n3]).await,
+        "the new node caught up"
+    );
+    let metrics = n3.metrics().await;
+    let installed = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("synod_snapshots_installed_total{group=\"0\"} "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(
+        installed >= 1.0,
+        "the new node came in through a snapshot (the log was truncated):\n{metrics}"
+    );
+    assert_eq!(n3.status().await[0].members, vec![0, 1, 2, 3]);
+    assert_eq!(n3.status().await[0].keys, 120);
+
+    // It votes: with 4 members a quorum is 3, so with node 0 gone the cluster needs node 3.
+    drop(n0);
+    write_with_retry(&n3, put("needs-node-3", "yes")).await;
+
+    // Remove the dead member while writes continue; the three left keep a quorum of 2.
+    let writer = async {
+        for i in 0..30 {
+            write_with_retry([&n1, &n2, &n3][i % 3], put(&format!("w{i}"), "v")).await;
+        }
+    };
+    let removal = n1.change_config(DEFAULT_GROUP, ConfigChange::RemoveMember(ReplicaId(0)));
+    let (_, removed) = tokio::join!(writer, removal);
+    removed.unwrap();
+    assert!(converged(&[&n1, &n2, &n3]).await);
+    assert_eq!(n1.status().await[0].members, vec![1, 2, 3]);
+    drop(n2);
+    write_with_retry(&n1, put("two-of-three", "yes")).await;
+}
