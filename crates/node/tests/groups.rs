@@ -61,7 +61,11 @@ async fn groups_are_created_on_their_members_survive_restarts_and_are_removed_ev
         panic!("the group was not created")
     };
     assert_eq!((info.id, info.genesis.clone()), (1, vec![0, 1]));
-    assert_eq!(n2.resolve("orders"), Some(1), "the creator's catalog knows it");
+    assert_eq!(
+        n2.resolve("orders"),
+        Some(1),
+        "the creator's catalog knows it"
+    );
     assert!(hosts(&n0, 1, true).await && hosts(&n1, 1, true).await);
     assert!(
         !n2.status().await.iter().any(|s| s.group == 1),

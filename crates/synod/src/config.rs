@@ -21,8 +21,12 @@ pub(crate) struct FileConfig {
     pub(crate) listen_peer: SocketAddr,
     /// Address of the HTTP API.
     pub(crate) listen_api: SocketAddr,
-    /// Members of the default group when the cluster is created.
+    /// Members of the default group when the cluster was created (the same list on every
+    /// node, including nodes added later).
     pub(crate) members: Vec<u16>,
+    /// This node is not among `members`: it joins a running cluster (`synod member add`).
+    #[serde(default)]
+    pub(crate) join: bool,
     /// Other nodes' peer addresses, by node id.
     pub(crate) peers: BTreeMap<String, SocketAddr>,
     /// TLS files.
@@ -45,6 +49,11 @@ pub(crate) struct FileConfig {
     /// Slots of log kept for lagging peers; further behind, they are sent a snapshot.
     #[serde(default = "default_log_retention")]
     pub(crate) log_retention: u64,
+    /// Serve the API as plain HTTP with no client authentication (benchmarks, local
+    /// experiments). Without it the API is HTTPS and requires a client certificate from the
+    /// cluster CA.
+    #[serde(default)]
+    pub(crate) insecure_plaintext_api: bool,
     /// How long a write may wait before the API answers 503, in milliseconds.
     #[serde(default = "default_request_timeout_ms")]
     pub(crate) request_timeout_ms: u64,
@@ -105,12 +114,18 @@ impl FileConfig {
             }
             peers.insert(id, *addr);
         }
-        if !self.members.contains(&self.node) {
-            bail!(
-                "node {} is not among the members {:?}",
+        match (self.members.contains(&self.node), self.join) {
+            (false, false) => bail!(
+                "node {} is not among the genesis members {:?}; to add it to a running \
+                 cluster set `join = true` and run `synod member add`",
                 self.node,
                 self.members
-            );
+            ),
+            (true, true) => bail!(
+                "node {} is a genesis member; `join = true` is for nodes added later",
+                self.node
+            ),
+            _ => {}
         }
         Ok(NodeConfig {
             node: self.node,

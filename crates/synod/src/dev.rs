@@ -12,23 +12,61 @@ use synod_transport::certs;
 
 use crate::config::{FileConfig, TlsFiles};
 
-/// Writes `ca.pem`, `ca.key` and `node-{id}.pem`/`.key` into `out`; returns the CA path.
-pub(crate) fn write_certs(out: &Path, nodes: &[u16]) -> Result<PathBuf> {
+/// Writes `node-{id}.pem`/`.key` into `out`, signed by the CA in `out` (`ca.pem`, `ca.key`),
+/// which is created first if it is not there; returns the CA path. Reusing the CA is how a
+/// node added later gets a certificate the cluster trusts.
+pub(crate) fn write_certs(
+    out: &Path,
+    nodes: &[u16],
+    hosts: &[String],
+    clients: &[String],
+) -> Result<PathBuf> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let ca = certs::generate_ca("synod-dev")?;
-    std::fs::write(out.join("ca.pem"), &ca.cert)?;
-    std::fs::write(out.join("ca.key"), &ca.key)?;
+    let (ca_cert, ca_key) = (out.join("ca.pem"), out.join("ca.key"));
+    let ca = if ca_cert.exists() && ca_key.exists() {
+        println!("using the existing CA in {}", out.display());
+        certs::Pem {
+            cert: std::fs::read_to_string(&ca_cert)?,
+            key: std::fs::read_to_string(&ca_key)?,
+        }
+    } else {
+        let ca = certs::generate_ca("synod-dev")?;
+        std::fs::write(&ca_cert, &ca.cert)?;
+        write_private(&ca_key, &ca.key)?;
+        ca
+    };
     for n in nodes {
-        let c = certs::issue_node(&ca, *n)?;
+        let c = certs::issue_node_for_hosts(&ca, *n, hosts)?;
         std::fs::write(out.join(format!("node-{n}.pem")), &c.cert)?;
-        std::fs::write(out.join(format!("node-{n}.key")), &c.key)?;
+        write_private(&out.join(format!("node-{n}.key")), &c.key)?;
+    }
+    for name in clients {
+        let c = certs::issue_client(&ca, name)?;
+        std::fs::write(out.join(format!("client-{name}.pem")), &c.cert)?;
+        write_private(&out.join(format!("client-{name}.key")), &c.key)?;
     }
     println!(
-        "wrote a development CA and {} node certificates to {}",
+        "wrote {} node and {} client certificates to {}",
         nodes.len(),
+        clients.len(),
         out.display()
     );
     Ok(out.join("ca.pem"))
+}
+
+/// Writes a private key readable by its owner only.
+fn write_private(path: &Path, pem: &str) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(pem.as_bytes())?;
+    Ok(())
 }
 
 fn free_port() -> Result<SocketAddr> {
@@ -49,17 +87,22 @@ impl Drop for Cluster {
     }
 }
 
-pub(crate) fn run(
-    nodes: u16,
-    data: Option<PathBuf>,
-    power_cut_test_mode: bool,
-    takeover_ms: u64,
-) -> Result<()> {
+/// What `synod dev` was asked for.
+pub(crate) struct DevOptions {
+    pub(crate) nodes: u16,
+    pub(crate) data: Option<PathBuf>,
+    pub(crate) power_cut_test_mode: bool,
+    pub(crate) takeover_ms: u64,
+    pub(crate) insecure_plaintext_api: bool,
+}
+
+pub(crate) fn run(opts: &DevOptions) -> Result<()> {
+    let nodes = opts.nodes;
     if nodes == 0 {
         bail!("a cluster needs at least one node");
     }
     let temp;
-    let data = match data {
+    let data = match opts.data.clone() {
         Some(d) => d,
         None => {
             temp = tempfile::Builder::new().prefix("synod-dev-").tempdir()?;
@@ -68,9 +111,16 @@ pub(crate) fn run(
     };
     std::fs::create_dir_all(&data)?;
     let ids: Vec<u16> = (0..nodes).collect();
-    write_certs(&data.join("certs"), &ids)?;
+    let hosts = ["localhost".to_string(), "127.0.0.1".to_string()];
+    let certs_dir = data.join("certs");
+    write_certs(&certs_dir, &ids, &hosts, &["admin".to_string()])?;
     let peer_addrs: Vec<SocketAddr> = ids.iter().map(|_| free_port()).collect::<Result<_>>()?;
     let api_addrs: Vec<SocketAddr> = ids.iter().map(|_| free_port()).collect::<Result<_>>()?;
+    let scheme = if opts.insecure_plaintext_api {
+        "http"
+    } else {
+        "https"
+    };
     let exe = std::env::current_exe().context("locating the synod binary")?;
     let mut cluster = Cluster {
         children: Vec::new(),
@@ -88,14 +138,16 @@ pub(crate) fn run(
             listen_peer: peer_addrs[id as usize],
             listen_api: api_addrs[id as usize],
             members: ids.clone(),
+            join: false,
             peers,
             tls: TlsFiles {
                 ca: data.join("certs/ca.pem"),
                 cert: data.join(format!("certs/node-{id}.pem")),
                 key: data.join(format!("certs/node-{id}.key")),
             },
-            power_cut_test_mode,
-            takeover_ms,
+            power_cut_test_mode: opts.power_cut_test_mode,
+            takeover_ms: opts.takeover_ms,
+            insecure_plaintext_api: opts.insecure_plaintext_api,
             heartbeat_ms: 10,
             liveness_ms: 1_000,
             snapshot_every: 10_000,
@@ -114,27 +166,60 @@ pub(crate) fn run(
             .spawn()
             .context("starting a node process")?;
         listing.push(json!({
-            "id": id, "pid": child.id(), "api": format!("http://{}", api_addrs[id as usize]),
+            "id": id, "pid": child.id(), "api": format!("{scheme}://{}", api_addrs[id as usize]),
             "peer": peer_addrs[id as usize].to_string(), "config": path,
         }));
         cluster.children.push((id, child));
     }
     std::fs::write(
         data.join("cluster.json"),
-        serde_json::to_string_pretty(&json!({ "nodes": listing }))?,
+        serde_json::to_string_pretty(&json!({
+            "nodes": listing,
+            "client": {
+                "ca": certs_dir.join("ca.pem"),
+                "cert": certs_dir.join("client-admin.pem"),
+                "key": certs_dir.join("client-admin.key"),
+            },
+        }))?,
     )?;
     wait_healthy(&api_addrs)?;
     println!("synod dev: {nodes} nodes up; data in {}", data.display());
     for (id, a) in ids.iter().zip(&api_addrs) {
         println!(
-            "  node {id}: http://{a}   (log: {})",
+            "  node {id}: {scheme}://{a}   (log: {})",
             data.join(format!("node-{id}.log")).display()
         );
     }
-    println!(
-        "try: synod kv --api http://{} put hello world",
-        api_addrs[0]
-    );
+    if opts.insecure_plaintext_api {
+        println!(
+            "WARNING: the API is plain HTTP with no client authentication (--insecure-plaintext-api)"
+        );
+        println!(
+            "try: synod --api http://{} kv put hello world",
+            api_addrs[0]
+        );
+    } else {
+        // The API is mutual TLS: clients present a certificate from the cluster CA.
+        let ca = certs_dir.join("ca.pem");
+        let cert = certs_dir.join("client-admin.pem");
+        let key = certs_dir.join("client-admin.key");
+        println!("the API is HTTPS with client certificates; for the CLI:");
+        println!(
+            "  export SYNOD_API=https://{} SYNOD_CA={} SYNOD_CERT={} SYNOD_KEY={}",
+            api_addrs[0],
+            ca.display(),
+            cert.display(),
+            key.display()
+        );
+        println!("  synod kv put hello world && synod kv get hello");
+        println!(
+            "or curl --cacert {} --cert {} --key {} https://{}/v1/status",
+            ca.display(),
+            cert.display(),
+            key.display(),
+            api_addrs[0]
+        );
+    }
     println!("Ctrl-C stops the cluster.");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -13,21 +13,23 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
 use synod_node::kv::{KvCommand, KvOutput, TOKEN_MAX};
 use synod_node::{DEFAULT_GROUP, Node, RequestError};
 
+use crate::admin;
+
 /// Largest value accepted, bytes.
 pub(crate) const VALUE_MAX: usize = 512 * 1024;
 /// Longest key accepted, bytes.
 pub(crate) const KEY_MAX: usize = 512;
 
-struct Api {
-    node: Node,
-    timeout: Duration,
+pub(crate) struct Api {
+    pub(crate) node: Node,
+    pub(crate) timeout: Duration,
 }
 
 #[derive(Deserialize, Default)]
@@ -46,6 +48,13 @@ pub(crate) fn router(node: Node, timeout: Duration) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/v1/kv/{*key}", get(kv_get).put(kv_put).delete(kv_delete))
+        .route("/v1/groups", get(admin::list).post(admin::create))
+        .route("/v1/groups/{group}", get(admin::show).delete(admin::remove))
+        .route("/v1/groups/{group}/members", post(admin::add_member))
+        .route(
+            "/v1/groups/{group}/members/{id}",
+            delete(admin::remove_member),
+        )
         .route(
             "/v1/groups/{group}/kv/{*key}",
             get(group_kv_get).put(group_kv_put).delete(group_kv_delete),
@@ -54,22 +63,32 @@ pub(crate) fn router(node: Node, timeout: Duration) -> Router {
         .with_state(api)
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
-fn request_error(e: &RequestError) -> Response {
+pub(crate) fn request_error(e: &RequestError) -> Response {
     match e {
-        RequestError::NoGroup(_) => error(StatusCode::NOT_FOUND, e.to_string()),
+        RequestError::NoGroup(_) => error(
+            StatusCode::NOT_FOUND,
+            "the group is not hosted on this node (GET /v1/groups lists its hosts)",
+        ),
         RequestError::Refused(_) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         _ => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
 
-fn gsn_header(gsn: u64) -> HeaderMap {
+pub(crate) fn gsn_header(gsn: u64) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert("x-synod-gsn", HeaderValue::from(gsn));
     h
+}
+
+/// The id of the group named `name` in this node's catalog, or the 404 answer.
+pub(crate) fn group_id(api: &Api, name: &str) -> Result<u32, Response> {
+    api.node
+        .resolve(name)
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no group named {name:?}")))
 }
 
 /// The error answer for a key outside the limits, if it is.
@@ -90,7 +109,7 @@ async fn status(State(api): State<Arc<Api>>) -> Response {
         .into_iter()
         .map(|g| {
             json!({
-                "group": g.group, "applied_gsn": g.applied.0, "members": g.members,
+                "group": g.name, "id": g.group, "applied_gsn": g.applied.0, "members": g.members,
                 "has_quorum": g.has_quorum, "keys": g.keys,
                 "content_hash": format!("{:016x}", g.content_hash), "pending": g.pending,
             })
@@ -162,12 +181,15 @@ async fn kv_put(
 
 async fn group_kv_put(
     State(api): State<Arc<Api>>,
-    Path((group, key)): Path<(u32, String)>,
+    Path((group, key)): Path<(String, String)>,
     Query(q): Query<KvQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    put(&api, group, key, q, &headers, body).await
+    match group_id(&api, &group) {
+        Ok(group) => put(&api, group, key, q, &headers, body).await,
+        Err(r) => r,
+    }
 }
 
 async fn put(
@@ -200,19 +222,28 @@ async fn kv_delete(
     Query(q): Query<KvQuery>,
     headers: HeaderMap,
 ) -> Response {
-    delete(&api, DEFAULT_GROUP, key, q, &headers).await
+    delete_key(&api, DEFAULT_GROUP, key, q, &headers).await
 }
 
 async fn group_kv_delete(
     State(api): State<Arc<Api>>,
-    Path((group, key)): Path<(u32, String)>,
+    Path((group, key)): Path<(String, String)>,
     Query(q): Query<KvQuery>,
     headers: HeaderMap,
 ) -> Response {
-    delete(&api, group, key, q, &headers).await
+    match group_id(&api, &group) {
+        Ok(group) => delete_key(&api, group, key, q, &headers).await,
+        Err(r) => r,
+    }
 }
 
-async fn delete(api: &Api, group: u32, key: String, q: KvQuery, headers: &HeaderMap) -> Response {
+async fn delete_key(
+    api: &Api,
+    group: u32,
+    key: String,
+    q: KvQuery,
+    headers: &HeaderMap,
+) -> Response {
     if let Some(r) = bad_key(&key) {
         return r;
     }
@@ -229,10 +260,13 @@ async fn kv_get(
 
 async fn group_kv_get(
     State(api): State<Arc<Api>>,
-    Path((group, key)): Path<(u32, String)>,
+    Path((group, key)): Path<(String, String)>,
     Query(q): Query<KvQuery>,
 ) -> Response {
-    read(&api, group, key, q).await
+    match group_id(&api, &group) {
+        Ok(group) => read(&api, group, key, q).await,
+        Err(r) => r,
+    }
 }
 
 fn entry_json(key: &str, e: &synod_node::kv::Entry) -> serde_json::Value {

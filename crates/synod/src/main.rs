@@ -1,6 +1,8 @@
 //! `synod`: run a node (`start`), a local three-node cluster (`dev`), make development
-//! certificates (`certs`), and talk to a node's key-value API (`kv`, `status`).
+//! certificates (`certs`), and talk to a node's API (`kv`, `status`, `group`, `member`).
 
+mod admin;
+mod client;
 mod config;
 mod dev;
 mod http;
@@ -8,7 +10,7 @@ mod http;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -20,6 +22,8 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    api: client::ApiArgs,
 }
 
 #[derive(Subcommand)]
@@ -44,6 +48,10 @@ enum Command {
         /// Stall before a silent node's slots are taken over, milliseconds.
         #[arg(long, default_value_t = 50)]
         takeover_ms: u64,
+        /// Serve the API as plain HTTP with no client authentication (benchmarks with
+        /// HTTP-only load generators). Peer traffic stays mutual TLS.
+        #[arg(long)]
+        insecure_plaintext_api: bool,
     },
     /// Write a development CA and node certificates into a directory.
     Certs {
@@ -53,20 +61,80 @@ enum Command {
         /// Node ids to issue certificates for.
         #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
         nodes: Vec<u16>,
+        /// Names (DNS or IP) under which API clients reach the nodes, put in node certificates.
+        #[arg(long, value_delimiter = ',', default_value = "localhost,127.0.0.1")]
+        hosts: Vec<String>,
+        /// API client identities to issue certificates for (`client-{name}.pem`).
+        #[arg(long, value_delimiter = ',', default_value = "admin")]
+        clients: Vec<String>,
     },
     /// Show a node's groups.
-    Status {
-        /// The node's API URL.
-        #[arg(long, default_value = "http://127.0.0.1:8500")]
-        api: String,
-    },
+    Status,
     /// Key-value operations.
     Kv {
-        /// The node's API URL.
-        #[arg(long, default_value = "http://127.0.0.1:8500")]
-        api: String,
         #[command(subcommand)]
         op: KvOp,
+    },
+    /// Agreement groups: create, list, show, remove.
+    Group {
+        #[command(subcommand)]
+        op: GroupOp,
+    },
+    /// Voting members of a group: add a node (it catches up, then votes) or remove one.
+    Member {
+        #[command(subcommand)]
+        op: MemberOp,
+    },
+}
+
+#[derive(Subcommand)]
+enum GroupOp {
+    /// Create a group voted on by the given nodes.
+    Create {
+        /// Its name (a-z, 0-9, '-', '_').
+        name: String,
+        /// Node ids of its members.
+        #[arg(long, value_delimiter = ',', required = true)]
+        members: Vec<u16>,
+    },
+    /// List every group in the cluster.
+    List,
+    /// Show one group.
+    Show {
+        /// Its name.
+        name: String,
+    },
+    /// Remove a group and its data on every node.
+    Rm {
+        /// Its name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum MemberOp {
+    /// Add node `id` to a group. Start the node first (its config lists the cluster's
+    /// genesis members and `join = true`); give its peer address if the cluster does not
+    /// know it yet.
+    Add {
+        /// The node's id.
+        #[arg(long)]
+        id: u16,
+        /// The node's peer address (ip:port).
+        #[arg(long)]
+        addr: Option<String>,
+        /// The group.
+        #[arg(long, default_value = "default")]
+        group: String,
+    },
+    /// Remove node `id` from a group's voting members; writes continue meanwhile.
+    Remove {
+        /// The node's id.
+        #[arg(long)]
+        id: u16,
+        /// The group.
+        #[arg(long, default_value = "default")]
+        group: String,
     },
 }
 
@@ -96,57 +164,71 @@ enum KvOp {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Start { config } => start(&config),
+    let client = || client::Client::new(&cli.api);
+    let out = match cli.command {
+        Command::Start { config } => return start(&config),
         Command::Dev {
             nodes,
             data,
             power_cut_test_mode,
             takeover_ms,
-        } => dev::run(nodes, data, power_cut_test_mode, takeover_ms),
-        Command::Certs { out, nodes } => dev::write_certs(&out, &nodes).map(|_| ()),
-        Command::Status { api } => {
-            println!("{}", http_call("GET", &format!("{api}/v1/status"), None)?);
-            Ok(())
+            insecure_plaintext_api,
+        } => {
+            return dev::run(&dev::DevOptions {
+                nodes,
+                data,
+                power_cut_test_mode,
+                takeover_ms,
+                insecure_plaintext_api,
+            });
         }
-        Command::Kv { api, op } => {
-            let out = match op {
-                KvOp::Put { key, value } => {
-                    http_call("PUT", &format!("{api}/v1/kv/{key}"), Some(value))?
-                }
+        Command::Certs {
+            out,
+            nodes,
+            hosts,
+            clients,
+        } => return dev::write_certs(&out, &nodes, &hosts, &clients).map(|_| ()),
+        Command::Status => client()?.call("GET", "/v1/status", None)?,
+        Command::Kv { op } => {
+            let c = client()?;
+            match op {
+                KvOp::Put { key, value } => c.call("PUT", &format!("/v1/kv/{key}"), Some(value))?,
                 KvOp::Get { key, stale } => {
                     let q = if stale { "?raw&stale" } else { "?raw" };
-                    http_call("GET", &format!("{api}/v1/kv/{key}{q}"), None)?
+                    c.call("GET", &format!("/v1/kv/{key}{q}"), None)?
                 }
-                KvOp::Del { key } => http_call("DELETE", &format!("{api}/v1/kv/{key}"), None)?,
-            };
-            println!("{out}");
-            Ok(())
+                KvOp::Del { key } => c.call("DELETE", &format!("/v1/kv/{key}"), None)?,
+            }
         }
-    }
-}
-
-fn http_call(method: &str, url: &str, body: Option<String>) -> Result<String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
-    let mut resp = match (method, body) {
-        ("PUT", Some(b)) => agent.put(url).send(b),
-        ("DELETE", _) => agent.delete(url).call(),
-        _ => agent.get(url).call(),
-    }
-    .with_context(|| format!("{method} {url}"))?;
-    let status = resp.status();
-    let text = resp
-        .body_mut()
-        .read_to_string()
-        .context("reading the answer")?;
-    if !status.is_success() {
-        bail!("{status}: {text}");
-    }
-    Ok(text)
+        Command::Group { op } => {
+            let c = client()?;
+            match op {
+                GroupOp::Create { name, members } => c.call(
+                    "POST",
+                    "/v1/groups",
+                    Some(serde_json::json!({ "name": name, "members": members }).to_string()),
+                )?,
+                GroupOp::List => c.call("GET", "/v1/groups", None)?,
+                GroupOp::Show { name } => c.call("GET", &format!("/v1/groups/{name}"), None)?,
+                GroupOp::Rm { name } => c.call("DELETE", &format!("/v1/groups/{name}"), None)?,
+            }
+        }
+        Command::Member { op } => {
+            let c = client()?;
+            match op {
+                MemberOp::Add { id, addr, group } => c.call(
+                    "POST",
+                    &format!("/v1/groups/{group}/members"),
+                    Some(serde_json::json!({ "id": id, "addr": addr }).to_string()),
+                )?,
+                MemberOp::Remove { id, group } => {
+                    c.call("DELETE", &format!("/v1/groups/{group}/members/{id}"), None)?
+                }
+            }
+        }
+    };
+    println!("{out}");
+    Ok(())
 }
 
 fn start(path: &std::path::Path) -> Result<()> {
@@ -160,18 +242,52 @@ fn start(path: &std::path::Path) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let tls = if file.insecure_plaintext_api {
+        None
+    } else {
+        // The API requires a client certificate from the cluster CA (mutual TLS), like the
+        // peer port; only HTTP/1.1 is served.
+        let mut server = (*node_config.identity.server_config()?).clone();
+        server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Some(axum_server::tls_rustls::RustlsConfig::from_config(
+            std::sync::Arc::new(server),
+        ))
+    };
     runtime.block_on(async move {
         let node = synod_node::Node::start(node_config).await.context("starting the node")?;
-        tracing::info!(node = file.node, peer = %node.peer_addr(), api = %file.listen_api, "node started");
-        let listener = tokio::net::TcpListener::bind(file.listen_api)
-            .await
-            .with_context(|| format!("binding the API on {}", file.listen_api))?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(node = file.node, peer = %node.peer_addr(), api = %format!("{scheme}://{}", file.listen_api), "node started");
+        if tls.is_none() {
+            tracing::warn!(
+                "the API is served as PLAIN HTTP WITHOUT CLIENT AUTHENTICATION \
+                 (insecure_plaintext_api = true): anyone who reaches {} can read and write",
+                file.listen_api
+            );
+        }
         let app = http::router(node, Duration::from_millis(file.request_timeout_ms));
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .context("serving the API")
+        let handle = axum_server::Handle::new();
+        let stopper = handle.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            stopper.graceful_shutdown(Some(Duration::from_secs(5)));
+        });
+        let listener = std::net::TcpListener::bind(file.listen_api)
+            .with_context(|| format!("binding the API on {}", file.listen_api))?;
+        listener.set_nonblocking(true)?;
+        let served = match tls {
+            Some(tls) => {
+                axum_server::from_tcp_rustls(listener, tls)?
+                    .handle(handle)
+                    .serve(app.into_make_service())
+                    .await
+            }
+            None => {
+                axum_server::from_tcp(listener)?
+                    .handle(handle)
+                    .serve(app.into_make_service())
+                    .await
+            }
+        };
+        served.context("serving the API")
     })
 }

@@ -5,145 +5,12 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_synod");
-
-struct Proc {
-    child: Option<Child>,
-    config: PathBuf,
-    log: PathBuf,
-    api: SocketAddr,
-}
-
-impl Proc {
-    fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(BIN)
-            .args(["start", "--config"])
-            .arg(&self.config)
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect_timeout(&self.api, Duration::from_millis(100)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "node did not come up; log: {}",
-                self.log.display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().unwrap(); // SIGKILL on Unix
-            c.wait().unwrap();
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-fn cluster(dir: &Path, n: u16) -> Vec<Proc> {
-    let certs = dir.join("certs");
-    let ids: Vec<String> = (0..n).map(|i| i.to_string()).collect();
-    let status = Command::new(BIN)
-        .args(["certs", "--out"])
-        .arg(&certs)
-        .args(["--nodes", &ids.join(",")])
-        .output()
-        .unwrap();
-    assert!(status.status.success());
-    let peers: Vec<SocketAddr> = (0..n).map(|_| free_port()).collect();
-    let apis: Vec<SocketAddr> = (0..n).map(|_| free_port()).collect();
-    (0..n)
-        .map(|id| {
-            let mut peer_lines = String::new();
-            for p in (0..n).filter(|p| *p != id) {
-                peer_lines.push_str(&format!("\"{p}\" = \"{}\"\n", peers[p as usize]));
-            }
-            let config = format!(
-                "node = {id}\ndata_dir = {data:?}\nlisten_peer = \"{peer}\"\nlisten_api = \"{api}\"\n\
-                 members = [{members}]\npower_cut_test_mode = true\nrequest_timeout_ms = 1500\n\
-                 [peers]\n{peer_lines}[tls]\nca = {ca:?}\ncert = {cert:?}\nkey = {key:?}\n",
-                data = dir.join(format!("node-{id}")),
-                peer = peers[id as usize],
-                api = apis[id as usize],
-                members = ids.join(", "),
-                ca = certs.join("ca.pem"),
-                cert = certs.join(format!("node-{id}.pem")),
-                key = certs.join(format!("node-{id}.key")),
-            );
-            let path = dir.join(format!("node-{id}.toml"));
-            std::fs::write(&path, config).unwrap();
-            Proc { child: None, config: path, log: dir.join(format!("node-{id}.log")), api: apis[id as usize] }
-        })
-        .collect()
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(5)))
-        .build()
-        .into()
-}
-
-/// PUT; true only if the node acknowledged it (200 and `true`).
-fn put(api: SocketAddr, key: &str, value: &str) -> bool {
-    match agent()
-        .put(&format!("http://{api}/v1/kv/{key}"))
-        .send(value)
-    {
-        Ok(mut r) => {
-            r.status() == 200 && r.body_mut().read_to_string().unwrap_or_default() == "true"
-        }
-        Err(_) => false,
-    }
-}
-
-fn get_stale(api: SocketAddr, key: &str) -> Option<String> {
-    let mut r = agent()
-        .get(&format!("http://{api}/v1/kv/{key}?raw&stale"))
-        .call()
-        .ok()?;
-    (r.status() == 200).then(|| r.body_mut().read_to_string().unwrap())
-}
-
-fn status(api: SocketAddr) -> Option<(u64, String)> {
-    let mut r = agent()
-        .get(&format!("http://{api}/v1/status"))
-        .call()
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_str(&r.body_mut().read_to_string().ok()?).ok()?;
-    let g = &v["groups"][0];
-    Some((
-        g["applied_gsn"].as_u64()?,
-        g["content_hash"].as_str()?.to_string(),
-    ))
-}
+use common::{agent, cluster, get_stale, put, status};
 
 #[test]
 fn kill_9_each_node_in_turn_under_load_loses_no_acknowledged_write() {
@@ -276,12 +143,12 @@ fn the_http_api_follows_its_conventions_and_rejects_bad_input_clearly() {
     // The same under /v1/groups/{group}; an unknown group is a 404 with a JSON error.
     assert_eq!(get_stale(api, "dir/a").as_deref(), Some("x"));
     let mut r = agent()
-        .get(&format!("{base}/v1/groups/0/kv/dir/a?raw"))
+        .get(&format!("{base}/v1/groups/default/kv/dir/a?raw"))
         .call()
         .unwrap();
     assert_eq!(r.body_mut().read_to_string().unwrap(), "x");
     let mut r = agent()
-        .get(&format!("{base}/v1/groups/9/kv/dir/a"))
+        .get(&format!("{base}/v1/groups/nine/kv/dir/a"))
         .call()
         .unwrap();
     assert_eq!(r.status(), 404);
@@ -289,7 +156,7 @@ fn the_http_api_follows_its_conventions_and_rejects_bad_input_clearly() {
         r.body_mut()
             .read_to_string()
             .unwrap()
-            .contains("no group 9")
+            .contains("no group named \"nine\"")
     );
     // Missing key, oversized key and oversized value are clear 4xx errors.
     assert_eq!(

@@ -55,10 +55,36 @@ pub fn generate_ca(cluster: &str) -> Result<Pem, CertError> {
 /// # Errors
 /// [`CertError`] if the CA cannot be parsed or signing fails.
 pub fn issue_node(ca: &Pem, node: u16) -> Result<Pem, CertError> {
-    issue(ca, &node_name(node), vec![node_name(node)])
+    issue_node_for_hosts(ca, node, &[])
 }
 
-/// A certificate for a client identity `name` (for the API, later), signed by `ca`.
+/// Like [`issue_node`], also naming `api_hosts` (DNS names or IP addresses) so that HTTPS
+/// clients of the node's API can verify it under the name they dial.
+///
+/// # Errors
+/// [`CertError`] if the CA cannot be parsed or signing fails.
+pub fn issue_node_for_hosts(ca: &Pem, node: u16, api_hosts: &[String]) -> Result<Pem, CertError> {
+    let mut names = vec![node_name(node)];
+    names.extend(api_hosts.iter().cloned());
+    issue(ca, &node_name(node), names)
+}
+
+/// The common name of API client `name`'s certificate.
+#[must_use]
+pub fn client_name(name: &str) -> String {
+    format!("client-{name}")
+}
+
+/// A certificate for an API client identity, signed by `ca`.
+///
+/// # Errors
+/// [`CertError`] if the CA cannot be parsed or signing fails.
+pub fn issue_client(ca: &Pem, name: &str) -> Result<Pem, CertError> {
+    issue(ca, &client_name(name), Vec::new())
+}
+
+/// A certificate for identity `common_name` with the given subject alternative names (a
+/// name that parses as an IP address becomes an IP SAN), signed by `ca`.
 ///
 /// # Errors
 /// [`CertError`] if the CA cannot be parsed or signing fails.

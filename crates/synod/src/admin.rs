@@ -1,0 +1,252 @@
+//! The admin API: groups (`/v1/groups`) and their members (`/v1/groups/{group}/members`).
+//!
+//! Catalog changes are agreed in the default group like any write, so any node accepts them
+//! and every node ends with the same catalog. Adding a member is three agreed steps, each safe
+//! to retry: record the node's peer address (if given), make it host the group, then add it
+//! to the group's voting configuration. The node catches up (through a snapshot if the log was
+//! truncated) and votes from the GSN the change names.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use synod_core::{ConfigChange, ReplicaId};
+use synod_node::catalog::{AdminCommand, AdminOutput, DEFAULT_GROUP_NAME, GroupInfo};
+use synod_node::{DEFAULT_GROUP, RequestError};
+
+use crate::http::{Api, error, group_id, gsn_header, request_error};
+
+/// Most members a group may be created with.
+const MEMBERS_MAX: usize = 64;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateGroup {
+    name: String,
+    members: Vec<u16>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AddMember {
+    id: u16,
+    /// The node's peer address, if the cluster does not know it yet.
+    addr: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct StaleQuery {
+    stale: Option<String>,
+}
+
+fn group_json(g: &GroupInfo, hosted_here: bool) -> serde_json::Value {
+    json!({
+        "name": g.name, "id": g.id, "genesis_members": g.genesis, "hosts": g.hosts,
+        "created_gsn": g.created_gsn, "hosted_here": hosted_here,
+    })
+}
+
+/// Proposes `cmd` in the default group within the request timeout.
+async fn agree(api: &Api, cmd: AdminCommand) -> Result<(u64, AdminOutput), Response> {
+    match tokio::time::timeout(api.timeout, api.node.admin(cmd)).await {
+        Err(_) => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timed out waiting for agreement (is a quorum reachable?)",
+        )),
+        Ok(Err(e)) => Err(request_error(&e)),
+        Ok(Ok((gsn, out))) => Ok((gsn.0, out)),
+    }
+}
+
+/// Waits until everything acknowledged before now is applied to this node's catalog.
+async fn barrier(api: &Api) -> Result<u64, Response> {
+    match tokio::time::timeout(api.timeout, api.node.read(DEFAULT_GROUP, "", true)).await {
+        Err(_) => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timed out waiting for a read barrier",
+        )),
+        Ok(Err(e)) => Err(request_error(&e)),
+        Ok(Ok(r)) => Ok(r.gsn.0),
+    }
+}
+
+async fn hosted(api: &Api) -> Vec<u32> {
+    api.node.status().await.iter().map(|s| s.group).collect()
+}
+
+pub(crate) async fn list(State(api): State<Arc<Api>>, Query(q): Query<StaleQuery>) -> Response {
+    let gsn = if q.stale.is_some() {
+        0
+    } else {
+        match barrier(&api).await {
+            Ok(gsn) => gsn,
+            Err(r) => return r,
+        }
+    };
+    let here = hosted(&api).await;
+    let catalog = api.node.catalog();
+    let groups: Vec<_> = catalog
+        .groups()
+        .map(|g| group_json(g, here.contains(&g.id)))
+        .collect();
+    (gsn_header(gsn), axum::Json(json!({ "groups": groups }))).into_response()
+}
+
+pub(crate) async fn show(
+    State(api): State<Arc<Api>>,
+    Path(name): Path<String>,
+    Query(q): Query<StaleQuery>,
+) -> Response {
+    let gsn = if q.stale.is_some() {
+        0
+    } else {
+        match barrier(&api).await {
+            Ok(gsn) => gsn,
+            Err(r) => return r,
+        }
+    };
+    let catalog = api.node.catalog();
+    let Some(g) = catalog.group(&name) else {
+        return error(StatusCode::NOT_FOUND, format!("no group named {name:?}"));
+    };
+    let status = api.node.status().await;
+    let mut body = group_json(g, false);
+    if let Some(s) = status.iter().find(|s| s.group == g.id) {
+        body["hosted_here"] = json!(true);
+        body["members"] = json!(s.members);
+        body["applied_gsn"] = json!(s.applied.0);
+        body["has_quorum"] = json!(s.has_quorum);
+        body["keys"] = json!(s.keys);
+    }
+    (gsn_header(gsn), axum::Json(body)).into_response()
+}
+
+pub(crate) async fn create(
+    State(api): State<Arc<Api>>,
+    body: Result<axum::Json<CreateGroup>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let axum::Json(req) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
+    };
+    if req.members.is_empty() || req.members.len() > MEMBERS_MAX {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("a group has 1 to {MEMBERS_MAX} members"),
+        );
+    }
+    if let Err(e) = synod_node::catalog::check_group_name(&req.name) {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
+    let cmd = AdminCommand::CreateGroup {
+        name: req.name,
+        members: req.members,
+    };
+    match agree(&api, cmd).await {
+        Err(r) => r,
+        Ok((gsn, AdminOutput::Group(g))) => {
+            let status = if g.created_gsn == gsn {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (status, gsn_header(gsn), axum::Json(group_json(&g, false))).into_response()
+        }
+        Ok((_, AdminOutput::Refused(why))) => error(StatusCode::CONFLICT, why),
+        Ok((_, other)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("unexpected outcome {other:?}"),
+        ),
+    }
+}
+
+pub(crate) async fn remove(State(api): State<Arc<Api>>, Path(name): Path<String>) -> Response {
+    if name == DEFAULT_GROUP_NAME {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the default group cannot be removed",
+        );
+    }
+    match agree(&api, AdminCommand::RemoveGroup { name: name.clone() }).await {
+        Err(r) => r,
+        Ok((gsn, AdminOutput::Removed(g))) => {
+            (gsn_header(gsn), axum::Json(group_json(&g, false))).into_response()
+        }
+        Ok((_, AdminOutput::Refused(why))) => error(StatusCode::NOT_FOUND, why),
+        Ok((_, other)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("unexpected outcome {other:?}"),
+        ),
+    }
+}
+
+/// Proposes a configuration change in a group this node hosts.
+async fn reconfigure(api: &Api, name: &str, change: ConfigChange) -> Response {
+    let group = match group_id(api, name) {
+        Ok(g) => g,
+        Err(r) => return r,
+    };
+    match tokio::time::timeout(api.timeout, api.node.change_config(group, change)).await {
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timed out waiting for agreement (is a quorum reachable?)",
+        ),
+        Ok(Err(e @ RequestError::Config(_))) => error(StatusCode::CONFLICT, e.to_string()),
+        Ok(Err(e)) => request_error(&e),
+        Ok(Ok(from)) => (
+            gsn_header(from.0),
+            axum::Json(json!({ "group": name, "effective_gsn": from.0 })),
+        )
+            .into_response(),
+    }
+}
+
+pub(crate) async fn add_member(
+    State(api): State<Arc<Api>>,
+    Path(name): Path<String>,
+    body: Result<axum::Json<AddMember>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let axum::Json(req) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
+    };
+    if let Err(r) = group_id(&api, &name) {
+        return r;
+    }
+    if let Some(addr) = req.addr {
+        if addr.parse::<std::net::SocketAddr>().is_err() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("addr {addr:?} is not an ip:port address"),
+            );
+        }
+        let cmd = AdminCommand::RegisterNode { node: req.id, addr };
+        match agree(&api, cmd).await {
+            Err(r) => return r,
+            Ok((_, AdminOutput::Refused(why))) => return error(StatusCode::CONFLICT, why),
+            Ok(_) => {}
+        }
+    }
+    if name != DEFAULT_GROUP_NAME {
+        let cmd = AdminCommand::HostGroup {
+            name: name.clone(),
+            node: req.id,
+        };
+        match agree(&api, cmd).await {
+            Err(r) => return r,
+            Ok((_, AdminOutput::Refused(why))) => return error(StatusCode::CONFLICT, why),
+            Ok(_) => {}
+        }
+    }
+    reconfigure(&api, &name, ConfigChange::AddMember(ReplicaId(req.id))).await
+}
+
+pub(crate) async fn remove_member(
+    State(api): State<Arc<Api>>,
+    Path((name, id)): Path<(String, u16)>,
+) -> Response {
+    reconfigure(&api, &name, ConfigChange::RemoveMember(ReplicaId(id))).await
+}

@@ -1,0 +1,101 @@
+//! The CLI's HTTP client: plain HTTP for an `insecure_plaintext_api` node, otherwise HTTPS
+//! that trusts only the cluster CA and presents a client certificate from it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+
+/// Where the API is and how to authenticate to it.
+#[derive(clap::Args, Clone, Debug)]
+pub(crate) struct ApiArgs {
+    /// The node's API URL (`https://...`; `http://` only for a node serving plaintext).
+    #[arg(
+        long,
+        env = "SYNOD_API",
+        default_value = "https://127.0.0.1:8500",
+        global = true
+    )]
+    pub(crate) api: String,
+    /// The cluster CA certificate (PEM) the node's certificate must chain to.
+    #[arg(long = "ca", id = "client_ca", env = "SYNOD_CA", global = true)]
+    pub(crate) ca: Option<PathBuf>,
+    /// This client's certificate (PEM), issued by the cluster CA (`synod certs --clients`).
+    #[arg(long = "cert", id = "client_cert", env = "SYNOD_CERT", global = true)]
+    pub(crate) cert: Option<PathBuf>,
+    /// This client's private key (PEM).
+    #[arg(long = "key", id = "client_key", env = "SYNOD_KEY", global = true)]
+    pub(crate) key: Option<PathBuf>,
+}
+
+pub(crate) struct Client {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl Client {
+    pub(crate) fn new(args: &ApiArgs) -> Result<Client> {
+        let base = args.api.trim_end_matches('/').to_string();
+        let mut config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)));
+        if base.starts_with("https://") {
+            let (Some(ca), Some(cert), Some(key)) = (&args.ca, &args.cert, &args.key) else {
+                bail!(
+                    "an https API needs --ca, --cert and --key (or SYNOD_CA, SYNOD_CERT, \
+                     SYNOD_KEY); `synod dev` prints them"
+                );
+            };
+            let read =
+                |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+            let ca = Certificate::from_pem(&read(ca)?)
+                .context("parsing the CA certificate")?
+                .to_owned();
+            let cert = Certificate::from_pem(&read(cert)?)
+                .context("parsing the client certificate")?
+                .to_owned();
+            let key = PrivateKey::from_pem(&read(key)?)
+                .context("parsing the client key")?
+                .to_owned();
+            let tls = TlsConfig::builder()
+                .root_certs(RootCerts::Specific(Arc::new(vec![ca])))
+                .client_cert(Some(ClientCert::new_with_certs(&[cert], key)))
+                .build();
+            config = config.tls_config(tls);
+        } else if !base.starts_with("http://") {
+            bail!("the API URL must start with https:// or http://: {base}");
+        }
+        Ok(Client {
+            agent: config.build().into(),
+            base,
+        })
+    }
+
+    /// Calls `method path` (with a JSON body for POST, a raw body for PUT) and returns the
+    /// answer's text; a non-2xx answer is an error carrying the node's message.
+    pub(crate) fn call(&self, method: &str, path: &str, body: Option<String>) -> Result<String> {
+        let url = format!("{}{path}", self.base);
+        let mut resp = match (method, body) {
+            ("PUT", Some(b)) => self.agent.put(&url).send(b),
+            ("POST", Some(b)) => self
+                .agent
+                .post(&url)
+                .header("content-type", "application/json")
+                .send(b),
+            ("DELETE", _) => self.agent.delete(&url).call(),
+            _ => self.agent.get(&url).call(),
+        }
+        .with_context(|| format!("{method} {url}"))?;
+        let status = resp.status();
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .context("reading the answer")?;
+        if !status.is_success() {
+            bail!("{status}: {text}");
+        }
+        Ok(text)
+    }
+}
