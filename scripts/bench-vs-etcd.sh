@@ -28,7 +28,9 @@ $lg --clients 16 --secs 10 --kill-pid-file /tmp/etcd-bench/leader.pid --kill-at 
 echo "== synod (leaderless), 3 nodes on loopback"
 run_synod() {
   data=$(mktemp -d /tmp/synod-bench-XXXX)
-  $synod dev --data "$data" >"$data/dev.out" 2>&1 &
+  # loadgen speaks plain HTTP without client certificates (and etcd is measured without TLS
+  # too), so the API is served in plaintext here; peer traffic stays mutual TLS.
+  $synod dev --insecure-plaintext-api --data "$data" >"$data/dev.out" 2>&1 &
   dev=$!
   for _ in $(seq 100); do [ -f "$data/cluster.json" ] && grep -q "nodes up" "$data/dev.out" && break; sleep 0.1; done
   urls=$(python3 -c "import json;print(','.join(n['api'] for n in json.load(open('$data/cluster.json'))['nodes']))")

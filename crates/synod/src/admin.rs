@@ -185,7 +185,7 @@ pub(crate) async fn remove(State(api): State<Arc<Api>>, Path(name): Path<String>
 
 /// Proposes a configuration change in a group this node hosts.
 async fn reconfigure(api: &Api, name: &str, change: ConfigChange) -> Response {
-    let group = match group_id(api, name) {
+    let group = match group_id(api, name).await {
         Ok(g) => g,
         Err(r) => return r,
     };
@@ -213,7 +213,7 @@ pub(crate) async fn add_member(
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
     };
-    if let Err(r) = group_id(&api, &name) {
+    if let Err(r) = group_id(&api, &name).await {
         return r;
     }
     if let Some(addr) = req.addr {

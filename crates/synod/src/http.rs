@@ -84,11 +84,23 @@ pub(crate) fn gsn_header(gsn: u64) -> HeaderMap {
     h
 }
 
-/// The id of the group named `name` in this node's catalog, or the 404 answer.
-pub(crate) fn group_id(api: &Api, name: &str) -> Result<u32, Response> {
-    api.node
-        .resolve(name)
-        .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no group named {name:?}")))
+/// The id of the group named `name` in the catalog, or the 404 answer.
+pub(crate) async fn group_id(api: &Api, name: &str) -> Result<u32, Response> {
+    if let Some(id) = api.node.resolve(name) {
+        return Ok(id);
+    }
+    // Not in this node's catalog: it may have been created through another node a moment
+    // ago. A barrier on the default group brings the catalog up to date before answering 404.
+    let barrier = api.node.read(DEFAULT_GROUP, "", true);
+    if let Ok(Ok(_)) = tokio::time::timeout(api.timeout, barrier).await
+        && let Some(id) = api.node.resolve(name)
+    {
+        return Ok(id);
+    }
+    Err(error(
+        StatusCode::NOT_FOUND,
+        format!("no group named {name:?}"),
+    ))
 }
 
 /// The error answer for a key outside the limits, if it is.
@@ -186,7 +198,7 @@ async fn group_kv_put(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match group_id(&api, &group) {
+    match group_id(&api, &group).await {
         Ok(group) => put(&api, group, key, q, &headers, body).await,
         Err(r) => r,
     }
@@ -231,7 +243,7 @@ async fn group_kv_delete(
     Query(q): Query<KvQuery>,
     headers: HeaderMap,
 ) -> Response {
-    match group_id(&api, &group) {
+    match group_id(&api, &group).await {
         Ok(group) => delete_key(&api, group, key, q, &headers).await,
         Err(r) => r,
     }
@@ -263,7 +275,7 @@ async fn group_kv_get(
     Path((group, key)): Path<(String, String)>,
     Query(q): Query<KvQuery>,
 ) -> Response {
-    match group_id(&api, &group) {
+    match group_id(&api, &group).await {
         Ok(group) => read(&api, group, key, q).await,
         Err(r) => r,
     }

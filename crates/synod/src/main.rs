@@ -271,9 +271,9 @@ fn start(path: &std::path::Path) -> Result<()> {
             let _ = tokio::signal::ctrl_c().await;
             stopper.graceful_shutdown(Some(Duration::from_secs(5)));
         });
-        let listener = std::net::TcpListener::bind(file.listen_api)
+        // SO_REUSEADDR, so a restarted node can bind its port while old connections linger.
+        let listener = bind_reusable(file.listen_api)
             .with_context(|| format!("binding the API on {}", file.listen_api))?;
-        listener.set_nonblocking(true)?;
         let served = match tls {
             Some(tls) => {
                 axum_server::from_tcp_rustls(listener, tls)?
@@ -290,4 +290,15 @@ fn start(path: &std::path::Path) -> Result<()> {
         };
         served.context("serving the API")
     })
+}
+
+fn bind_reusable(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)?.into_std()
 }
