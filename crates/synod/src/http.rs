@@ -1,6 +1,7 @@
 //! The HTTP API, following Consul's KV conventions where they fit: `PUT/GET/DELETE
 //! /v1/kv/{key}` (`?cas=GSN`, `?stale`, `?raw`, `?recurse`), `/v1/status`,
-//! `/health`, `/metrics` (Prometheus text), `/openapi.json`; the same KV routes under `/v1/groups/{group}/kv`.
+//! `/health`, `/metrics` (Prometheus text), `/openapi.json` and Swagger UI at `/docs`; the same KV
+//! routes under `/v1/groups/{group}/kv`; groups and members under `/v1/groups` ([`crate::admin`]).
 //! Every answer carries the GSN it reflects in `X-Synod-Gsn`. A write carrying an
 //! `Idempotency-Key` header is applied at most once however often it is retried. Errors are JSON
 //! `{"error": "..."}` with a 4xx or 5xx status.
@@ -58,6 +59,11 @@ pub(crate) fn router(node: Node, timeout: Duration) -> Router {
         .route(
             "/v1/groups/{group}/kv/{*key}",
             get(group_kv_get).put(group_kv_put).delete(group_kv_delete),
+        )
+        // Swagger UI (vendored in the binary: no CDN) over the same OpenAPI document.
+        .merge(
+            utoipa_swagger_ui::SwaggerUi::new("/docs")
+                .config(utoipa_swagger_ui::Config::new(["/openapi.json"])),
         )
         .layer(DefaultBodyLimit::max(VALUE_MAX))
         .with_state(api)
@@ -342,7 +348,17 @@ mod tests {
     fn the_openapi_document_describes_the_routes() {
         let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).expect("valid JSON");
         assert_eq!(doc["openapi"], "3.0.3");
-        for path in ["/health", "/metrics", "/v1/status", "/v1/kv/{key}"] {
+        for path in [
+            "/health",
+            "/metrics",
+            "/v1/status",
+            "/v1/kv/{key}",
+            "/v1/groups",
+            "/v1/groups/{group}",
+            "/v1/groups/{group}/kv/{key}",
+            "/v1/groups/{group}/members",
+            "/v1/groups/{group}/members/{id}",
+        ] {
             assert!(doc["paths"][path].is_object(), "{path} is not described");
         }
         for method in ["get", "put", "delete"] {

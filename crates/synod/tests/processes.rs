@@ -217,6 +217,14 @@ fn the_http_api_follows_its_conventions_and_rejects_bad_input_clearly() {
         "false",
         "without the key it is a new write"
     );
+    // The OpenAPI document and Swagger UI over it.
+    let mut r = agent().get(&format!("{base}/openapi.json")).call().unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    assert!(doc["paths"]["/v1/groups"]["post"].is_object());
+    let mut r = agent().get(&format!("{base}/docs/")).call().unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.body_mut().read_to_string().unwrap().contains("swagger"));
     // Metrics in Prometheus text format.
     let mut r = agent().get(&format!("{base}/metrics")).call().unwrap();
     let text = r.body_mut().read_to_string().unwrap();

@@ -336,7 +336,7 @@ impl Runtime {
         };
         // The transport proved the sender's node id; a message must not claim another.
         if envelope.from != ReplicaId(inb.from) || envelope.to != ReplicaId(self.node) {
-            tracing::warn!(from = inb.from, claimed = %envelope.from, "dropped a message with a forged sender");
+            tracing::warn!(group, from = inb.from, claimed = %envelope.from, "dropped a message with a forged sender");
             self.metrics.forged_messages += 1;
             return;
         }
