@@ -211,3 +211,56 @@ async fn an_empty_node_joins_through_a_snapshot_votes_and_a_member_is_removed_un
     drop(n2);
     write_with_retry(&n1, put("two-of-three", "yes")).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_with_a_corrupt_log_is_quarantined_and_the_node_serves_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs::generate_ca("test").unwrap();
+    let addrs = free_ports(3);
+    let cfg = |n| config(&ca, n, &addrs, dir.path());
+    let n0 = Node::start(cfg(0)).await.unwrap();
+    let n1 = Node::start(cfg(1)).await.unwrap();
+    let n2 = Node::start(cfg(2)).await.unwrap();
+    let create = AdminCommand::CreateGroup {
+        name: "orders".into(),
+        members: vec![0, 1, 2],
+    };
+    assert!(matches!(admin(&n0, create).await, AdminOutput::Group(_)));
+    for i in 0..10 {
+        write_in(&n0, 1, put(&format!("o{i}"), "v")).await;
+    }
+    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+    n2.stop().await;
+
+    // Flip one of the group's records on node 2's disk, as a bad sector would.
+    {
+        let mut store = synod_storage::Store::open(&dir.path().join("node2/synod.redb")).unwrap();
+        let group = synod_storage::GroupId(1);
+        let middle = store.len(group).unwrap() / 2;
+        store
+            .dangerous_overwrite_raw(group, middle, b"not a record")
+            .unwrap();
+    }
+    let n2 = Node::start(cfg(2)).await.unwrap();
+    // The corrupt group neither serves reads nor takes writes, and says why...
+    let err = n2.read(1, "o1", false).await.unwrap_err();
+    assert!(
+        matches!(&err, RequestError::Corrupt(e) if e.contains("group 1 is corrupt")),
+        "{err}"
+    );
+    assert!(matches!(
+        n2.write(1, put("x", "y")).await.unwrap_err(),
+        RequestError::Corrupt(_)
+    ));
+    let status = n2.status().await;
+    assert!(status.iter().any(|s| s.group == 1 && s.corrupt.is_some()));
+    assert!(
+        n2.metrics()
+            .await
+            .contains("synod_group_corrupt{group=\"1\"} 1")
+    );
+    // ...while the node serves its other groups, and the other nodes keep the group going.
+    write_with_retry(&n2, put("default-still-works", "yes")).await;
+    write_in(&n1, 1, put("o-after", "v")).await;
+    assert!(converged(&[&n0, &n1, &n2]).await);
+}

@@ -238,8 +238,11 @@ impl Runtime {
             }
         }
         for info in catalog.groups() {
+            // A corrupt copy is never replaced by a fresh replica here: a fresh acceptor would
+            // have forgotten promises it made, which is unsafe under the same node id.
             if info.id == super::DEFAULT_GROUP
                 || self.groups.contains_key(&info.id)
+                || self.corrupt.contains_key(&info.id)
                 || !info.hosts.contains(&self.node)
             {
                 continue;
@@ -259,12 +262,14 @@ impl Runtime {
             .groups
             .keys()
             .chain(self.dormant.keys())
+            .chain(self.corrupt.keys())
             .copied()
             .filter(|id| catalog.is_removed(*id))
             .collect();
         for id in removed {
             tracing::info!(group = id, "removing group (removed from the catalog)");
             self.dormant.remove(&id);
+            self.corrupt.remove(&id);
             if let Some(mut g) = self.groups.remove(&id) {
                 g.close();
             }

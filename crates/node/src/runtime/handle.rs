@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use synod_core::{ConfigChange, Payload, Slot};
-use synod_storage::{GroupId, Store, UnsyncedFile};
+use synod_storage::{GroupId, StorageError, Store, UnsyncedFile};
 use synod_transport::{Transport, TransportConfig};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
@@ -58,9 +58,23 @@ impl Node {
             Store::open(&db)?
         };
         let mut dormant = Dormant::new();
+        let mut corrupt = BTreeMap::new();
         for gid in store.groups()? {
-            if gid.0 != DEFAULT_GROUP {
-                dormant.insert(gid.0, store.recover(gid)?);
+            if gid.0 == DEFAULT_GROUP {
+                continue;
+            }
+            match store.recover(gid) {
+                Ok(state) => {
+                    dormant.insert(gid.0, state);
+                }
+                // One bad group does not take the node down: it is quarantined (no votes, no
+                // reads, no writes) and the others serve. The default group holds the catalog,
+                // so its corruption does stop the node (below).
+                Err(e @ StorageError::Corrupt { .. }) => {
+                    tracing::error!(group = gid.0, error = %e, "group quarantined: its log is corrupt");
+                    corrupt.insert(gid.0, e.to_string());
+                }
+                Err(e) => return Err(e.into()),
             }
         }
         let default_state = store.recover(GroupId(DEFAULT_GROUP))?;
@@ -82,6 +96,7 @@ impl Node {
             node: config.node,
             groups: BTreeMap::new(),
             dormant,
+            corrupt,
             known_peers: config.peers.clone(),
             timing: Timing {
                 takeover_ms: config.takeover_ms,

@@ -188,6 +188,17 @@ impl Runtime {
             "gauge",
             &one(self.collecting.len() as f64),
         );
+        let corrupt: Vec<(String, f64)> = self
+            .corrupt
+            .keys()
+            .map(|id| (format!("{{group=\"{id}\"}}"), 1.0))
+            .collect();
+        family(
+            "synod_group_corrupt",
+            "1 for a group whose log on this node is corrupt (quarantined: no votes, no reads).",
+            "gauge",
+            &corrupt,
+        );
         for (name, help, kind, read) in GROUP_METRICS {
             let samples: Vec<(String, f64)> = self
                 .groups

@@ -111,6 +111,10 @@ pub enum RequestError {
     /// The node stopped before answering (the write may or may not have been applied).
     #[error("the node stopped before the outcome was known")]
     Stopped,
+    /// This node's copy of the group is corrupt: it neither votes nor serves until the node
+    /// is replaced (see docs/OPERATIONS.md).
+    #[error("{0}; this node does not serve the group (see docs/OPERATIONS.md, corrupt group)")]
+    Corrupt(String),
     /// A configuration change was refused when it was applied.
     #[error("configuration change refused: {0}")]
     Config(String),
@@ -184,6 +188,8 @@ pub struct GroupStatus {
     pub content_hash: u64,
     /// Proposals accepted here but not yet applied.
     pub pending: usize,
+    /// Set if this node's copy of the group is corrupt (quarantined): the error.
+    pub corrupt: Option<String>,
 }
 
 fn now() -> Time {
@@ -236,6 +242,8 @@ struct Runtime {
     groups: BTreeMap<u32, Group>,
     /// Groups in storage that the catalog has not claimed yet.
     dormant: Dormant,
+    /// Groups whose log on this node is corrupt, with the error: they neither vote nor serve.
+    corrupt: BTreeMap<u32, String>,
     /// Peer addresses the transport dials.
     known_peers: BTreeMap<u16, std::net::SocketAddr>,
     timing: Timing,
@@ -386,7 +394,7 @@ impl Runtime {
             } => {
                 let result = match self.groups.get(&group) {
                     Some(g) => Ok(query.run(g.replica.applied(), &g.kv)),
-                    None => Err(RequestError::NoGroup(group)),
+                    None => Err(self.unavailable(group)),
                 };
                 let _ = reply.send(result);
             }
@@ -422,16 +430,37 @@ impl Runtime {
                         keys: g.kv.len(),
                         content_hash: g.kv.content_hash(),
                         pending: g.replica.pending_proposals(),
+                        corrupt: None,
                     })
+                    .chain(self.corrupt.iter().map(|(id, e)| GroupStatus {
+                        group: *id,
+                        name: name(*id),
+                        applied: Slot(0),
+                        members: Vec::new(),
+                        has_quorum: false,
+                        keys: 0,
+                        content_hash: 0,
+                        pending: 0,
+                        corrupt: Some(e.clone()),
+                    }))
                     .collect();
                 let _ = reply.send(status);
             }
         }
     }
 
+    /// Why `group` cannot serve here: corrupt, or not hosted.
+    fn unavailable(&self, group: u32) -> RequestError {
+        match self.corrupt.get(&group) {
+            Some(e) => RequestError::Corrupt(e.clone()),
+            None => RequestError::NoGroup(group),
+        }
+    }
+
     fn propose(&mut self, group: u32, payload: Payload, waiter: Waiter) {
+        let unavailable = self.unavailable(group);
         let Some(g) = self.groups.get_mut(&group) else {
-            return waiter.fail(RequestError::NoGroup(group));
+            return waiter.fail(unavailable);
         };
         match g.replica.propose(now(), payload) {
             Ok(id) => {
