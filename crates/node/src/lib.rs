@@ -7,8 +7,12 @@
 //! replicated key-value store ([`kv`]) and answers the clients waiting on them. A restarted
 //! node recovers every group from disk and catches up from its peers.
 //!
-//! Not yet: the HTTP API and the `synod` binary, snapshot transfer between nodes, groups
-//! created at run time, metrics. (Issue 3 tracks them.)
+//! Groups are created, hosted and removed at run time through the [`catalog`], which is state
+//! of the default group; membership changes go through each group's log. A group whose log is
+//! corrupt on disk is quarantined (it neither votes nor serves) while the others run.
+//!
+//! Not here: the HTTP API and the `synod` binary (crate `synod`); automatic repair of a
+//! corrupt group (the node is replaced instead, see docs/OPERATIONS.md).
 
 #![forbid(unsafe_code)]
 
