@@ -223,6 +223,71 @@ fn an_idle_owner_skips_in_the_same_answer_without_an_extra_round_trip() {
 }
 
 #[test]
+fn deliveries_resting_on_our_own_unsynced_records_wait_and_the_others_are_early() {
+    let mut net = Net::new(3, params(true));
+    let now = net.now;
+    // r1 proposes into its slot 1; slot 0 (r0's) is idle.
+    net.r(1).propose(now, cmd("y")).unwrap();
+    let r1_ready = net.r(1).poll_ready().unwrap();
+    let accept_to_r0 = r1_ready
+        .messages
+        .iter()
+        .find(|e| e.to == ReplicaId(0))
+        .cloned()
+        .unwrap();
+    net.r(1).handle_persisted(now, r1_ready.seq);
+    // r0 accepts slot 1 and skips its own slot 0 in the same ready. The skip is final only once
+    // r0's `OwnNext` record is durable, so slot 0's delivery must wait for this ready's fsync.
+    net.r(0).handle_message(now, accept_to_r0);
+    let r0_ready = net.r(0).poll_ready().unwrap();
+    assert!(
+        r0_ready
+            .persist
+            .contains(&Record::OwnNext { slot: Slot(1) })
+    );
+    assert_eq!(r0_ready.deliveries.len(), 1, "slot 0, the skipped no-op");
+    assert_eq!(r0_ready.early_deliveries, 0, "a skip waits for its record");
+    net.r(0).handle_persisted(now, r0_ready.seq);
+    // r1 hears r0's vote and skip. Both decisions are durable elsewhere (r0's skip record,
+    // and a quorum of durable votes: r1's own is in a persisted ready), so r1 may apply both
+    // slots before its decision record is on disk.
+    for e in r0_ready
+        .messages
+        .into_iter()
+        .filter(|e| e.to == ReplicaId(1))
+    {
+        net.r(1).handle_message(now, e);
+    }
+    let r1_ready = net.r(1).poll_ready().unwrap();
+    assert_eq!(r1_ready.deliveries.len(), 2);
+    assert_eq!(r1_ready.early_deliveries, 2);
+    assert!(
+        r1_ready
+            .persist
+            .iter()
+            .any(|r| matches!(r, Record::Decided { .. })),
+        "the decision record still goes to disk, just off the critical path"
+    );
+
+    // A singleton quorum decides on its own vote alone: the delivery waits for that vote's
+    // record, which is in the same ready.
+    let mut net = Net::with(3, |o| {
+        o.params = params(false);
+        o.genesis.policy = QuorumPolicy::Singleton {
+            replica: ReplicaId(0),
+        };
+    });
+    let now = net.now;
+    net.r(0).propose(now, cmd("x")).unwrap();
+    let ready = net.r(0).poll_ready().unwrap();
+    assert_eq!(ready.deliveries.len(), 1);
+    assert_eq!(
+        ready.early_deliveries, 0,
+        "our own undurable vote decided it"
+    );
+}
+
+#[test]
 fn a_silent_owners_slot_is_taken_over_adopting_its_accepted_value() {
     let mut net = Net::with(3, |o| {
         o.params = params(true);

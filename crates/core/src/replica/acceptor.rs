@@ -125,6 +125,11 @@ impl Replica {
                     let promised = self.promised.entry(slot).or_insert(ballot);
                     *promised = (*promised).max(ballot);
                     self.accepted.insert(slot, (ballot, value.clone()));
+                    if from == self.id {
+                        // Our own vote counts towards a quorum at once (the message never
+                        // leaves the process): a decision resting on it waits for this record.
+                        self.undurable_accepts.insert(slot, self.next_seq);
+                    }
                     self.out.persist.push(Record::Accepted {
                         slot,
                         ballot,

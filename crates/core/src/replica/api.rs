@@ -144,8 +144,16 @@ pub struct Ready {
     pub persist: Vec<Record>,
     /// Messages to send once `persist` is durable.
     pub messages: Vec<Envelope>,
-    /// Slots to apply once `persist` is durable, in GSN order.
+    /// Slots to apply, in GSN order: the first [`Self::early_deliveries`] at once, the rest
+    /// once `persist` is durable.
     pub deliveries: Vec<Delivery>,
+    /// How many of `deliveries` (a prefix) the driver may apply and answer *before* `persist`
+    /// is durable, provided it has applied every delivery of earlier readies: each of their
+    /// decisions is already durable elsewhere (on a quorum of acceptors, or at the peer that
+    /// announced it), so a crash cannot change it. The others rest on a record of this or an
+    /// earlier ready (our own skip, or a quorum that counted our own vote) and wait for it.
+    /// This takes the decision's own fsync off a write's critical path.
+    pub early_deliveries: usize,
     /// Set when this replica needs a snapshot to catch up.
     pub snapshot_needed: Option<SnapshotRequest>,
     /// Proposals this replica will no longer drive (it was removed from the group). They may

@@ -78,6 +78,12 @@ impl Replica {
             }
             delivery.time = self.core.agreed_time;
             self.next_deliver = gsn.next();
+            if self.undurable_decisions.contains_key(&gsn) {
+                self.out_has_late_delivery = true;
+            }
+            if !self.out_has_late_delivery {
+                self.out.early_deliveries += 1;
+            }
             self.out.deliveries.push(delivery);
         }
     }

@@ -108,6 +108,15 @@ pub struct Replica {
     catchup_deadline: Option<Time>,
     snapshot_deadline: Option<Time>,
 
+    // Early delivery (see `Ready::early_deliveries`).
+    /// Own acceptances whose record is in a ready not yet durable: slot -> that ready's seq.
+    undurable_accepts: BTreeMap<Slot, u64>,
+    /// Decisions that rest on a record of a ready not yet durable (an owner's skip, or a
+    /// quorum counting our own undurable acceptance): slot -> that ready's seq.
+    undurable_decisions: BTreeMap<Slot, u64>,
+    /// A delivery of the ready being built had to wait for its records: later ones wait too.
+    out_has_late_delivery: bool,
+
     // Output.
     out: Ready,
     next_seq: u64,
@@ -207,6 +216,9 @@ impl Replica {
             revoked_upto: BTreeMap::new(),
             catchup_deadline: None,
             snapshot_deadline: None,
+            undurable_accepts: BTreeMap::new(),
+            undurable_decisions: BTreeMap::new(),
+            out_has_late_delivery: false,
             out: Ready::default(),
             next_seq: 1,
             self_inbox: VecDeque::new(),
@@ -348,6 +360,9 @@ impl Replica {
             "invariant: only readies handed out can be persisted"
         );
         self.persisted_seq = self.persisted_seq.max(seq);
+        let persisted = self.persisted_seq;
+        self.undurable_accepts.retain(|_, s| *s > persisted);
+        self.undurable_decisions.retain(|_, s| *s > persisted);
         self.after_input();
     }
 
@@ -362,6 +377,7 @@ impl Replica {
         let mut ready = std::mem::take(&mut self.out);
         ready.seq = self.next_seq;
         self.next_seq += 1;
+        self.out_has_late_delivery = false;
         Some(ready)
     }
 

@@ -321,11 +321,14 @@ impl Replica {
                 counted.insert(*extra);
             }
             if config.policy.is_phase2_quorum(&config.members, &counted) {
-                chosen.push((slot, value.clone()));
+                chosen.push((slot, value.clone(), counted.contains(&self.id)));
             }
         }
-        for (slot, value) in chosen {
+        for (slot, value, counted_self) in chosen {
             self.backoff_exponent = 0;
+            if counted_self && let Some(seq) = self.undurable_accepts.get(&slot).copied() {
+                self.undurable_decisions.insert(slot, seq);
+            }
             self.learn(slot, value);
         }
     }
@@ -411,6 +414,11 @@ impl Replica {
         }
         self.metrics.skipped += skipped.len() as u64;
         for slot in skipped {
+            // Only our own durable `OwnNext` makes this no-op final: until that record is on
+            // disk, a crash could let us propose a value here after all.
+            if !cfg!(feature = "mutation-early-skip") {
+                self.undurable_decisions.insert(slot, self.next_seq);
+            }
             self.learn(slot, Value::Noop);
         }
     }

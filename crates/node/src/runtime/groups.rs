@@ -60,6 +60,11 @@ pub(super) struct Group {
     /// Deliveries below this GSN are already in the state (an installed snapshot covers them;
     /// readies produced before the install may still carry some).
     pub(super) applied_floor: Slot,
+    /// The state reflects exactly the slots below this.
+    pub(super) applied_to: Slot,
+    /// Readies of this group, collected or committing, whose deliveries wait for their fsync:
+    /// while any does, later deliveries wait too (GSN order).
+    pub(super) readies_holding_deliveries: usize,
 }
 
 impl Group {
@@ -84,6 +89,7 @@ impl Group {
         if let Some((c, tx)) = &catalog {
             tx.send_replace(Arc::new(c.clone()));
         }
+        let applied_to = latest_snapshot.as_ref().map_or(Slot(0), |s| s.next_slot);
         Ok(Group {
             id,
             replica: Replica::recover(opts, now(), state),
@@ -98,6 +104,8 @@ impl Group {
             }),
             receiving: None,
             applied_floor: Slot(0),
+            applied_to,
+            readies_holding_deliveries: 0,
         })
     }
 
@@ -124,6 +132,7 @@ impl Group {
         if d.gsn < self.applied_floor {
             return;
         }
+        self.applied_to = d.gsn.next();
         self.since_snapshot += 1;
         for p in &d.proposals {
             match &p.payload {

@@ -472,12 +472,60 @@ impl Runtime {
     }
 
     /// Moves a group's readies into the current collection.
+    ///
+    /// A ready's early deliveries (decisions already durable elsewhere, see
+    /// [`Ready::early_deliveries`]) are applied and answered here, before its fsync, when no
+    /// earlier ready of the group still holds deliveries: a write's answer then waits for
+    /// the acceptors' fsync but not for this node's decision record.
     fn collect(&mut self, group: u32) {
-        if let Some(g) = self.groups.get_mut(&group) {
-            while let Some(ready) = g.replica.poll_ready() {
-                self.collecting.push_back((group, ready));
+        let mut catalog_changed = false;
+        while let Some(g) = self.groups.get_mut(&group) {
+            let Some(mut ready) = g.replica.poll_ready() else {
+                break;
+            };
+            if g.readies_holding_deliveries == 0 && ready.early_deliveries > 0 {
+                let late = ready.deliveries.split_off(ready.early_deliveries);
+                for d in std::mem::replace(&mut ready.deliveries, late) {
+                    g.apply(&d);
+                }
+                catalog_changed |= std::mem::take(&mut g.catalog_changed);
+                self.maybe_snapshot(group);
             }
+            if let Some(g) = self.groups.get_mut(&group)
+                && !ready.deliveries.is_empty()
+            {
+                g.readies_holding_deliveries += 1;
+            }
+            self.collecting.push_back((group, ready));
         }
+        if catalog_changed {
+            self.reconcile();
+        }
+    }
+
+    /// Takes a snapshot of `group` if it is due and the state reflects exactly the slots the
+    /// replica has delivered (a later ready may hold deliveries not yet applied; a snapshot
+    /// then would claim slots its state lacks).
+    fn maybe_snapshot(&mut self, group: u32) {
+        let Some(g) = self.groups.get_mut(&group) else {
+            return;
+        };
+        if g.since_snapshot < self.snapshot_every || g.applied_to != g.replica.applied() {
+            return;
+        }
+        g.since_snapshot = 0;
+        let app = g.encode_state();
+        // Keep the log from the slowest member's applied GSN, but no more than
+        // `log_retention` slots: a member further behind (down for long) gets this
+        // snapshot instead, so one dead node does not make every disk grow.
+        let applied = g.replica.applied().0;
+        let floor = applied.saturating_sub(self.log_retention);
+        let retain = Slot(g.replica.gc_watermark().0.max(floor));
+        let snap = g.replica.compact(now(), app, retain);
+        let bytes = encode_snapshot(&snap);
+        g.snapshot = Some((snap, bytes));
+        self.compact_next.push(GroupId(group));
+        self.metrics.snapshots += 1;
     }
 
     /// Starts the next commit if none is in flight; releases readies that need no fsync.
@@ -534,24 +582,16 @@ impl Runtime {
             let Some(g) = self.groups.get_mut(&group) else {
                 continue;
             };
-            for d in &ready.deliveries {
-                g.apply(d);
+            if !ready.deliveries.is_empty() {
+                for d in &ready.deliveries {
+                    g.apply(d);
+                }
+                g.readies_holding_deliveries = g.readies_holding_deliveries.saturating_sub(1);
             }
-            if g.since_snapshot >= self.snapshot_every {
-                g.since_snapshot = 0;
-                let app = g.encode_state();
-                // Keep the log from the slowest member's applied GSN, but no more than
-                // `log_retention` slots: a member further behind (down for long) gets this
-                // snapshot instead, so one dead node does not make every disk grow.
-                let applied = g.replica.applied().0;
-                let floor = applied.saturating_sub(self.log_retention);
-                let retain = Slot(g.replica.gc_watermark().0.max(floor));
-                let snap = g.replica.compact(now(), app, retain);
-                let bytes = encode_snapshot(&snap);
-                g.snapshot = Some((snap, bytes));
-                self.compact_next.push(GroupId(group));
-                self.metrics.snapshots += 1;
-            }
+            self.maybe_snapshot(group);
+            let Some(g) = self.groups.get_mut(&group) else {
+                continue;
+            };
             if let Some(req) = ready.snapshot_needed {
                 let stale = g
                     .receiving

@@ -116,6 +116,7 @@ impl Runtime {
         if g.replica.install_snapshot(now(), snapshot.clone()) {
             tracing::info!(group, from, next_slot, "installed a snapshot");
             g.restore_state(app);
+            g.applied_to = snapshot.next_slot;
             g.applied_floor = snapshot.next_slot;
             g.snapshot = Some((snapshot, Bytes::from(bytes)));
             self.compact_next.push(GroupId(group));

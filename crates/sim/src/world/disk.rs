@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use rand::Rng;
-use synod_core::{Message, ProposalId, Ready, Record, ReplicaId, SnapshotRequest, Time};
+use synod_core::{Delivery, Message, ProposalId, Ready, Record, ReplicaId, SnapshotRequest, Time};
 
 use super::{EPOCH, Kind, MS, Pending, Sim, US, mix};
 use crate::checker::Violation;
@@ -26,11 +26,21 @@ impl Sim {
         let has_records = !ready.persist.is_empty();
         node.unsynced.extend(ready.persist);
         node.last_seq = ready.seq;
+        let mut deliveries = ready.deliveries;
+        // Early deliveries are applied now, unless an earlier ready still holds deliveries
+        // waiting for its fsync (GSN order comes first).
+        let behind = node.waiting.iter().any(|p| !p.deliveries.is_empty());
+        if !behind && ready.early_deliveries > 0 {
+            let late = deliveries.split_off(ready.early_deliveries);
+            let early = std::mem::replace(&mut deliveries, late);
+            self.apply_deliveries(id, &early)?;
+        }
+        let node = self.nodes.get_mut(&id).expect("node exists");
         let pending = Pending {
             seq: ready.seq,
             has_records,
             messages: ready.messages,
-            deliveries: ready.deliveries,
+            deliveries,
             snapshot_needed: ready.snapshot_needed,
             abandoned: ready.abandoned,
             proposals,
@@ -107,7 +117,31 @@ impl Sim {
             }
             self.send(env);
         }
-        for d in &p.deliveries {
+        self.apply_deliveries(id, &p.deliveries)?;
+        if let Some(req) = p.snapshot_needed {
+            let incarnation = self.nodes[&id].incarnation;
+            let delay = 2 * (self.sc.delay_min_us + self.sc.delay_jitter_us) * US;
+            self.schedule(
+                delay,
+                Kind::SnapshotArrive {
+                    to: id,
+                    req,
+                    incarnation,
+                },
+            );
+        }
+        self.checker.abandoned.extend(p.abandoned);
+        self.checker.acked.extend(p.proposals);
+        Ok(())
+    }
+
+    /// Applies deliveries to the node's application, checking every invariant.
+    fn apply_deliveries(
+        &mut self,
+        id: ReplicaId,
+        deliveries: &[Delivery],
+    ) -> Result<(), Violation> {
+        for d in deliveries {
             let node = self.nodes.get_mut(&id).expect("node exists");
             if d.gsn < node.app_floor {
                 continue;
@@ -136,20 +170,6 @@ impl Sim {
                 self.last_delivery = self.now;
             }
         }
-        if let Some(req) = p.snapshot_needed {
-            let incarnation = self.nodes[&id].incarnation;
-            let delay = 2 * (self.sc.delay_min_us + self.sc.delay_jitter_us) * US;
-            self.schedule(
-                delay,
-                Kind::SnapshotArrive {
-                    to: id,
-                    req,
-                    incarnation,
-                },
-            );
-        }
-        self.checker.abandoned.extend(p.abandoned);
-        self.checker.acked.extend(p.proposals);
         Ok(())
     }
 
