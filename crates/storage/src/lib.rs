@@ -16,8 +16,10 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+mod snapshots;
 mod store;
 mod unsynced;
 
-pub use store::{GroupId, StorageError, Store};
+pub use snapshots::SnapshotFiles;
+pub use store::{GroupId, SNAPSHOT_SEQ, StorageError, Store};
 pub use unsynced::{CrashHandle, UnsyncedFile};

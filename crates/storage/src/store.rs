@@ -1,8 +1,10 @@
 //! [`Store`]: the durable log of every agreement group hosted by one node, in one redb file.
 //!
-//! Layout: one table, `log`, keyed by `group (u32, big endian) ‖ sequence (u64, big endian)`,
+//! Layout: table `log`, keyed by `group (u32, big endian) ‖ sequence (u64, big endian)`,
 //! so each group's records are contiguous and in append order. Values are checksummed records
-//! (see [`crate::codec`]).
+//! (see [`crate::codec`]). A group's latest snapshot (which carries the whole application
+//! state, megabytes) is kept apart, in a file ([`SnapshotFiles`]): the node writes it off the
+//! commit path, and compacting the log neither reads nor rewrites it.
 //!
 //! Group commit: [`Store::commit`] writes the records of any number of groups in one write
 //! transaction and makes it durable with one fsync. redb commits atomically (copy-on-write
@@ -16,8 +18,12 @@ use redb::{Database, ReadableDatabase, StorageBackend, TableDefinition};
 use synod_core::{DurableState, Record};
 
 use crate::codec::{self, DecodeError};
+use crate::snapshots::SnapshotFiles;
 
 const LOG: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("log");
+
+/// The `seq` that [`StorageError::Corrupt`] reports for a group's snapshot.
+pub const SNAPSHOT_SEQ: u64 = u64::MAX;
 
 /// Identifies an agreement group on this node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -39,11 +45,21 @@ pub enum StorageError {
     Corrupt {
         /// The group.
         group: u32,
-        /// The record's sequence number in the group's log.
+        /// The record's sequence number in the group's log ([`SNAPSHOT_SEQ`]: its snapshot).
         seq: u64,
         /// What was wrong with it.
         source: DecodeError,
     },
+    /// A snapshot file could not be written, read or removed.
+    #[error("snapshot file: {0}")]
+    SnapshotIo(#[from] std::io::Error),
+}
+
+/// Where [`Store::open`] keeps a database's snapshot files: `{file}.snapshots/` beside it.
+fn snapshot_dir(db: &Path) -> std::path::PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(".snapshots");
+    db.with_file_name(name)
 }
 
 fn engine(e: impl Into<redb::Error>) -> StorageError {
@@ -67,6 +83,7 @@ fn split_key(k: &[u8]) -> (GroupId, u64) {
 #[derive(Debug)]
 pub struct Store {
     db: Database,
+    snapshots: SnapshotFiles,
     /// Next sequence number per group (loaded lazily).
     next_seq: BTreeMap<GroupId, u64>,
     commits: u64,
@@ -79,7 +96,7 @@ impl Store {
     /// The engine's error, e.g. a file that is not a redb database.
     pub fn open(path: &Path) -> Result<Store, StorageError> {
         let db = Database::create(path).map_err(engine)?;
-        Store::init(db)
+        Store::init(db, &snapshot_dir(path))
     }
 
     /// Opens a store on a custom backend (the power-cut test mode uses
@@ -87,22 +104,32 @@ impl Store {
     ///
     /// # Errors
     /// The engine's error.
-    pub fn open_with_backend(backend: impl StorageBackend) -> Result<Store, StorageError> {
+    pub fn open_with_backend(
+        backend: impl StorageBackend,
+        snapshot_dir: &Path,
+    ) -> Result<Store, StorageError> {
         let db = Database::builder()
             .create_with_backend(backend)
             .map_err(engine)?;
-        Store::init(db)
+        Store::init(db, snapshot_dir)
     }
 
-    fn init(db: Database) -> Result<Store, StorageError> {
+    fn init(db: Database, snapshot_dir: &Path) -> Result<Store, StorageError> {
         let tx = db.begin_write().map_err(engine)?;
         tx.open_table(LOG).map_err(engine)?;
         tx.commit().map_err(engine)?;
         Ok(Store {
             db,
+            snapshots: SnapshotFiles::open(snapshot_dir)?,
             next_seq: BTreeMap::new(),
             commits: 0,
         })
+    }
+
+    /// The snapshot files, to write snapshots from another thread.
+    #[must_use]
+    pub fn snapshot_files(&self) -> SnapshotFiles {
+        self.snapshots.clone()
     }
 
     /// Durable commits made so far by this handle (each is one fsync).
@@ -146,12 +173,24 @@ impl Store {
                 seqs.insert(*group, self.next_seq_of(*group)?);
             }
         }
+        // Snapshots go to their files first (durable before this returns, like the rest). The
+        // node's storage task takes them out of its commits and writes them from another thread.
+        for (group, records) in &batch {
+            for r in *records {
+                if let Record::Snapshot(s) = r {
+                    self.snapshots.write(*group, s)?;
+                }
+            }
+        }
         let tx = self.db.begin_write().map_err(engine)?;
         {
             let mut table = tx.open_table(LOG).map_err(engine)?;
             for (group, records) in &batch {
                 let seq = seqs.get_mut(group).expect("loaded above");
                 for r in *records {
+                    if matches!(r, Record::Snapshot(_)) {
+                        continue;
+                    }
                     table
                         .insert(key(*group, *seq).as_slice(), codec::encode(r).as_slice())
                         .map_err(engine)?;
@@ -171,6 +210,16 @@ impl Store {
     /// [`StorageError::Corrupt`] naming the first bad record; the group must not be served
     /// from this disk.
     pub fn recover(&self, group: GroupId) -> Result<DurableState, StorageError> {
+        let mut state = self.recover_log(group)?;
+        if let Some(record) = self.snapshots.read(group)? {
+            // Folding it after the log is the same as before: it drops what it covers.
+            state.apply(&record);
+        }
+        Ok(state)
+    }
+
+    /// Folds a group's log records (not its snapshot), verifying every checksum.
+    fn recover_log(&self, group: GroupId) -> Result<DurableState, StorageError> {
         let tx = self.db.begin_read().map_err(engine)?;
         let table = tx.open_table(LOG).map_err(engine)?;
         let (lo, hi) = (key(group, 0), key(group, u64::MAX));
@@ -207,6 +256,13 @@ impl Store {
                 None => break,
             }
         }
+        // A group whose log compacted to nothing still has its snapshot.
+        for g in self.snapshots.groups() {
+            if !out.contains(&g) {
+                out.push(g);
+            }
+        }
+        out.sort_unstable();
         Ok(out)
     }
 
@@ -231,7 +287,29 @@ impl Store {
     /// # Errors
     /// The engine's error.
     pub fn compact(&mut self, group: GroupId, state: &DurableState) -> Result<(), StorageError> {
-        self.replace_group(group, &state.to_records())
+        let records: Vec<Record> = state
+            .to_records()
+            .into_iter()
+            .filter(|r| !matches!(r, Record::Snapshot(_)))
+            .collect();
+        self.replace_group(group, &records)
+    }
+
+    /// Compacts `group`'s log against its latest committed snapshot: drops every record the
+    /// snapshot covers and rewrites the rest as the fewest records that recover the same
+    /// state. Reads the log only (not the snapshot), so its cost follows the log's length.
+    ///
+    /// # Errors
+    /// [`StorageError::Corrupt`] if a log record fails its check; the engine's error.
+    pub fn compact_log(&mut self, group: GroupId) -> Result<(), StorageError> {
+        let mut state = self.recover_log(group)?;
+        if let Some(floor) = self.snapshots.next_slot(group) {
+            let keep = synod_core::Slot(floor);
+            state.promised = state.promised.split_off(&keep);
+            state.accepted = state.accepted.split_off(&keep);
+            state.decided = state.decided.split_off(&keep);
+        }
+        self.compact(group, &state)
     }
 
     /// Deletes a group's log.
@@ -239,13 +317,27 @@ impl Store {
     /// # Errors
     /// The engine's error.
     pub fn remove_group(&mut self, group: GroupId) -> Result<(), StorageError> {
-        self.replace_group(group, &[])?;
+        self.rewrite_group(group, &[], true)?;
         self.next_seq.remove(&group);
         Ok(())
     }
 
     /// Replaces a group's whole log with `records`, in one durable commit.
     fn replace_group(&mut self, group: GroupId, records: &[Record]) -> Result<(), StorageError> {
+        self.rewrite_group(group, records, false)
+    }
+
+    /// Replaces a group's log with `records` (and deletes its snapshot if `drop_snapshot`), in
+    /// one durable commit.
+    fn rewrite_group(
+        &mut self,
+        group: GroupId,
+        records: &[Record],
+        drop_snapshot: bool,
+    ) -> Result<(), StorageError> {
+        if drop_snapshot {
+            self.snapshots.remove(group)?;
+        }
         let tx = self.db.begin_write().map_err(engine)?;
         {
             let mut table = tx.open_table(LOG).map_err(engine)?;

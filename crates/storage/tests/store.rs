@@ -14,6 +14,13 @@ use synod_core::{
 };
 use synod_storage::{GroupId, StorageError, Store, UnsyncedFile, codec};
 
+/// A scratch directory for snapshot files (the tests with a test backend keep no snapshots).
+fn snapshot_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("synod-store-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 fn cmd(i: u64) -> Record {
     Record::Proposal {
         lsn: Lsn(i),
@@ -42,7 +49,7 @@ fn records_of_many_groups_share_one_commit_and_recover_per_group() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("node.redb");
     let (backend, crash) = UnsyncedFile::open(&path).unwrap();
-    let mut store = Store::open_with_backend(backend).unwrap();
+    let mut store = Store::open_with_backend(backend, &snapshot_dir()).unwrap();
     let syncs_before = crash.syncs();
     let a = vec![cmd(1), accepted(0)];
     let b = vec![cmd(1), cmd(2), Record::OwnNext { slot: Slot(3) }];
@@ -74,7 +81,7 @@ fn what_was_committed_survives_a_power_cut_and_nothing_else_does() {
     let mut all = Vec::new();
     {
         let (backend, crash) = UnsyncedFile::open(&path).unwrap();
-        let mut store = Store::open_with_backend(backend).unwrap();
+        let mut store = Store::open_with_backend(backend, &snapshot_dir()).unwrap();
         for i in 1..=20 {
             let batch = vec![cmd(i), accepted(i)];
             store.commit([(GroupId(0), batch.as_slice())]).unwrap();
@@ -85,7 +92,7 @@ fn what_was_committed_survives_a_power_cut_and_nothing_else_does() {
         assert!(store.commit([(GroupId(0), [cmd(99)].as_slice())]).is_err());
     }
     let (backend, _) = UnsyncedFile::open(&path).unwrap();
-    let store = Store::open_with_backend(backend).unwrap();
+    let store = Store::open_with_backend(backend, &snapshot_dir()).unwrap();
     assert_eq!(
         store.recover(GroupId(0)).unwrap(),
         DurableState::from_records(&all)
@@ -106,7 +113,7 @@ fn a_torn_commit_is_all_or_nothing() {
         let mut in_flight = None;
         {
             let (backend, crash) = UnsyncedFile::open(&path).unwrap();
-            let mut store = Store::open_with_backend(backend).unwrap();
+            let mut store = Store::open_with_backend(backend, &snapshot_dir()).unwrap();
             crash.crash_after_writes(crash_point, crash_point * 7919 + 1);
             for i in 0..40u64 {
                 let batch: Vec<Record> = (0..(i % 5 + 1)).map(|k| cmd(i * 10 + k)).collect();
@@ -126,7 +133,7 @@ fn a_torn_commit_is_all_or_nothing() {
             }
         }
         let (backend, _) = UnsyncedFile::open(&path).unwrap();
-        let store = match Store::open_with_backend(backend) {
+        let store = match Store::open_with_backend(backend, &snapshot_dir()) {
             Ok(s) => s,
             Err(e) => panic!("crash point {crash_point}: the store did not reopen: {e}"),
         };
@@ -222,8 +229,13 @@ fn compaction_keeps_what_recovery_needs_and_bounds_the_log() {
         .unwrap();
     let before = store.recover(GroupId(0)).unwrap();
     assert_eq!(before, DurableState::from_records(&all));
-    assert_eq!(store.len(GroupId(0)).unwrap(), 602);
-    store.compact(GroupId(0), &before).unwrap();
+    assert_eq!(
+        store.len(GroupId(0)).unwrap(),
+        601,
+        "the snapshot is kept apart from the log"
+    );
+    // What the node does after a snapshot: compact the log against it, without the blob.
+    store.compact_log(GroupId(0)).unwrap();
     let after = store.recover(GroupId(0)).unwrap();
     assert_eq!(after, before);
     assert_eq!(
@@ -239,8 +251,26 @@ fn compaction_keeps_what_recovery_needs_and_bounds_the_log() {
     // Appending after compaction continues the log.
     store.commit([(GroupId(0), [cmd(202)].as_slice())]).unwrap();
     assert_eq!(store.recover(GroupId(0)).unwrap().last_lsn, Lsn(202));
+    // An older snapshot never replaces a newer one.
+    let older = Arc::new(Snapshot {
+        next_slot: Slot(100),
+        ..(*before.snapshot.clone().unwrap()).clone()
+    });
+    store
+        .commit([(GroupId(0), [Record::Snapshot(older)].as_slice())])
+        .unwrap();
+    assert_eq!(
+        store
+            .recover(GroupId(0))
+            .unwrap()
+            .snapshot
+            .unwrap()
+            .next_slot,
+        Slot(150)
+    );
     store.remove_group(GroupId(0)).unwrap();
     assert!(store.groups().unwrap().is_empty());
+    assert!(store.recover(GroupId(0)).unwrap().snapshot.is_none());
 }
 
 #[test]

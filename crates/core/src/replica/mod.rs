@@ -99,6 +99,8 @@ pub struct Replica {
     peer_applied: BTreeMap<ReplicaId, Slot>,
     next_heartbeat: Time,
     takeover_at: Option<Time>,
+    /// When the frontier stalled at `stall_slot`.
+    stall_started: Time,
     /// The frontier slot `takeover_at` was armed for.
     stall_slot: Option<Slot>,
     /// Take-overs already tried at `stall_slot`.
@@ -210,6 +212,7 @@ impl Replica {
             peer_applied: BTreeMap::new(),
             next_heartbeat: now.add_nanos(jitter),
             takeover_at: None,
+            stall_started: now,
             stall_slot: None,
             takeover_round: 0,
             suspected: BTreeSet::new(),

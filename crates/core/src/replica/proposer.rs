@@ -503,6 +503,7 @@ impl Replica {
         }
         if self.stall_slot != Some(self.next_deliver) {
             self.stall_slot = Some(self.next_deliver);
+            self.stall_started = self.now;
             // Progress: relax the back-off one step rather than forgetting it, so that a
             // network slower than the configured timeout settles at a working delay.
             self.takeover_round = self.takeover_round.saturating_sub(1);
@@ -523,6 +524,29 @@ impl Replica {
         Some(t * (1 + rank) * scale + jitter)
     }
 
+    /// How much longer to wait before taking over the frontier from its owner, if at all. An
+    /// owner heard from within the take-over timeout is alive, only slow (a loaded node): its
+    /// skip or value is on the way, and taking its slots over would make it and the taker-over
+    /// duel and suspect it, which costs more than the wait. It gets up to four timeouts in
+    /// all; an owner silent for one timeout is taken over at once, as before.
+    fn patience_for_live_owner(&self) -> Option<u64> {
+        if !self.opts.params.reservations {
+            return None;
+        }
+        let t = self.opts.takeover_timeout_ns;
+        let owner = self
+            .core
+            .configs
+            .at(self.next_deliver)
+            .owner(self.next_deliver);
+        let silent_for = self.now.since(*self.last_heard.get(&owner)?);
+        let stalled_for = self.now.since(self.stall_started);
+        if owner == self.id || silent_for >= t || stalled_for >= 4 * t {
+            return None;
+        }
+        Some((t - silent_for).min(4 * t - stalled_for).max(1))
+    }
+
     /// Someone else is taking over the frontier: give them time before competing.
     pub(super) fn defer_takeover(&mut self, slot: Slot) {
         if slot == self.next_deliver && self.takeover_at.is_some() {
@@ -537,6 +561,10 @@ impl Replica {
     /// The frontier has been stuck for a take-over timeout: run phase 1 on every undecided
     /// slot up to the highest in use, adopting accepted values or filling no-ops.
     pub(super) fn take_over_stalled_slots(&mut self) {
+        if let Some(wait) = self.patience_for_live_owner() {
+            self.takeover_at = Some(self.now.add_nanos(wait));
+            return;
+        }
         let end = self
             .highest_seen
             .min(Slot(self.horizon().0.saturating_sub(1)));

@@ -43,6 +43,13 @@ pub(super) struct AppState {
     catalog: Option<Catalog>,
 }
 
+/// [`AppState`] by reference: encodes to the same bytes without cloning the store first.
+#[derive(Serialize)]
+struct AppStateRef<'a> {
+    kv: &'a Kv,
+    catalog: Option<&'a Catalog>,
+}
+
 pub(super) struct Group {
     pub(super) id: u32,
     pub(super) replica: Replica,
@@ -111,9 +118,9 @@ impl Group {
 
     /// The group's application state, encoded for a snapshot.
     pub(super) fn encode_state(&self) -> Bytes {
-        let app = AppState {
-            kv: self.kv.clone(),
-            catalog: self.catalog.as_ref().map(|(c, _)| c.clone()),
+        let app = AppStateRef {
+            kv: &self.kv,
+            catalog: self.catalog.as_ref().map(|(c, _)| c),
         };
         Bytes::from(postcard::to_stdvec(&app).expect("encoding into a Vec cannot fail"))
     }

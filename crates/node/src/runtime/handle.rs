@@ -53,7 +53,9 @@ impl Node {
                 path: db.clone(),
                 source,
             })?;
-            Store::open_with_backend(backend)?
+            let mut snapshots = db.as_os_str().to_os_string();
+            snapshots.push(".snapshots");
+            Store::open_with_backend(backend, std::path::Path::new(&snapshots))?
         } else {
             Store::open(&db)?
         };
@@ -109,7 +111,6 @@ impl Node {
             storage: storage_tx,
             snapshot_every: config.snapshot_every.max(1),
             log_retention: config.log_retention,
-            compact_next: Vec::new(),
             remove_next: Vec::new(),
             metrics: NodeMetrics::default(),
         };

@@ -255,8 +255,6 @@ struct Runtime {
     storage: std::sync::mpsc::Sender<StorageJob>,
     snapshot_every: u64,
     log_retention: u64,
-    /// Groups that took a snapshot whose record has not yet gone to storage.
-    compact_next: Vec<GroupId>,
     /// Groups whose log to delete with the next commit.
     remove_next: Vec<GroupId>,
     metrics: NodeMetrics,
@@ -514,7 +512,9 @@ impl Runtime {
             return;
         }
         g.since_snapshot = 0;
+        let t = Instant::now();
         let app = g.encode_state();
+        let encoded = t.elapsed();
         // Keep the log from the slowest member's applied GSN, but no more than
         // `log_retention` slots: a member further behind (down for long) gets this
         // snapshot instead, so one dead node does not make every disk grow.
@@ -523,8 +523,14 @@ impl Runtime {
         let retain = Slot(g.replica.gc_watermark().0.max(floor));
         let snap = g.replica.compact(now(), app, retain);
         let bytes = encode_snapshot(&snap);
+        tracing::debug!(
+            group,
+            encode_ms = encoded.as_secs_f64() * 1e3,
+            total_ms = t.elapsed().as_secs_f64() * 1e3,
+            bytes = bytes.len(),
+            "snapshot"
+        );
         g.snapshot = Some((snap, bytes));
-        self.compact_next.push(GroupId(group));
         self.metrics.snapshots += 1;
     }
 
@@ -552,9 +558,8 @@ impl Runtime {
                     .or_default()
                     .extend(r.persist.iter().cloned());
             }
-            let job = StorageJob {
+            let job = StorageJob::Commit {
                 records: records.into_iter().map(|(g, r)| (GroupId(g), r)).collect(),
-                compact: std::mem::take(&mut self.compact_next),
                 remove: std::mem::take(&mut self.remove_next),
             };
             if self.storage.send(job).is_err() {

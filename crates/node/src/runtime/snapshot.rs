@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use synod_core::Snapshot;
-use synod_storage::GroupId;
 use synod_transport::frame::Frame;
 
 use super::groups::decode_state;
@@ -119,7 +118,6 @@ impl Runtime {
             g.applied_to = snapshot.next_slot;
             g.applied_floor = snapshot.next_slot;
             g.snapshot = Some((snapshot, Bytes::from(bytes)));
-            self.compact_next.push(GroupId(group));
         }
         let catalog_changed = std::mem::take(&mut g.catalog_changed);
         self.collect(group);

@@ -1,20 +1,28 @@
-//! The storage thread: owns the [`Store`], commits each batch of records (one fsync), then
-//! compacts the logs of groups that took a snapshot in it.
+//! The storage thread: owns the [`Store`] and commits each batch of records (one fsync).
+//!
+//! Snapshots take another road. A snapshot carries the whole application state (megabytes),
+//! so it is written to its own file by a second thread while commits go on; once the file is
+//! durable, that thread asks the storage thread to compact the group's log against it. Nothing
+//! waits for a snapshot to be durable: until it is, the log still holds everything a restart
+//! needs (it is compacted only afterwards), and peers that need the snapshot are served from
+//! memory.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use synod_core::Record;
-use synod_storage::{GroupId, Store};
+use synod_core::{Record, Snapshot};
+use synod_storage::{GroupId, SnapshotFiles, Store};
 use tokio::sync::mpsc;
 
-/// One commit for the storage thread: records of many groups, then the groups whose log to
-/// compact (their snapshot record is in this commit).
-pub(super) struct StorageJob {
-    pub(super) records: Vec<(GroupId, Vec<Record>)>,
-    pub(super) compact: Vec<GroupId>,
-    /// Groups removed from the catalog: their log is deleted after the records and
-    /// compactions of this job.
-    pub(super) remove: Vec<GroupId>,
+/// Work for the storage thread.
+pub(super) enum StorageJob {
+    /// One commit: records of many groups, then the groups whose log to delete. Answered on
+    /// the `done` channel.
+    Commit {
+        records: Vec<(GroupId, Vec<Record>)>,
+        /// Groups removed from the catalog: their log is deleted after these records.
+        remove: Vec<GroupId>,
+    },
 }
 
 /// What a commit cost.
@@ -23,37 +31,119 @@ pub(super) struct CommitDone {
     pub(super) records: usize,
 }
 
+/// Runs until the event loop drops its end of `jobs`.
 pub(super) fn storage_thread(
     mut store: Store,
     jobs: std::sync::mpsc::Receiver<StorageJob>,
     done: mpsc::Sender<Result<CommitDone, String>>,
 ) {
-    while let Ok(job) = jobs.recv() {
-        let started = Instant::now();
-        let records = job.records.iter().map(|(_, r)| r.len()).sum();
-        let mut result = store
-            .commit(job.records.iter().map(|(g, r)| (*g, r.as_slice())))
-            .map(|()| CommitDone {
-                fsync: started.elapsed(),
-                records,
-            })
-            .map_err(|e| e.to_string());
-        if result.is_ok() {
-            for g in job.compact {
-                // Rewrite the group's log as what recovery needs after its new snapshot, so
-                // disk use stays bounded under a steady write load.
-                if let Err(e) = store.recover(g).and_then(|state| store.compact(g, &state)) {
-                    result = Err(e.to_string());
-                }
+    let (snapshots_tx, snapshots_rx) = std::sync::mpsc::channel();
+    // Groups whose snapshot file is durable, to compact. Polled between commits: this thread
+    // must not hold a sender of `jobs`, or it would never see the event loop go away.
+    let (compact_tx, compact_rx) = std::sync::mpsc::channel::<GroupId>();
+    let files = store.snapshot_files();
+    let writer = std::thread::Builder::new()
+        .name("synod-snapshots".into())
+        .spawn(move || snapshot_thread(&files, &snapshots_rx, &compact_tx));
+    if let Err(e) = writer {
+        let _ = done.blocking_send(Err(format!("cannot start the snapshot writer: {e}")));
+        return;
+    }
+    loop {
+        let job = match jobs.recv_timeout(Duration::from_millis(20)) {
+            Ok(job) => Some(job),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        while let Ok(g) = compact_rx.try_recv() {
+            let t = Instant::now();
+            // Rewrite the group's log as what recovery needs after its new snapshot, so disk
+            // use stays bounded under a steady write load.
+            if let Err(e) = store.compact_log(g) {
+                let _ = done.blocking_send(Err(e.to_string()));
+                return;
             }
-            for g in job.remove {
-                if let Err(e) = store.remove_group(g) {
-                    result = Err(e.to_string());
+            tracing::debug!(
+                group = g.0,
+                ms = t.elapsed().as_secs_f64() * 1e3,
+                "compacted"
+            );
+        }
+        let Some(job) = job else { continue };
+        match job {
+            StorageJob::Commit { records, remove } => {
+                let started = Instant::now();
+                let mut logged = Vec::with_capacity(records.len());
+                for (g, rs) in records {
+                    let (snaps, rest): (Vec<Record>, Vec<Record>) = rs
+                        .into_iter()
+                        .partition(|r| matches!(r, Record::Snapshot(_)));
+                    for s in snaps {
+                        if let Record::Snapshot(s) = s {
+                            let _ = snapshots_tx.send((g, s));
+                        }
+                    }
+                    logged.push((g, rest));
+                }
+                let count = logged.iter().map(|(_, r)| r.len()).sum();
+                let mut result = store
+                    .commit(logged.iter().map(|(g, r)| (*g, r.as_slice())))
+                    .map(|()| CommitDone {
+                        fsync: started.elapsed(),
+                        records: count,
+                    })
+                    .map_err(|e| e.to_string());
+                if result.is_ok() {
+                    for g in remove {
+                        if let Err(e) = store.remove_group(g) {
+                            result = Err(e.to_string());
+                        }
+                    }
+                }
+                if done.blocking_send(result).is_err() {
+                    return;
                 }
             }
         }
-        if done.blocking_send(result).is_err() {
-            return;
+    }
+}
+
+/// Writes snapshots to their files, newest wins, then asks for the log's compaction.
+fn snapshot_thread(
+    files: &SnapshotFiles,
+    snapshots: &std::sync::mpsc::Receiver<(GroupId, Arc<Snapshot>)>,
+    compact: &std::sync::mpsc::Sender<GroupId>,
+) {
+    while let Ok((mut group, mut snapshot)) = snapshots.recv() {
+        // Only the newest queued snapshot of a group is worth writing.
+        while let Ok((g, s)) = snapshots.try_recv() {
+            if g != group {
+                write(files, compact, group, &snapshot);
+            }
+            (group, snapshot) = (g, s);
         }
+        write(files, compact, group, &snapshot);
+    }
+}
+
+fn write(
+    files: &SnapshotFiles,
+    compact: &std::sync::mpsc::Sender<GroupId>,
+    group: GroupId,
+    snapshot: &Arc<Snapshot>,
+) {
+    let t = Instant::now();
+    match files.write(group, snapshot) {
+        Ok(true) => {
+            tracing::debug!(
+                group = group.0,
+                ms = t.elapsed().as_secs_f64() * 1e3,
+                "snapshot written"
+            );
+            let _ = compact.send(group);
+        }
+        Ok(false) => {}
+        // The log still holds everything; the next snapshot tries again.
+        Err(e) => tracing::warn!(group = group.0, error = %e, "could not write a snapshot file"),
     }
 }
