@@ -8,7 +8,7 @@
 //! backend for the power-cut test mode: nothing reaches the file before an fsync.
 //!
 //! What it does not do: decide when to flush (the node's storage task batches readies), talk
-//! to peers (a corrupt group is repaired by the node from its peers), or store application
+//! to peers (the node quarantines a corrupt group), or store application
 //! state beyond the snapshot bytes the core hands it.
 //!
 //! Why redb rather than fjall: see docs/STORAGE.md.

@@ -30,8 +30,8 @@ pub const SNAPSHOT_SEQ: u64 = u64::MAX;
 pub struct GroupId(pub u32);
 
 /// A storage failure. Engine errors are fatal to the node (etcd's rule: a replica that cannot
-/// trust its disk must stop); `Corrupt` is fatal to one group, which must then be repaired
-/// from its peers.
+/// trust its disk must stop); `Corrupt` is fatal to one group, which the node then
+/// quarantines.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StorageError {
@@ -40,7 +40,7 @@ pub enum StorageError {
     Engine(#[from] redb::Error),
     /// A record of a group failed its checksum or could not be decoded.
     #[error(
-        "group {group} is corrupt at record {seq}: {source}; it must be repaired from its peers"
+        "group {group} is corrupt at record {seq}: {source}; it must not be served from this disk"
     )]
     Corrupt {
         /// The group.

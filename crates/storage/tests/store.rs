@@ -189,7 +189,8 @@ fn a_corrupt_record_stops_its_group_with_a_clear_error() {
     );
     let msg = err.to_string();
     assert!(
-        msg.contains("group 1 is corrupt at record 2") && msg.contains("repaired from its peers"),
+        msg.contains("group 1 is corrupt at record 2")
+            && msg.contains("must not be served from this disk"),
         "{msg}"
     );
     // Other groups are unaffected.
