@@ -507,6 +507,44 @@ fn local_order_holds_back_a_later_lsn_until_the_earlier_one_is_delivered() {
 }
 
 #[test]
+fn a_snapshot_built_earlier_compacts_up_to_its_own_slot_only() {
+    let mut net = Net::with(3, |o| o.params = params(false));
+    for i in 0..10 {
+        net.propose(0, &format!("a{i}"));
+    }
+    net.run_for(50);
+    // The driver captures the engine state, then encodes its own state elsewhere while the
+    // replica keeps delivering.
+    let (at, core) = net.r(0).snapshot_state();
+    for i in 0..10 {
+        net.propose(1, &format!("b{i}"));
+    }
+    net.run_for(50);
+    assert!(net.r(0).applied() > at);
+    let now = net.now;
+    let snapshot = Arc::new(synod_core::Snapshot {
+        next_slot: at,
+        core,
+        app: Bytes::from_static(b"state at `at`"),
+    });
+    let everything = net.r(0).applied();
+    assert!(net.r(0).compact_with(now, snapshot.clone(), everything));
+    assert_eq!(
+        net.r(0).log_start(),
+        at,
+        "the log is cut at the snapshot's slot, not beyond what it covers"
+    );
+    let ready = net.r(0).poll_ready().unwrap();
+    assert!(ready.persist.contains(&Record::Snapshot(snapshot.clone())));
+    // A snapshot older than the log's start (a newer one was installed meanwhile) is refused.
+    let stale = Arc::new(synod_core::Snapshot {
+        next_slot: Slot(0),
+        ..(*snapshot).clone()
+    });
+    assert!(!net.r(0).compact_with(now, stale, everything));
+}
+
+#[test]
 fn a_replica_behind_the_truncation_point_asks_for_a_snapshot() {
     let mut net = Net::with(3, |o| o.params = params(false));
     net.isolate(2);

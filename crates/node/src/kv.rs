@@ -4,7 +4,7 @@
 //! each entry records the GSN that created and last modified it (Consul's `CreateIndex` and
 //! `ModifyIndex`), which is what compare-and-set compares.
 
-use std::collections::{BTreeMap, VecDeque};
+use imbl::{OrdMap, Vector};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -71,14 +71,15 @@ pub struct Entry {
     pub modify_gsn: u64,
 }
 
-/// The store's state.
+/// The store's state. Persistent (structure-sharing) collections: a clone is O(1), so a
+/// snapshot copies the state in the event loop and encodes it on another thread.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Kv {
-    entries: BTreeMap<String, Entry>,
+    entries: OrdMap<String, Entry>,
     /// Outcome and GSN of every remembered idempotency token.
-    tokens: BTreeMap<String, (u64, KvOutput)>,
+    tokens: OrdMap<String, (u64, KvOutput)>,
     /// Tokens in the order they were applied, for forgetting the oldest.
-    token_order: VecDeque<String>,
+    token_order: Vector<String>,
 }
 
 impl Kv {

@@ -349,14 +349,27 @@ impl Replica {
     /// `retain_from` (usually [`Self::gc_watermark`]; further only if lagging peers may be
     /// sent the snapshot instead). Returns the snapshot, to serve to peers.
     pub fn compact(&mut self, now: Time, app: Bytes, retain_from: Slot) -> Arc<Snapshot> {
-        self.advance(now);
         let snapshot = Arc::new(Snapshot {
             next_slot: self.next_deliver,
             core: self.core.clone(),
             app,
         });
-        self.out.persist.push(Record::Snapshot(snapshot.clone()));
-        let cut = retain_from.min(self.next_deliver);
+        self.compact_with(now, snapshot.clone(), retain_from);
+        snapshot
+    }
+
+    /// Like [`Self::compact`], with a snapshot built earlier from [`Self::snapshot_state`] and
+    /// the application's state at that point (so the driver can encode a large state off its
+    /// event loop while the replica goes on). Returns false, changing nothing, if the snapshot
+    /// is not between [`Self::log_start`] and [`Self::applied`] (a peer's snapshot was
+    /// installed meanwhile).
+    pub fn compact_with(&mut self, now: Time, snapshot: Arc<Snapshot>, retain_from: Slot) -> bool {
+        self.advance(now);
+        if snapshot.next_slot < self.log_start || snapshot.next_slot > self.next_deliver {
+            return false;
+        }
+        let cut = retain_from.min(snapshot.next_slot);
+        self.out.persist.push(Record::Snapshot(snapshot));
         if cut > self.log_start {
             self.decided = self.decided.split_off(&cut);
             self.promised = self.promised.split_off(&cut);
@@ -366,6 +379,6 @@ impl Replica {
             self.log_start = cut;
         }
         self.after_input();
-        snapshot
+        true
     }
 }

@@ -43,11 +43,11 @@ pub(super) struct AppState {
     catalog: Option<Catalog>,
 }
 
-/// [`AppState`] by reference: encodes to the same bytes without cloning the store first.
-#[derive(Serialize)]
-struct AppStateRef<'a> {
-    kv: &'a Kv,
-    catalog: Option<&'a Catalog>,
+impl AppState {
+    /// The encoding a snapshot carries.
+    pub(super) fn encode(&self) -> Bytes {
+        Bytes::from(postcard::to_stdvec(self).expect("encoding into a Vec cannot fail"))
+    }
 }
 
 pub(super) struct Group {
@@ -67,6 +67,8 @@ pub(super) struct Group {
     /// Deliveries below this GSN are already in the state (an installed snapshot covers them;
     /// readies produced before the install may still carry some).
     pub(super) applied_floor: Slot,
+    /// A snapshot of this group is being encoded on another thread.
+    pub(super) snapshotting: bool,
     /// The state reflects exactly the slots below this.
     pub(super) applied_to: Slot,
     /// Readies of this group, collected or committing, whose deliveries wait for their fsync:
@@ -111,18 +113,19 @@ impl Group {
             }),
             receiving: None,
             applied_floor: Slot(0),
+            snapshotting: false,
             applied_to,
             readies_holding_deliveries: 0,
         })
     }
 
-    /// The group's application state, encoded for a snapshot.
-    pub(super) fn encode_state(&self) -> Bytes {
-        let app = AppStateRef {
-            kv: &self.kv,
-            catalog: self.catalog.as_ref().map(|(c, _)| c),
-        };
-        Bytes::from(postcard::to_stdvec(&app).expect("encoding into a Vec cannot fail"))
+    /// A copy of the group's application state for a snapshot: O(1) for the store, whose
+    /// collections share structure; the catalog is small.
+    pub(super) fn state_copy(&self) -> AppState {
+        AppState {
+            kv: self.kv.clone(),
+            catalog: self.catalog.as_ref().map(|(c, _)| c.clone()),
+        }
     }
 
     /// Replaces the application state with a snapshot's.

@@ -94,6 +94,7 @@ impl Node {
             .spawn(move || storage_thread(store, storage_rx, done_tx))
             .map_err(|source| NodeError::DataDir { path: db, source })?;
         let (requests, request_rx) = mpsc::channel(4096);
+        let (snapshots_encoded, snapshots_rx) = mpsc::channel(16);
         let mut runtime = Runtime {
             node: config.node,
             groups: BTreeMap::new(),
@@ -112,6 +113,7 @@ impl Node {
             snapshot_every: config.snapshot_every.max(1),
             log_retention: config.log_retention,
             remove_next: Vec::new(),
+            snapshots_encoded,
             metrics: NodeMetrics::default(),
         };
         let opts = runtime.options(&config.members);
@@ -124,7 +126,11 @@ impl Node {
         runtime.groups.insert(DEFAULT_GROUP, default);
         runtime.reconcile();
         let span = tracing::info_span!("node", id = config.node);
-        let task = tokio::spawn(runtime.run(inbound, request_rx, done_rx).instrument(span));
+        let task = tokio::spawn(
+            runtime
+                .run(inbound, request_rx, done_rx, snapshots_rx)
+                .instrument(span),
+        );
         Ok(Node {
             requests,
             catalog: catalog_rx,

@@ -11,7 +11,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use synod_core::{ConfigChange, Payload, ProposeError, Ready, Record, ReplicaId, Slot, Time};
+use bytes::Bytes;
+use synod_core::{
+    ConfigChange, Payload, ProposeError, Ready, Record, ReplicaId, Slot, Snapshot, Time,
+};
 use synod_storage::{GroupId, StorageError};
 use synod_transport::frame::Frame;
 use synod_transport::tls::TlsIdentity;
@@ -257,6 +260,8 @@ struct Runtime {
     log_retention: u64,
     /// Groups whose log to delete with the next commit.
     remove_next: Vec<GroupId>,
+    /// Where snapshots encoded off the event loop come back.
+    snapshots_encoded: mpsc::Sender<(u32, Arc<Snapshot>, Bytes)>,
     metrics: NodeMetrics,
 }
 
@@ -266,6 +271,7 @@ impl Runtime {
         mut inbound: mpsc::Receiver<Inbound>,
         mut requests: mpsc::Receiver<Request>,
         mut done: mpsc::Receiver<Result<CommitDone, String>>,
+        mut snapshots: mpsc::Receiver<(u32, Arc<Snapshot>, Bytes)>,
     ) {
         loop {
             let deadline = self.next_timer();
@@ -281,6 +287,9 @@ impl Runtime {
                         Ok(c) => self.metrics.record_commit(&c),
                     }
                     self.committed();
+                }
+                Some((group, snapshot, bytes)) = snapshots.recv() => {
+                    self.snapshot_encoded(group, snapshot, bytes);
                 }
                 Some(inb) = inbound.recv() => self.on_inbound(inb),
                 Some(req) = requests.recv() => self.on_request(req),
@@ -501,37 +510,62 @@ impl Runtime {
         }
     }
 
-    /// Takes a snapshot of `group` if it is due and the state reflects exactly the slots the
+    /// Starts a snapshot of `group` if one is due and the state reflects exactly the slots the
     /// replica has delivered (a later ready may hold deliveries not yet applied; a snapshot
-    /// then would claim slots its state lacks).
+    /// then would claim slots its state lacks). The state is copied here (cheaply: the store
+    /// shares structure) and encoded on a blocking thread, so a large state does not stall the
+    /// event loop; [`Self::snapshot_encoded`] finishes it.
     fn maybe_snapshot(&mut self, group: u32) {
         let Some(g) = self.groups.get_mut(&group) else {
             return;
         };
-        if g.since_snapshot < self.snapshot_every || g.applied_to != g.replica.applied() {
+        if g.snapshotting
+            || g.since_snapshot < self.snapshot_every
+            || g.applied_to != g.replica.applied()
+        {
             return;
         }
         g.since_snapshot = 0;
-        let t = Instant::now();
-        let app = g.encode_state();
-        let encoded = t.elapsed();
+        g.snapshotting = true;
+        let (next_slot, core) = g.replica.snapshot_state();
+        let state = g.state_copy();
+        let done = self.snapshots_encoded.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let snapshot = Arc::new(Snapshot {
+                next_slot,
+                core,
+                app: state.encode(),
+            });
+            let bytes = encode_snapshot(&snapshot);
+            tracing::debug!(
+                group,
+                ms = started.elapsed().as_secs_f64() * 1e3,
+                bytes = bytes.len(),
+                "snapshot encoded"
+            );
+            let _ = done.blocking_send((group, snapshot, bytes));
+        });
+    }
+
+    /// A snapshot finished encoding: the replica compacts its log behind it and it is served
+    /// to peers that need it.
+    fn snapshot_encoded(&mut self, group: u32, snapshot: Arc<Snapshot>, bytes: Bytes) {
+        let Some(g) = self.groups.get_mut(&group) else {
+            return;
+        };
+        g.snapshotting = false;
         // Keep the log from the slowest member's applied GSN, but no more than
         // `log_retention` slots: a member further behind (down for long) gets this
         // snapshot instead, so one dead node does not make every disk grow.
         let applied = g.replica.applied().0;
         let floor = applied.saturating_sub(self.log_retention);
         let retain = Slot(g.replica.gc_watermark().0.max(floor));
-        let snap = g.replica.compact(now(), app, retain);
-        let bytes = encode_snapshot(&snap);
-        tracing::debug!(
-            group,
-            encode_ms = encoded.as_secs_f64() * 1e3,
-            total_ms = t.elapsed().as_secs_f64() * 1e3,
-            bytes = bytes.len(),
-            "snapshot"
-        );
-        g.snapshot = Some((snap, bytes));
-        self.metrics.snapshots += 1;
+        if g.replica.compact_with(now(), snapshot.clone(), retain) {
+            g.snapshot = Some((snapshot, bytes));
+            self.metrics.snapshots += 1;
+        }
+        self.collect(group);
     }
 
     /// Starts the next commit if none is in flight; releases readies that need no fsync.
