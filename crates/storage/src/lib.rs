@@ -21,5 +21,5 @@ mod store;
 mod unsynced;
 
 pub use snapshots::SnapshotFiles;
-pub use store::{GroupId, SNAPSHOT_SEQ, StorageError, Store};
+pub use store::{CompactionPlan, GroupId, LogReader, SNAPSHOT_SEQ, StorageError, Store};
 pub use unsynced::{CrashHandle, UnsyncedFile};

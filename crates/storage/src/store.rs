@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, StorageBackend, TableDefinition};
 use synod_core::{DurableState, Record};
@@ -55,6 +56,83 @@ pub enum StorageError {
     SnapshotIo(#[from] std::io::Error),
 }
 
+/// Folds a group's log records in order; returns the state and the sequence number after the
+/// last record.
+fn fold_log(db: &Database, group: GroupId) -> Result<(DurableState, u64), StorageError> {
+    let tx = db.begin_read().map_err(engine)?;
+    let table = tx.open_table(LOG).map_err(engine)?;
+    let (lo, hi) = (key(group, 0), key(group, u64::MAX));
+    let mut state = DurableState::default();
+    let mut end = 0;
+    for entry in table.range(lo.as_slice()..=hi.as_slice()).map_err(engine)? {
+        let (k, v) = entry.map_err(engine)?;
+        let (_, seq) = split_key(k.value());
+        let record = codec::decode(v.value()).map_err(|source| StorageError::Corrupt {
+            group: group.0,
+            seq,
+            source,
+        })?;
+        state.apply(&record);
+        end = seq + 1;
+    }
+    Ok((state, end))
+}
+
+/// Drops what a snapshot at `floor` covers from a folded state.
+fn prune_below(state: &mut DurableState, floor: u64) {
+    let keep = synod_core::Slot(floor);
+    state.promised = state.promised.split_off(&keep);
+    state.accepted = state.accepted.split_off(&keep);
+    state.decided = state.decided.split_off(&keep);
+}
+
+/// The records that recover `state`, without its snapshot (which lives in its file).
+fn log_records(state: &DurableState) -> Vec<Record> {
+    state
+        .to_records()
+        .into_iter()
+        .filter(|r| !matches!(r, Record::Snapshot(_)))
+        .collect()
+}
+
+/// Reads a store's log from another thread, to plan compactions without holding up commits
+/// (redb readers see a consistent committed state while the writer goes on).
+#[derive(Clone, Debug)]
+pub struct LogReader {
+    db: Arc<Database>,
+}
+
+/// A compaction worked out by [`LogReader::plan_compaction`], for [`Store::apply_compaction`].
+#[derive(Clone, Debug)]
+pub struct CompactionPlan {
+    group: GroupId,
+    /// The log's end (next sequence number) when planned.
+    end: u64,
+    /// The fewest records that fold to the group's state as of `end`, above the snapshot.
+    keep: Vec<Record>,
+}
+
+impl LogReader {
+    /// Folds `group`'s log as committed now and works out the records that still matter
+    /// once a snapshot at `snapshot_next_slot` is durable.
+    ///
+    /// # Errors
+    /// [`StorageError::Corrupt`] if a record fails its check; the engine's error.
+    pub fn plan_compaction(
+        &self,
+        group: GroupId,
+        snapshot_next_slot: u64,
+    ) -> Result<CompactionPlan, StorageError> {
+        let (mut state, end) = fold_log(&self.db, group)?;
+        prune_below(&mut state, snapshot_next_slot);
+        Ok(CompactionPlan {
+            group,
+            end,
+            keep: log_records(&state),
+        })
+    }
+}
+
 /// Where [`Store::open`] keeps a database's snapshot files: `{file}.snapshots/` beside it.
 fn snapshot_dir(db: &Path) -> std::path::PathBuf {
     let mut name = db.file_name().unwrap_or_default().to_os_string();
@@ -82,7 +160,7 @@ fn split_key(k: &[u8]) -> (GroupId, u64) {
 /// The node's durable log. Not thread-safe by itself: the node's storage task owns it.
 #[derive(Debug)]
 pub struct Store {
-    db: Database,
+    db: Arc<Database>,
     snapshots: SnapshotFiles,
     /// Next sequence number per group (loaded lazily).
     next_seq: BTreeMap<GroupId, u64>,
@@ -119,7 +197,7 @@ impl Store {
         tx.open_table(LOG).map_err(engine)?;
         tx.commit().map_err(engine)?;
         Ok(Store {
-            db,
+            db: Arc::new(db),
             snapshots: SnapshotFiles::open(snapshot_dir)?,
             next_seq: BTreeMap::new(),
             commits: 0,
@@ -220,21 +298,53 @@ impl Store {
 
     /// Folds a group's log records (not its snapshot), verifying every checksum.
     fn recover_log(&self, group: GroupId) -> Result<DurableState, StorageError> {
-        let tx = self.db.begin_read().map_err(engine)?;
-        let table = tx.open_table(LOG).map_err(engine)?;
-        let (lo, hi) = (key(group, 0), key(group, u64::MAX));
-        let mut state = DurableState::default();
-        for entry in table.range(lo.as_slice()..=hi.as_slice()).map_err(engine)? {
-            let (k, v) = entry.map_err(engine)?;
-            let (_, seq) = split_key(k.value());
-            let record = codec::decode(v.value()).map_err(|source| StorageError::Corrupt {
-                group: group.0,
-                seq,
-                source,
-            })?;
-            state.apply(&record);
+        Ok(fold_log(&self.db, group)?.0)
+    }
+
+    /// A handle that plans compactions from another thread (reading while this store
+    /// commits).
+    #[must_use]
+    pub fn log_reader(&self) -> LogReader {
+        LogReader {
+            db: self.db.clone(),
         }
-        Ok(state)
+    }
+
+    /// Applies a compaction planned by [`LogReader::plan_compaction`]: the kept records replace
+    /// the tail of the planned range and everything before them is deleted, in one durable
+    /// commit. Records appended since the plan stay as they are. Returns false, changing
+    /// nothing, if the group's log was replaced meanwhile (removed) or is too short to hold
+    /// the kept records in place.
+    ///
+    /// # Errors
+    /// The engine's error.
+    pub fn apply_compaction(&mut self, plan: &CompactionPlan) -> Result<bool, StorageError> {
+        let keep = plan.keep.len() as u64;
+        if self.next_seq_of(plan.group)? < plan.end || plan.end < keep {
+            return Ok(false);
+        }
+        let first_kept = plan.end - keep;
+        let tx = self.db.begin_write().map_err(engine)?;
+        {
+            let mut table = tx.open_table(LOG).map_err(engine)?;
+            let (lo, hi) = (key(plan.group, 0), key(plan.group, first_kept));
+            table
+                .retain_in(lo.as_slice()..hi.as_slice(), |_, _| false)
+                .map_err(engine)?;
+            // The kept records fold to the state as of `end`, so they take the place of the
+            // last records before it; what was appended since folds after them, as before.
+            for (i, r) in plan.keep.iter().enumerate() {
+                table
+                    .insert(
+                        key(plan.group, first_kept + i as u64).as_slice(),
+                        codec::encode(r).as_slice(),
+                    )
+                    .map_err(engine)?;
+            }
+        }
+        tx.commit().map_err(engine)?;
+        self.commits += 1;
+        Ok(true)
     }
 
     /// Every group with records.
@@ -287,12 +397,7 @@ impl Store {
     /// # Errors
     /// The engine's error.
     pub fn compact(&mut self, group: GroupId, state: &DurableState) -> Result<(), StorageError> {
-        let records: Vec<Record> = state
-            .to_records()
-            .into_iter()
-            .filter(|r| !matches!(r, Record::Snapshot(_)))
-            .collect();
-        self.replace_group(group, &records)
+        self.replace_group(group, &log_records(state))
     }
 
     /// Compacts `group`'s log against its latest committed snapshot: drops every record the
@@ -304,10 +409,7 @@ impl Store {
     pub fn compact_log(&mut self, group: GroupId) -> Result<(), StorageError> {
         let mut state = self.recover_log(group)?;
         if let Some(floor) = self.snapshots.next_slot(group) {
-            let keep = synod_core::Slot(floor);
-            state.promised = state.promised.split_off(&keep);
-            state.accepted = state.accepted.split_off(&keep);
-            state.decided = state.decided.split_off(&keep);
+            prune_below(&mut state, floor);
         }
         self.compact(group, &state)
     }

@@ -281,3 +281,56 @@ fn garbage_instead_of_a_database_is_an_error_not_a_panic() {
     std::fs::write(&path, vec![0x5a; 10_000]).unwrap();
     assert!(matches!(Store::open(&path), Err(StorageError::Engine(_))));
 }
+
+#[test]
+fn a_compaction_planned_while_commits_go_on_keeps_what_came_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("node.redb")).unwrap();
+    let mut all = Vec::new();
+    for i in 1..=100u64 {
+        let batch = vec![cmd(i), accepted(i), Record::Retired { lsn: Lsn(i) }];
+        store.commit([(GroupId(0), batch.as_slice())]).unwrap();
+        all.extend(batch);
+    }
+    all.push(cmd(101)); // pending when the plan is made, retired after it
+    store.commit([(GroupId(0), [cmd(101)].as_slice())]).unwrap();
+    let snapshot = Arc::new(Snapshot {
+        next_slot: Slot(80),
+        core: CoreState {
+            configs: synod_core::config::ConfigHistory::new(synod_core::Config::majority([
+                ReplicaId(0),
+            ])),
+            delivered: Default::default(),
+            agreed_time: Time(0),
+            held: Default::default(),
+        },
+        app: Bytes::from_static(b"app state"),
+    });
+    all.push(Record::Snapshot(snapshot.clone()));
+    store
+        .commit([(GroupId(0), [Record::Snapshot(snapshot)].as_slice())])
+        .unwrap();
+    // Planned from another handle (as the node's snapshot thread does)...
+    let plan = store.log_reader().plan_compaction(GroupId(0), 80).unwrap();
+    // ...while commits go on.
+    let later = vec![Record::Retired { lsn: Lsn(101) }, accepted(101), cmd(102)];
+    store.commit([(GroupId(0), later.as_slice())]).unwrap();
+    all.extend(later);
+    assert!(store.apply_compaction(&plan).unwrap());
+    let after = store.recover(GroupId(0)).unwrap();
+    assert_eq!(after, DurableState::from_records(&all));
+    assert!(
+        !after.proposals.contains_key(&Lsn(101)),
+        "a retirement after the plan is not undone"
+    );
+    assert!(
+        store.len(GroupId(0)).unwrap() < 60,
+        "{} records left",
+        store.len(GroupId(0)).unwrap()
+    );
+    // A plan for a group removed meanwhile changes nothing.
+    let plan = store.log_reader().plan_compaction(GroupId(0), 80).unwrap();
+    store.remove_group(GroupId(0)).unwrap();
+    assert!(!store.apply_compaction(&plan).unwrap());
+    assert!(store.groups().unwrap().is_empty());
+}

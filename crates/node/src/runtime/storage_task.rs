@@ -2,16 +2,17 @@
 //!
 //! Snapshots take another road. A snapshot carries the whole application state (megabytes),
 //! so it is written to its own file by a second thread while commits go on; once the file is
-//! durable, that thread asks the storage thread to compact the group's log against it. Nothing
-//! waits for a snapshot to be durable: until it is, the log still holds everything a restart
-//! needs (it is compacted only afterwards), and peers that need the snapshot are served from
-//! memory.
+//! durable, that thread also reads the group's log (a redb reader, beside the writer) and
+//! works out the compaction, which the storage thread then applies in one short commit.
+//! Nothing waits for a snapshot to be durable: until it is, the log still holds everything a
+//! restart needs (it is compacted only afterwards), and peers that need the snapshot are served
+//! from memory.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use synod_core::{Record, Snapshot};
-use synod_storage::{GroupId, SnapshotFiles, Store};
+use synod_storage::{CompactionPlan, GroupId, LogReader, SnapshotFiles, Store};
 use tokio::sync::mpsc;
 
 /// Work for the storage thread.
@@ -38,36 +39,50 @@ pub(super) fn storage_thread(
     done: mpsc::Sender<Result<CommitDone, String>>,
 ) {
     let (snapshots_tx, snapshots_rx) = std::sync::mpsc::channel();
-    // Groups whose snapshot file is durable, to compact. Polled between commits: this thread
-    // must not hold a sender of `jobs`, or it would never see the event loop go away.
-    let (compact_tx, compact_rx) = std::sync::mpsc::channel::<GroupId>();
+    // Compactions planned once a snapshot file is durable. Polled between commits: this
+    // thread must not hold a sender of `jobs`, or it would never see the event loop go away.
+    let (compact_tx, compact_rx) = std::sync::mpsc::channel::<CompactionPlan>();
     let files = store.snapshot_files();
+    let reader = store.log_reader();
     let writer = std::thread::Builder::new()
         .name("synod-snapshots".into())
-        .spawn(move || snapshot_thread(&files, &snapshots_rx, &compact_tx));
-    if let Err(e) = writer {
-        let _ = done.blocking_send(Err(format!("cannot start the snapshot writer: {e}")));
-        return;
-    }
+        .spawn(move || snapshot_thread(&files, &reader, &snapshots_rx, &compact_tx));
+    let writer = match writer {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = done.blocking_send(Err(format!("cannot start the snapshot writer: {e}")));
+            return;
+        }
+    };
+    serve(&mut store, &jobs, &done, &snapshots_tx, &compact_rx);
+    // The snapshot thread reads the database too: it must be gone before this thread returns,
+    // so that whoever joins this thread may open the database again.
+    drop(snapshots_tx);
+    let _ = writer.join();
+}
+
+fn serve(
+    store: &mut Store,
+    jobs: &std::sync::mpsc::Receiver<StorageJob>,
+    done: &mpsc::Sender<Result<CommitDone, String>>,
+    snapshots_tx: &std::sync::mpsc::Sender<(GroupId, Arc<Snapshot>)>,
+    compact_rx: &std::sync::mpsc::Receiver<CompactionPlan>,
+) {
     loop {
         let job = match jobs.recv_timeout(Duration::from_millis(20)) {
             Ok(job) => Some(job),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
         };
-        while let Ok(g) = compact_rx.try_recv() {
+        while let Ok(plan) = compact_rx.try_recv() {
             let t = Instant::now();
-            // Rewrite the group's log as what recovery needs after its new snapshot, so disk
-            // use stays bounded under a steady write load.
-            if let Err(e) = store.compact_log(g) {
+            // Replace the log with what recovery needs after the new snapshot, so disk use
+            // stays bounded under a steady write load.
+            if let Err(e) = store.apply_compaction(&plan) {
                 let _ = done.blocking_send(Err(e.to_string()));
                 return;
             }
-            tracing::debug!(
-                group = g.0,
-                ms = t.elapsed().as_secs_f64() * 1e3,
-                "compacted"
-            );
+            tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "compacted");
         }
         let Some(job) = job else { continue };
         match job {
@@ -111,24 +126,26 @@ pub(super) fn storage_thread(
 /// Writes snapshots to their files, newest wins, then asks for the log's compaction.
 fn snapshot_thread(
     files: &SnapshotFiles,
+    reader: &LogReader,
     snapshots: &std::sync::mpsc::Receiver<(GroupId, Arc<Snapshot>)>,
-    compact: &std::sync::mpsc::Sender<GroupId>,
+    compact: &std::sync::mpsc::Sender<CompactionPlan>,
 ) {
     while let Ok((mut group, mut snapshot)) = snapshots.recv() {
         // Only the newest queued snapshot of a group is worth writing.
         while let Ok((g, s)) = snapshots.try_recv() {
             if g != group {
-                write(files, compact, group, &snapshot);
+                write(files, reader, compact, group, &snapshot);
             }
             (group, snapshot) = (g, s);
         }
-        write(files, compact, group, &snapshot);
+        write(files, reader, compact, group, &snapshot);
     }
 }
 
 fn write(
     files: &SnapshotFiles,
-    compact: &std::sync::mpsc::Sender<GroupId>,
+    reader: &LogReader,
+    compact: &std::sync::mpsc::Sender<CompactionPlan>,
     group: GroupId,
     snapshot: &Arc<Snapshot>,
 ) {
@@ -140,7 +157,14 @@ fn write(
                 ms = t.elapsed().as_secs_f64() * 1e3,
                 "snapshot written"
             );
-            let _ = compact.send(group);
+            match reader.plan_compaction(group, snapshot.next_slot.0) {
+                Ok(plan) => {
+                    let _ = compact.send(plan);
+                }
+                // A bad record stops the group at the next restart; here, only the compaction
+                // is skipped.
+                Err(e) => tracing::error!(group = group.0, error = %e, "cannot plan a compaction"),
+            }
         }
         Ok(false) => {}
         // The log still holds everything; the next snapshot tries again.
