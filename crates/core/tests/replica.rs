@@ -744,3 +744,41 @@ fn a_restarted_acceptor_keeps_its_promises_and_resubmits_undecided_proposals() {
         "resubmitted after the restart, delivered once"
     );
 }
+
+#[test]
+fn a_recovered_snapshot_retires_the_proposals_it_shows_delivered() {
+    // The node writes snapshots apart from the log, so a crash can leave a snapshot that
+    // shows LSN 1 delivered with the log still holding LSN 1 unretired. Recovery must retire
+    // it rather than propose it again (it would be dropped as a duplicate and never leave).
+    let mut delivered = synod_core::DeliveredSet::default();
+    delivered.insert(Lsn(1));
+    let snapshot = Arc::new(synod_core::Snapshot {
+        next_slot: Slot(3),
+        core: synod_core::CoreState {
+            configs: synod_core::config::ConfigHistory::new(synod_core::Config::majority(
+                harness::ids(3),
+            )),
+            delivered: [(ReplicaId(0), delivered)].into_iter().collect(),
+            agreed_time: Time(0),
+            held: Default::default(),
+        },
+        app: Bytes::new(),
+    });
+    let state = synod_core::DurableState::from_records(&[
+        Record::Proposal {
+            lsn: Lsn(1),
+            payload: cmd("x"),
+        },
+        Record::Proposal {
+            lsn: Lsn(2),
+            payload: cmd("y"),
+        },
+        Record::Snapshot(snapshot),
+    ]);
+    let opts =
+        synod_core::Options::new(ReplicaId(0), synod_core::Config::majority(harness::ids(3)));
+    let mut r = synod_core::Replica::recover(opts, Time(1_000_000_000), state);
+    assert_eq!(r.pending_proposals(), 1, "only LSN 2 is still to be agreed");
+    let ready = r.poll_ready().unwrap();
+    assert!(ready.persist.contains(&Record::Retired { lsn: Lsn(1) }));
+}

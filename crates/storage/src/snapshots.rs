@@ -78,7 +78,8 @@ impl SnapshotFiles {
     ///
     /// # Errors
     /// [`StorageError::Corrupt`] (with `seq` [`SNAPSHOT_SEQ`]) if the file fails its check; an
-    /// I/O error reading it is reported the same way, as the group cannot be trusted.
+    /// I/O error reading it is [`StorageError::SnapshotIo`]; the node quarantines the group
+    /// for either.
     pub fn read(&self, group: GroupId) -> Result<Option<Record>, StorageError> {
         let bytes = match std::fs::read(self.path(group)) {
             Ok(b) => b,
@@ -103,7 +104,8 @@ impl SnapshotFiles {
     pub fn remove(&self, group: GroupId) -> std::io::Result<()> {
         match std::fs::remove_file(self.path(group)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+            Err(_) => Ok(()),
+            Ok(()) => std::fs::File::open(&self.dir)?.sync_all(),
         }
     }
 

@@ -437,9 +437,6 @@ impl Store {
         records: &[Record],
         drop_snapshot: bool,
     ) -> Result<(), StorageError> {
-        if drop_snapshot {
-            self.snapshots.remove(group)?;
-        }
         let tx = self.db.begin_write().map_err(engine)?;
         {
             let mut table = tx.open_table(LOG).map_err(engine)?;
@@ -459,6 +456,11 @@ impl Store {
         tx.commit().map_err(engine)?;
         self.commits += 1;
         self.next_seq.insert(group, records.len() as u64);
+        // The snapshot goes after its log: a crash in between leaves a group with a snapshot
+        // and no log (still removed by the catalog), never a compacted log without its snapshot.
+        if drop_snapshot {
+            self.snapshots.remove(group)?;
+        }
         Ok(())
     }
 

@@ -167,6 +167,25 @@ impl Replica {
         Ok(from)
     }
 
+    /// Retires our proposals that the delivered sets show delivered already.
+    pub(super) fn retire_delivered_own(&mut self) {
+        let mine = self
+            .core
+            .delivered
+            .get(&self.id)
+            .cloned()
+            .unwrap_or_default();
+        let done: Vec<Lsn> = self
+            .proposals
+            .keys()
+            .copied()
+            .filter(|l| mine.contains(*l))
+            .collect();
+        for lsn in done {
+            self.retire(lsn);
+        }
+    }
+
     /// Removed from the group: stop driving our proposals and say so.
     fn abandon_proposals(&mut self) {
         let lsns: Vec<Lsn> = self.proposals.keys().copied().collect();
@@ -318,21 +337,7 @@ impl Replica {
         }
         self.own_next = self.own_next.max(next);
         self.highest_seen = self.highest_seen.max(next);
-        let mine = self
-            .core
-            .delivered
-            .get(&self.id)
-            .cloned()
-            .unwrap_or_default();
-        let done: Vec<Lsn> = self
-            .proposals
-            .keys()
-            .copied()
-            .filter(|l| mine.contains(*l))
-            .collect();
-        for lsn in done {
-            self.retire(lsn);
-        }
+        self.retire_delivered_own();
         if was_member && !self.core.configs.latest().members.contains(&self.id) {
             self.abandon_proposals();
         }

@@ -232,6 +232,10 @@ impl Replica {
         for m in r.core.configs.all_members() {
             r.last_heard.insert(m, now);
         }
+        // A snapshot can be durable before the records retiring proposals it shows delivered
+        // (the node writes snapshots apart from the log): retire those now, or they would be
+        // proposed again, dropped as duplicates on delivery, and never leave the proposal log.
+        r.retire_delivered_own();
         r.deliver_ready_slots();
         r.after_input();
         r

@@ -274,7 +274,12 @@ impl Runtime {
                     self.groups.insert(info.id, g);
                     self.collect(info.id);
                 }
-                Err(e) => tracing::error!(group = info.id, error = %e, "cannot open group"),
+                // Never retried with a fresh replica (it would have forgotten its votes):
+                // quarantined like a corrupt log.
+                Err(e) => {
+                    tracing::error!(group = info.id, error = %e, "group quarantined: cannot open it");
+                    self.corrupt.insert(info.id, e.to_string());
+                }
             }
         }
         let removed: Vec<u32> = self

@@ -72,7 +72,7 @@ impl Node {
                 // One bad group does not take the node down: it is quarantined (no votes, no
                 // reads, no writes) and the others serve. The default group holds the catalog,
                 // so its corruption does stop the node (below).
-                Err(e @ StorageError::Corrupt { .. }) => {
+                Err(e @ (StorageError::Corrupt { .. } | StorageError::SnapshotIo(_))) => {
                     tracing::error!(group = gid.0, error = %e, "group quarantined: its log is corrupt");
                     corrupt.insert(gid.0, e.to_string());
                 }

@@ -400,7 +400,9 @@ impl Runtime {
                 reply,
             } => {
                 let result = match self.groups.get(&group) {
-                    Some(g) => Ok(query.run(g.replica.applied(), &g.kv)),
+                    // The state reflects the slots below `applied_to` (deliveries waiting for
+                    // their fsync are not in it yet).
+                    Some(g) => Ok(query.run(g.applied_to, &g.kv)),
                     None => Err(self.unavailable(group)),
                 };
                 let _ = reply.send(result);
@@ -425,7 +427,7 @@ impl Runtime {
                     .map(|g| GroupStatus {
                         group: g.id,
                         name: name(g.id),
-                        applied: g.replica.applied(),
+                        applied: g.applied_to,
                         members: g
                             .replica
                             .latest_config()

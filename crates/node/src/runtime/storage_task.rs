@@ -89,13 +89,14 @@ fn serve(
             StorageJob::Commit { records, remove } => {
                 let started = Instant::now();
                 let mut logged = Vec::with_capacity(records.len());
+                let mut snapshots = Vec::new();
                 for (g, rs) in records {
                     let (snaps, rest): (Vec<Record>, Vec<Record>) = rs
                         .into_iter()
                         .partition(|r| matches!(r, Record::Snapshot(_)));
                     for s in snaps {
                         if let Record::Snapshot(s) = s {
-                            let _ = snapshots_tx.send((g, s));
+                            snapshots.push((g, s));
                         }
                     }
                     logged.push((g, rest));
@@ -109,6 +110,11 @@ fn serve(
                     })
                     .map_err(|e| e.to_string());
                 if result.is_ok() {
+                    // A snapshot never becomes durable before the records that came before it
+                    // (records retiring proposals it shows delivered, for one).
+                    for s in snapshots {
+                        let _ = snapshots_tx.send(s);
+                    }
                     for g in remove {
                         if let Err(e) = store.remove_group(g) {
                             result = Err(e.to_string());
