@@ -21,6 +21,22 @@ fn snapshot_dir() -> std::path::PathBuf {
     dir
 }
 
+/// A snapshot of a one-member group covering the slots below `next_slot`.
+fn snapshot_at(next_slot: u64) -> Arc<Snapshot> {
+    Arc::new(Snapshot {
+        next_slot: Slot(next_slot),
+        core: CoreState {
+            configs: synod_core::config::ConfigHistory::new(synod_core::Config::majority([
+                ReplicaId(0),
+            ])),
+            delivered: Default::default(),
+            agreed_time: Time(0),
+            held: Default::default(),
+        },
+        app: Bytes::from_static(b"app state"),
+    })
+}
+
 fn cmd(i: u64) -> Record {
     Record::Proposal {
         lsn: Lsn(i),
@@ -212,18 +228,7 @@ fn compaction_keeps_what_recovery_needs_and_bounds_the_log() {
     }
     all.push(cmd(201)); // one proposal still pending
     store.commit([(GroupId(0), [cmd(201)].as_slice())]).unwrap();
-    let snapshot = Arc::new(Snapshot {
-        next_slot: Slot(150),
-        core: CoreState {
-            configs: synod_core::config::ConfigHistory::new(synod_core::Config::majority([
-                ReplicaId(0),
-            ])),
-            delivered: Default::default(),
-            agreed_time: Time(0),
-            held: Default::default(),
-        },
-        app: Bytes::from_static(b"app state"),
-    });
+    let snapshot = snapshot_at(150);
     all.push(Record::Snapshot(snapshot.clone()));
     store
         .commit([(GroupId(0), [Record::Snapshot(snapshot)].as_slice())])
@@ -294,18 +299,7 @@ fn a_compaction_planned_while_commits_go_on_keeps_what_came_after() {
     }
     all.push(cmd(101)); // pending when the plan is made, retired after it
     store.commit([(GroupId(0), [cmd(101)].as_slice())]).unwrap();
-    let snapshot = Arc::new(Snapshot {
-        next_slot: Slot(80),
-        core: CoreState {
-            configs: synod_core::config::ConfigHistory::new(synod_core::Config::majority([
-                ReplicaId(0),
-            ])),
-            delivered: Default::default(),
-            agreed_time: Time(0),
-            held: Default::default(),
-        },
-        app: Bytes::from_static(b"app state"),
-    });
+    let snapshot = snapshot_at(80);
     all.push(Record::Snapshot(snapshot.clone()));
     store
         .commit([(GroupId(0), [Record::Snapshot(snapshot)].as_slice())])
