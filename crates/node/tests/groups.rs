@@ -264,3 +264,59 @@ async fn a_group_with_a_corrupt_log_is_quarantined_and_the_node_serves_the_rest(
     write_in(&n1, 1, put("o-after", "v")).await;
     assert!(converged(&[&n0, &n1, &n2]).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_whose_snapshot_state_is_unreadable_is_quarantined_not_reopened_fresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs::generate_ca("test").unwrap();
+    let addrs = free_ports(3);
+    let cfg = |n| config(&ca, n, &addrs, dir.path());
+    let n0 = Node::start(cfg(0)).await.unwrap();
+    let n1 = Node::start(cfg(1)).await.unwrap();
+    let n2 = Node::start(cfg(2)).await.unwrap();
+    let create = AdminCommand::CreateGroup {
+        name: "orders".into(),
+        members: vec![0, 1, 2],
+    };
+    assert!(matches!(admin(&n0, create).await, AdminOutput::Group(_)));
+    write_in(&n0, 1, put("o1", "v")).await;
+    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+    n2.stop().await;
+
+    // A snapshot that passes its checksum but whose application state does not decode (a
+    // format bug, say): the group cannot be opened from it.
+    let files =
+        synod_storage::SnapshotFiles::open(&dir.path().join("node2/synod.redb.snapshots")).unwrap();
+    let snapshot = std::sync::Arc::new(synod_core::Snapshot {
+        next_slot: synod_core::Slot(1),
+        core: synod_core::CoreState {
+            configs: synod_core::config::ConfigHistory::new(synod_core::Config::majority(
+                [0, 1, 2].map(ReplicaId),
+            )),
+            delivered: Default::default(),
+            agreed_time: synod_core::Time(0),
+            held: Default::default(),
+        },
+        app: bytes::Bytes::from_static(&[0xff; 3]),
+    });
+    assert!(files.write(synod_storage::GroupId(1), &snapshot).unwrap());
+
+    let n2 = Node::start(cfg(2)).await.unwrap();
+    write_with_retry(&n2, put("default-works", "yes")).await;
+    // The catalog claims the group, opening it fails, and it is quarantined: never replaced
+    // by a fresh replica that would have forgotten its votes.
+    for _ in 0..200 {
+        if n2.status().await.iter().any(|s| s.group == 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let status = n2.status().await;
+    let orders = status.iter().find(|s| s.group == 1).unwrap();
+    assert!(orders.corrupt.is_some(), "{orders:?}");
+    assert!(matches!(
+        n2.read(1, "o1", false).await.unwrap_err(),
+        RequestError::Corrupt(_)
+    ));
+    write_in(&n1, 1, put("o2", "v")).await;
+}
