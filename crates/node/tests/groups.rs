@@ -42,6 +42,19 @@ async fn admin(node: &Node, cmd: AdminCommand) -> AdminOutput {
     panic!("no quorum after 10 s");
 }
 
+/// Three nodes, and a group "orders" (id 1) that all three host.
+async fn three_nodes_with_orders(cfg: &impl Fn(u16) -> NodeConfig) -> [Node; 3] {
+    let n0 = Node::start(cfg(0)).await.unwrap();
+    let n1 = Node::start(cfg(1)).await.unwrap();
+    let n2 = Node::start(cfg(2)).await.unwrap();
+    let create = AdminCommand::CreateGroup {
+        name: "orders".into(),
+        members: vec![0, 1, 2],
+    };
+    assert!(matches!(admin(&n0, create).await, AdminOutput::Group(_)));
+    [n0, n1, n2]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_are_created_on_their_members_survive_restarts_and_are_removed_everywhere() {
     let dir = tempfile::tempdir().unwrap();
@@ -218,14 +231,7 @@ async fn a_group_with_a_corrupt_log_is_quarantined_and_the_node_serves_the_rest(
     let ca = certs::generate_ca("test").unwrap();
     let addrs = free_ports(3);
     let cfg = |n| config(&ca, n, &addrs, dir.path());
-    let n0 = Node::start(cfg(0)).await.unwrap();
-    let n1 = Node::start(cfg(1)).await.unwrap();
-    let n2 = Node::start(cfg(2)).await.unwrap();
-    let create = AdminCommand::CreateGroup {
-        name: "orders".into(),
-        members: vec![0, 1, 2],
-    };
-    assert!(matches!(admin(&n0, create).await, AdminOutput::Group(_)));
+    let [n0, n1, n2] = three_nodes_with_orders(&cfg).await;
     for i in 0..10 {
         write_in(&n0, 1, put(&format!("o{i}"), "v")).await;
     }
@@ -271,14 +277,7 @@ async fn a_group_whose_snapshot_state_is_unreadable_is_quarantined_not_reopened_
     let ca = certs::generate_ca("test").unwrap();
     let addrs = free_ports(3);
     let cfg = |n| config(&ca, n, &addrs, dir.path());
-    let n0 = Node::start(cfg(0)).await.unwrap();
-    let n1 = Node::start(cfg(1)).await.unwrap();
-    let n2 = Node::start(cfg(2)).await.unwrap();
-    let create = AdminCommand::CreateGroup {
-        name: "orders".into(),
-        members: vec![0, 1, 2],
-    };
-    assert!(matches!(admin(&n0, create).await, AdminOutput::Group(_)));
+    let [n0, n1, n2] = three_nodes_with_orders(&cfg).await;
     write_in(&n0, 1, put("o1", "v")).await;
     assert!(converged_in(&[&n0, &n1, &n2], 1).await);
     n2.stop().await;
