@@ -407,11 +407,14 @@ impl Store {
     /// # Errors
     /// [`StorageError::Corrupt`] if a log record fails its check; the engine's error.
     pub fn compact_log(&mut self, group: GroupId) -> Result<(), StorageError> {
-        let mut state = self.recover_log(group)?;
-        if let Some(floor) = self.snapshots.next_slot(group) {
-            prune_below(&mut state, floor);
+        // The same plan-and-apply path the node takes, in one call.
+        let floor = self.snapshots.next_slot(group).unwrap_or(0);
+        let plan = self.log_reader().plan_compaction(group, floor)?;
+        if !self.apply_compaction(&plan)? {
+            // The log is shorter than what it keeps: rewrite it whole.
+            self.replace_group(group, &plan.keep)?;
         }
-        self.compact(group, &state)
+        Ok(())
     }
 
     /// Deletes a group's log.
