@@ -16,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+mod app;
 pub mod catalog;
 pub mod kv;
 mod runtime;

@@ -1,19 +1,20 @@
 //! One hosted group (its replica, its state, the clients waiting on it) and the group
 //! lifecycle: opening groups at startup, creating and removing them as the catalog says.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use synod_core::{
     Config, Delivery, DurableState, Payload, ProposalId, Replica, ReplicaId, Slot, Snapshot,
 };
+use synod_exec::{Executor, Job, Reply, WorkerPool};
 use synod_storage::GroupId;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 
 use super::snapshot::{Incoming, encode_snapshot};
-use super::{NodeError, Query, ReadResult, RequestError, Runtime, WriteResult, now};
+use super::{NodeError, RequestError, Runtime, WriteResult, now};
+use crate::app::{AppState, GroupApp, GroupCommand, GroupOutput, Query, ReadResult};
 use crate::catalog::{AdminOutput, Catalog, Command};
 use crate::kv::Kv;
 
@@ -36,28 +37,22 @@ impl Waiter {
     }
 }
 
-/// What a group's snapshot carries: the key-value store, and in the default group the catalog.
-#[derive(Serialize, Deserialize)]
-pub(super) struct AppState {
-    kv: Kv,
-    catalog: Option<Catalog>,
-}
-
-impl AppState {
-    /// The encoding a snapshot carries.
-    pub(super) fn encode(&self) -> Bytes {
-        Bytes::from(postcard::to_stdvec(self).expect("encoding into a Vec cannot fail"))
-    }
+/// A delivery's jobs not yet admitted by the executor (it was full), and the GSN its last job
+/// completes.
+pub(super) struct Backlogged {
+    pub(super) jobs: Vec<Job<GroupApp>>,
+    pub(super) next_gsn: Slot,
 }
 
 pub(super) struct Group {
     pub(super) id: u32,
     pub(super) replica: Replica,
-    pub(super) kv: Kv,
-    /// The cluster catalog (the default group only), and where to publish its changes.
-    pub(super) catalog: Option<(Catalog, watch::Sender<Arc<Catalog>>)>,
-    /// Set when an applied command changed the catalog; the runtime then reconciles.
-    pub(super) catalog_changed: bool,
+    /// Runs the group's agreed commands (in parallel where their keys do not conflict).
+    pub(super) exec: Executor<GroupApp>,
+    /// Deliveries handed over but not admitted yet, in GSN order: the event loop admits them
+    /// before it does anything else, so a slow application holds back the agreement instead
+    /// of queueing without bound.
+    pub(super) backlog: VecDeque<Backlogged>,
     pub(super) waiting: HashMap<ProposalId, Waiter>,
     pub(super) since_snapshot: u64,
     /// The latest snapshot and its encoding, to serve peers that need it.
@@ -67,14 +62,18 @@ pub(super) struct Group {
     /// Deliveries below this GSN are already in the state (an installed snapshot covers them;
     /// readies produced before the install may still carry some).
     pub(super) applied_floor: Slot,
-    /// A snapshot of this group is being encoded on another thread.
+    /// A snapshot of this group is being taken.
     pub(super) snapshotting: bool,
-    /// The state reflects exactly the slots below this.
-    pub(super) applied_to: Slot,
+    /// Deliveries below this GSN have been handed to the executor (some may still run: the
+    /// executor's watermark, [`Executor::applied`], says what has finished).
+    pub(super) handed_to: Slot,
     /// Readies of this group, collected or committing, whose deliveries wait for their fsync:
     /// while any does, later deliveries wait too (GSN order).
     pub(super) readies_holding_deliveries: usize,
 }
+
+/// Unfinished jobs a group's executor holds before it refuses more.
+const EXECUTOR_CAPACITY: usize = 4096;
 
 impl Group {
     /// Opens a group from what its storage recovered. `catalog` is the default group's
@@ -83,28 +82,32 @@ impl Group {
         id: u32,
         opts: synod_core::Options,
         state: DurableState,
-        catalog: Option<(Catalog, watch::Sender<Arc<Catalog>>)>,
+        catalog: Option<watch::Sender<Arc<Catalog>>>,
+        pool: &WorkerPool,
+        progress: Arc<Notify>,
     ) -> Result<Group, NodeError> {
         let latest_snapshot = state.snapshot.clone();
-        let (kv, catalog) = match &state.snapshot {
-            Some(s) if !s.app.is_empty() => {
-                let app = decode_state(&s.app)
-                    .map_err(|detail| NodeError::Snapshot { group: id, detail })?;
-                let catalog = catalog.map(|(fresh, tx)| (app.catalog.unwrap_or(fresh), tx));
-                (app.kv, catalog)
-            }
-            _ => (Kv::default(), catalog),
+        let app = match &state.snapshot {
+            Some(s) if !s.app.is_empty() => AppState::decode(&s.app)
+                .map_err(|detail| NodeError::Snapshot { group: id, detail })?,
+            _ => AppState {
+                kv: Kv::default(),
+                catalog: None,
+            },
         };
-        if let Some((c, tx)) = &catalog {
-            tx.send_replace(Arc::new(c.clone()));
-        }
-        let applied_to = latest_snapshot.as_ref().map_or(Slot(0), |s| s.next_slot);
+        let handed_to = latest_snapshot.as_ref().map_or(Slot(0), |s| s.next_slot);
+        let exec = Executor::with_progress(
+            GroupApp::new(app, catalog),
+            pool,
+            EXECUTOR_CAPACITY,
+            move || progress.notify_one(),
+        );
+        exec.mark_applied(handed_to.0);
         Ok(Group {
             id,
             replica: Replica::recover(opts, now(), state),
-            kv,
-            catalog,
-            catalog_changed: false,
+            exec,
+            backlog: VecDeque::new(),
             waiting: HashMap::new(),
             since_snapshot: 0,
             snapshot: latest_snapshot.map(|s| {
@@ -114,39 +117,23 @@ impl Group {
             receiving: None,
             applied_floor: Slot(0),
             snapshotting: false,
-            applied_to,
+            handed_to,
             readies_holding_deliveries: 0,
         })
     }
 
-    /// A copy of the group's application state for a snapshot: O(1) for the store, whose
-    /// collections share structure; the catalog is small.
-    pub(super) fn state_copy(&self) -> AppState {
-        AppState {
-            kv: self.kv.clone(),
-            catalog: self.catalog.as_ref().map(|(c, _)| c.clone()),
-        }
-    }
-
-    /// Replaces the application state with a snapshot's.
-    pub(super) fn restore_state(&mut self, app: AppState) {
-        self.kv = app.kv;
-        if let (Some((mine, tx)), Some(theirs)) = (&mut self.catalog, app.catalog) {
-            *mine = theirs;
-            tx.send_replace(Arc::new(mine.clone()));
-            self.catalog_changed = true;
-        }
-    }
-
+    /// Hands a delivery's commands to the executor (or its backlog, behind earlier ones);
+    /// answers configuration changes, which touch no application state, at once.
     pub(super) fn apply(&mut self, d: &Delivery) {
         if d.gsn < self.applied_floor {
             return;
         }
-        self.applied_to = d.gsn.next();
+        self.handed_to = d.gsn.next();
         self.since_snapshot += 1;
+        let mut jobs = Vec::new();
         for p in &d.proposals {
             match &p.payload {
-                Payload::Command(bytes) => self.apply_command(d.gsn, p.id, bytes),
+                Payload::Command(bytes) => jobs.extend(self.job(d.gsn, p.id, bytes)),
                 Payload::Config(_) => {
                     if let Some(Waiter::Config(reply)) = self.waiting.remove(&p.id) {
                         let outcome = d.config.iter().find(|o| o.id == p.id);
@@ -160,52 +147,94 @@ impl Group {
                 }
             }
         }
+        self.backlog.push_back(Backlogged {
+            jobs,
+            next_gsn: d.gsn.next(),
+        });
+        // A failed executor stays failed: the event loop's own flush reports it.
+        let _ = self.flush();
     }
 
-    fn apply_command(&mut self, gsn: Slot, id: ProposalId, bytes: &[u8]) {
+    /// Puts a job in the order behind everything handed over so far.
+    pub(super) fn push_job(&mut self, job: Job<GroupApp>) {
+        self.backlog.push_back(Backlogged {
+            jobs: vec![job],
+            next_gsn: self.handed_to,
+        });
+        let _ = self.flush();
+    }
+
+    /// Admits backlogged jobs while the executor has room; true when the backlog is empty.
+    /// An executor that failed (the application panicked) leaves the group unable to go on:
+    /// the caller quarantines it.
+    pub(super) fn flush(&mut self) -> Result<bool, String> {
+        while let Some(front) = self.backlog.front_mut() {
+            let rest = self.exec.try_submit_many(std::mem::take(&mut front.jobs))?;
+            if !rest.is_empty() {
+                front.jobs = rest;
+                return Ok(false);
+            }
+            self.exec.mark_applied(front.next_gsn.0);
+            self.backlog.pop_front();
+        }
+        Ok(true)
+    }
+
+    /// The executor job for a command delivered at `gsn`, carrying the answer to the client
+    /// waiting on it here (if any).
+    fn job(&mut self, gsn: Slot, id: ProposalId, bytes: &[u8]) -> Option<Job<GroupApp>> {
+        let waiter = self.waiting.remove(&id);
         // Undecodable commands are skipped the same way on every node.
         let Ok(cmd) = postcard::from_bytes::<Command>(bytes) else {
-            return;
+            if let Some(w) = waiter {
+                w.fail(RequestError::Stopped);
+            }
+            return None;
         };
-        match cmd {
-            Command::Kv(req) => {
-                let (at, output) = self.kv.apply_request(gsn.0, &req);
-                match self.waiting.remove(&id) {
-                    Some(Waiter::Write(reply)) => {
+        let (cmd, reply): (GroupCommand, Option<Reply<GroupOutput>>) = match (cmd, waiter) {
+            (Command::Kv(req), Some(Waiter::Read(query, reply))) if req.token.is_none() => (
+                GroupCommand::Read(query),
+                Some(Box::new(move |out| {
+                    if let GroupOutput::Read(r) = out {
+                        let _ = reply.send(Ok(r));
+                    }
+                })),
+            ),
+            (Command::Kv(req), Some(Waiter::Write(reply))) => (
+                GroupCommand::Kv(req),
+                Some(Box::new(move |out| {
+                    if let GroupOutput::Kv(at, output) = out {
                         let _ = reply.send(Ok(WriteResult {
                             gsn: Slot(at),
                             output,
                         }));
                     }
-                    Some(Waiter::Read(query, reply)) => {
-                        let _ = reply.send(Ok(query.run(gsn.next(), &self.kv)));
+                })),
+            ),
+            (Command::Admin(cmd), Some(Waiter::Admin(reply))) => (
+                GroupCommand::Admin(cmd),
+                Some(Box::new(move |out| {
+                    if let GroupOutput::Admin(output) = out {
+                        let _ = reply.send(Ok((gsn, output)));
                     }
-                    Some(other) => other.fail(RequestError::Stopped),
-                    None => {}
+                })),
+            ),
+            (cmd, other) => {
+                if let Some(w) = other {
+                    w.fail(RequestError::Stopped);
                 }
-            }
-            Command::Admin(cmd) => {
-                let output = match &mut self.catalog {
-                    Some((catalog, tx)) => {
-                        let output = catalog.apply(gsn.0, &cmd);
-                        if !matches!(output, AdminOutput::Refused(_)) {
-                            // Published before the client hears back, so a client that reads
-                            // the catalog after its change was acknowledged sees it.
-                            tx.send_replace(Arc::new(catalog.clone()));
-                            self.catalog_changed = true;
-                        }
-                        output
-                    }
-                    None => AdminOutput::Refused("catalog changes go to the default group".into()),
+                let cmd = match cmd {
+                    Command::Kv(req) => GroupCommand::Kv(req),
+                    Command::Admin(cmd) => GroupCommand::Admin(cmd),
                 };
-                if let Some(w) = self.waiting.remove(&id) {
-                    match w {
-                        Waiter::Admin(reply) => drop(reply.send(Ok((gsn, output)))),
-                        other => other.fail(RequestError::Stopped),
-                    }
-                }
+                (cmd, None)
             }
-        }
+        };
+        Some(Job::Command {
+            gsn: gsn.0,
+            cmd,
+            reply,
+        })
     }
 
     /// Stops serving: every waiting client learns the outcome is unknown.
@@ -213,12 +242,8 @@ impl Group {
         for (_, w) in self.waiting.drain() {
             w.fail(RequestError::Stopped);
         }
+        self.backlog.clear();
     }
-}
-
-/// Decodes a snapshot's application state.
-pub(super) fn decode_state(bytes: &[u8]) -> Result<AppState, String> {
-    postcard::from_bytes(bytes).map_err(|e| e.to_string())
 }
 
 impl Runtime {
@@ -240,14 +265,10 @@ impl Runtime {
     /// hosts but lacks (from storage if it has their log), removes groups the catalog removed,
     /// dials nodes registered through the log. Idempotent.
     pub(super) fn reconcile(&mut self) {
-        let Some(catalog) = self
-            .groups
-            .get(&super::DEFAULT_GROUP)
-            .and_then(|g| g.catalog.as_ref())
-            .map(|(c, _)| c.clone())
-        else {
+        if !self.groups.contains_key(&super::DEFAULT_GROUP) {
             return;
-        };
+        }
+        let catalog = self.catalog.borrow_and_update().clone();
         for (node, addr) in catalog.nodes() {
             let Ok(addr) = addr.parse() else { continue };
             if *node != self.node && self.known_peers.get(node) != Some(&addr) {
@@ -268,7 +289,14 @@ impl Runtime {
             }
             let state = self.dormant.remove(&info.id).unwrap_or_default();
             let opts = self.options(&info.genesis);
-            match Group::open(info.id, opts, state, None) {
+            match Group::open(
+                info.id,
+                opts,
+                state,
+                None,
+                &self.pool,
+                self.progress.clone(),
+            ) {
                 Ok(g) => {
                     tracing::info!(group = info.id, name = %info.name, "hosting group");
                     self.groups.insert(info.id, g);

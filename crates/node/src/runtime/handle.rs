@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use synod_core::{ConfigChange, Payload, Slot};
+use synod_exec::WorkerPool;
 use synod_storage::{GroupId, StorageError, Store, UnsyncedFile};
 use synod_transport::{Transport, TransportConfig};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tracing::Instrument;
 
 use super::groups::{Dormant, Group};
@@ -94,7 +95,8 @@ impl Node {
             .spawn(move || storage_thread(store, storage_rx, done_tx))
             .map_err(|source| NodeError::DataDir { path: db, source })?;
         let (requests, request_rx) = mpsc::channel(4096);
-        let (snapshots_encoded, snapshots_rx) = mpsc::channel(16);
+        let (snapshots_encoded, snapshots_rx) = mpsc::unbounded_channel();
+        let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         let mut runtime = Runtime {
             node: config.node,
             groups: BTreeMap::new(),
@@ -115,13 +117,18 @@ impl Node {
             remove_next: Vec::new(),
             snapshots_encoded,
             metrics: NodeMetrics::default(),
+            pool: WorkerPool::new(workers),
+            progress: Arc::new(Notify::new()),
+            catalog: catalog_rx.clone(),
         };
         let opts = runtime.options(&config.members);
         let default = Group::open(
             DEFAULT_GROUP,
             opts,
             default_state,
-            Some((fresh, catalog_tx)),
+            Some(catalog_tx),
+            &runtime.pool,
+            runtime.progress.clone(),
         )?;
         runtime.groups.insert(DEFAULT_GROUP, default);
         runtime.reconcile();

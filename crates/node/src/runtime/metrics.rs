@@ -12,6 +12,8 @@ pub(super) struct NodeMetrics {
     pub(super) fsync_sum: f64,
     pub(super) snapshots: u64,
     pub(super) forged_messages: u64,
+    /// Times the event loop waited for an executor to make room (back-pressure).
+    pub(super) executor_stalls: u64,
 }
 
 pub(super) const FSYNC_BUCKETS: [f64; 10] = [
@@ -44,12 +46,24 @@ impl NodeMetrics {
 /// A per-group metric: name, help, kind, and how to read it.
 type GroupMetric = (&'static str, &'static str, &'static str, fn(&Group) -> f64);
 
-const GROUP_METRICS: [GroupMetric; 12] = [
+const GROUP_METRICS: [GroupMetric; 14] = [
     (
         "synod_applied_gsn",
-        "Slots applied (the next GSN).",
+        "Slots whose commands have all finished executing (the next GSN).",
+        "gauge",
+        |g| g.exec.applied() as f64,
+    ),
+    (
+        "synod_delivered_gsn",
+        "Slots agreed and delivered here (the next GSN); ahead of applied while commands run.",
         "gauge",
         |g| g.replica.applied().0 as f64,
+    ),
+    (
+        "synod_executor_backlog",
+        "Commands admitted by the group's executor and not finished.",
+        "gauge",
+        |g| g.exec.backlog() as f64,
     ),
     (
         "synod_pending_proposals",
@@ -181,6 +195,12 @@ impl Runtime {
             "Peer messages dropped for claiming another sender.",
             "counter",
             &one(m.forged_messages as f64),
+        );
+        family(
+            "synod_executor_stalls_total",
+            "Times the event loop waited for an executor to make room (back-pressure).",
+            "counter",
+            &one(m.executor_stalls as f64),
         );
         family(
             "synod_collecting_readies",

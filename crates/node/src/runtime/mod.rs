@@ -19,10 +19,13 @@ use synod_storage::{GroupId, StorageError};
 use synod_transport::frame::Frame;
 use synod_transport::tls::TlsIdentity;
 use synod_transport::{Inbound, StartError, Transport};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
-use crate::catalog::{AdminCommand, AdminOutput, Command};
-use crate::kv::{Entry, Kv, KvCommand, KvOutput, KvRequest};
+pub use crate::app::ReadResult;
+use crate::app::{AppState, Query};
+use crate::catalog::{AdminCommand, AdminOutput, Catalog, Command};
+use crate::kv::{KvCommand, KvOutput, KvRequest};
+use synod_exec::{Job, WorkerPool};
 
 mod groups;
 mod handle;
@@ -132,46 +135,6 @@ pub struct WriteResult {
     pub output: KvOutput,
 }
 
-/// The result of a read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReadResult {
-    /// Everything below this GSN is reflected.
-    pub gsn: Slot,
-    /// The entry, if the key exists (single-key reads).
-    pub entry: Option<Entry>,
-    /// Every entry under the prefix, in key order (recursive reads).
-    pub entries: Vec<(String, Entry)>,
-}
-
-/// What a read asks for.
-#[derive(Clone, Debug)]
-struct Query {
-    key: String,
-    recurse: bool,
-}
-
-impl Query {
-    fn run(&self, gsn: Slot, kv: &Kv) -> ReadResult {
-        if self.recurse {
-            let entries = kv
-                .prefix(&self.key)
-                .map(|(k, e)| (k.clone(), e.clone()))
-                .collect();
-            ReadResult {
-                gsn,
-                entry: None,
-                entries,
-            }
-        } else {
-            ReadResult {
-                gsn,
-                entry: kv.get(&self.key).cloned(),
-                entries: Vec::new(),
-            }
-        }
-    }
-}
-
 /// A group's state as seen by this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupStatus {
@@ -260,9 +223,16 @@ struct Runtime {
     log_retention: u64,
     /// Groups whose log to delete with the next commit.
     remove_next: Vec<GroupId>,
-    /// Where snapshots encoded off the event loop come back.
-    snapshots_encoded: mpsc::Sender<(u32, Arc<Snapshot>, Bytes)>,
+    /// Where snapshots encoded off the event loop come back (unbounded: at most one per
+    /// group is in flight, and a worker thread must never block on the event loop).
+    snapshots_encoded: mpsc::UnboundedSender<(u32, Arc<Snapshot>, Bytes)>,
     metrics: NodeMetrics,
+    /// Runs every group's commands.
+    pool: WorkerPool,
+    /// Signalled by an executor that drained after refusing jobs for lack of room.
+    progress: Arc<Notify>,
+    /// The default group's catalog, as applied here; a change means reconcile.
+    catalog: watch::Receiver<Arc<Catalog>>,
 }
 
 impl Runtime {
@@ -271,9 +241,16 @@ impl Runtime {
         mut inbound: mpsc::Receiver<Inbound>,
         mut requests: mpsc::Receiver<Request>,
         mut done: mpsc::Receiver<Result<CommitDone, String>>,
-        mut snapshots: mpsc::Receiver<(u32, Arc<Snapshot>, Bytes)>,
+        mut snapshots: mpsc::UnboundedReceiver<(u32, Arc<Snapshot>, Bytes)>,
     ) {
         loop {
+            // Back-pressure: while an executor has no room for the commands already agreed,
+            // nothing else is taken in (no peer messages, no new client requests), so a slow
+            // application slows the agreement down instead of growing a queue.
+            while !self.flush_backlogs() {
+                self.metrics.executor_stalls += 1;
+                self.progress.notified().await;
+            }
             let deadline = self.next_timer();
             tokio::select! {
                 biased;
@@ -293,10 +270,34 @@ impl Runtime {
                 }
                 Some(inb) = inbound.recv() => self.on_inbound(inb),
                 Some(req) = requests.recv() => self.on_request(req),
+                Ok(()) = self.catalog.changed() => self.reconcile(),
                 () = tokio::time::sleep_until(deadline) => self.on_timers(),
             }
             self.pump();
         }
+    }
+
+    /// Admits every group's backlogged commands its executor has room for; true when no
+    /// backlog is left. A group whose executor failed (its application panicked: a bug) is
+    /// quarantined like a corrupt log: replicas must not diverge.
+    fn flush_backlogs(&mut self) -> bool {
+        let mut drained = true;
+        let mut failed = Vec::new();
+        for (id, g) in &mut self.groups {
+            match g.flush() {
+                Ok(done) => drained &= done,
+                Err(e) => failed.push((*id, e)),
+            }
+        }
+        for (id, e) in failed {
+            tracing::error!(group = id, error = %e, "group quarantined: its application failed");
+            if let Some(mut g) = self.groups.remove(&id) {
+                g.close();
+            }
+            self.corrupt
+                .insert(id, format!("group {id}: the application failed: {e}"));
+        }
+        drained
     }
 
     fn next_timer(&self) -> tokio::time::Instant {
@@ -400,9 +401,7 @@ impl Runtime {
                 reply,
             } => {
                 let result = match self.groups.get(&group) {
-                    // The state reflects the slots below `applied_to` (deliveries waiting for
-                    // their fsync are not in it yet).
-                    Some(g) => Ok(query.run(g.applied_to, &g.kv)),
+                    Some(g) => Ok(g.exec.app().read_stale(&query, Slot(g.exec.applied()))),
                     None => Err(self.unavailable(group)),
                 };
                 let _ = reply.send(result);
@@ -411,35 +410,35 @@ impl Runtime {
                 let _ = reply.send(self.render_metrics());
             }
             Request::Status { reply } => {
-                let catalog = self
-                    .groups
-                    .get(&DEFAULT_GROUP)
-                    .and_then(|g| g.catalog.as_ref());
+                let catalog = self.catalog.borrow().clone();
                 let name = |id: u32| {
                     catalog
-                        .and_then(|(c, _)| c.group_by_id(id))
+                        .group_by_id(id)
                         .map(|g| g.name.clone())
                         .unwrap_or_default()
                 };
                 let status = self
                     .groups
                     .values()
-                    .map(|g| GroupStatus {
-                        group: g.id,
-                        name: name(g.id),
-                        applied: g.applied_to,
-                        members: g
-                            .replica
-                            .latest_config()
-                            .members
-                            .iter()
-                            .map(|m| m.0)
-                            .collect(),
-                        has_quorum: g.replica.has_quorum(),
-                        keys: g.kv.len(),
-                        content_hash: g.kv.content_hash(),
-                        pending: g.replica.pending_proposals(),
-                        corrupt: None,
+                    .map(|g| {
+                        let (keys, content_hash) = g.exec.app().summary();
+                        GroupStatus {
+                            group: g.id,
+                            name: name(g.id),
+                            applied: Slot(g.exec.applied()),
+                            members: g
+                                .replica
+                                .latest_config()
+                                .members
+                                .iter()
+                                .map(|m| m.0)
+                                .collect(),
+                            has_quorum: g.replica.has_quorum(),
+                            keys,
+                            content_hash,
+                            pending: g.replica.pending_proposals(),
+                            corrupt: None,
+                        }
                     })
                     .chain(self.corrupt.iter().map(|(id, e)| GroupStatus {
                         group: *id,
@@ -487,7 +486,6 @@ impl Runtime {
     /// earlier ready of the group still holds deliveries: a write's answer then waits for
     /// the acceptors' fsync but not for this node's decision record.
     fn collect(&mut self, group: u32) {
-        let mut catalog_changed = false;
         while let Some(g) = self.groups.get_mut(&group) {
             let Some(mut ready) = g.replica.poll_ready() else {
                 break;
@@ -497,7 +495,6 @@ impl Runtime {
                 for d in std::mem::replace(&mut ready.deliveries, late) {
                     g.apply(&d);
                 }
-                catalog_changed |= std::mem::take(&mut g.catalog_changed);
                 self.maybe_snapshot(group);
             }
             if let Some(g) = self.groups.get_mut(&group)
@@ -507,47 +504,48 @@ impl Runtime {
             }
             self.collecting.push_back((group, ready));
         }
-        if catalog_changed {
-            self.reconcile();
-        }
     }
 
-    /// Starts a snapshot of `group` if one is due and the state reflects exactly the slots the
-    /// replica has delivered (a later ready may hold deliveries not yet applied; a snapshot
-    /// then would claim slots its state lacks). The state is copied here (cheaply: the store
-    /// shares structure) and encoded on a blocking thread, so a large state does not stall the
-    /// event loop; [`Self::snapshot_encoded`] finishes it.
+    /// Starts a snapshot of `group` if one is due and every slot the replica has delivered
+    /// has been handed to the executor (a later ready may hold deliveries not handed over yet;
+    /// a snapshot then would claim slots its state lacks). The copy is taken by an exclusive
+    /// job, at exactly that place in the order (cheaply: the store shares structure), and
+    /// encoded on a blocking thread, so neither the event loop nor the executor waits for a
+    /// large state; [`Self::snapshot_encoded`] finishes it.
     fn maybe_snapshot(&mut self, group: u32) {
         let Some(g) = self.groups.get_mut(&group) else {
             return;
         };
         if g.snapshotting
             || g.since_snapshot < self.snapshot_every
-            || g.applied_to != g.replica.applied()
+            || g.handed_to != g.replica.applied()
         {
             return;
         }
         g.since_snapshot = 0;
         g.snapshotting = true;
         let (next_slot, core) = g.replica.snapshot_state();
-        let state = g.state_copy();
         let done = self.snapshots_encoded.clone();
-        tokio::task::spawn_blocking(move || {
-            let started = Instant::now();
-            let snapshot = Arc::new(Snapshot {
-                next_slot,
-                core,
-                app: state.encode(),
+        let runtime = tokio::runtime::Handle::current();
+        g.push_job(Job::Exclusive(Box::new(move |app| {
+            let state: AppState = synod_exec::Application::snapshot(app);
+            runtime.spawn_blocking(move || {
+                let started = Instant::now();
+                let snapshot = Arc::new(Snapshot {
+                    next_slot,
+                    core,
+                    app: state.encode(),
+                });
+                let bytes = encode_snapshot(&snapshot);
+                tracing::debug!(
+                    group,
+                    ms = started.elapsed().as_secs_f64() * 1e3,
+                    bytes = bytes.len(),
+                    "snapshot encoded"
+                );
+                let _ = done.send((group, snapshot, bytes));
             });
-            let bytes = encode_snapshot(&snapshot);
-            tracing::debug!(
-                group,
-                ms = started.elapsed().as_secs_f64() * 1e3,
-                bytes = bytes.len(),
-                "snapshot encoded"
-            );
-            let _ = done.blocking_send((group, snapshot, bytes));
-        });
+        })));
     }
 
     /// A snapshot finished encoding: the replica compacts its log behind it and it is served
@@ -655,11 +653,7 @@ impl Runtime {
                 }
             }
             g.replica.handle_persisted(now(), ready.seq);
-            let catalog_changed = std::mem::take(&mut g.catalog_changed);
             self.collect(group);
-            if catalog_changed {
-                self.reconcile();
-            }
         }
     }
 }

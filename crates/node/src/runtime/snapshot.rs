@@ -9,8 +9,9 @@ use bytes::Bytes;
 use synod_core::Snapshot;
 use synod_transport::frame::Frame;
 
-use super::groups::decode_state;
 use super::{Runtime, now};
+use crate::app::AppState;
+use synod_exec::Job;
 
 pub(super) struct Incoming {
     pub(super) from: u16,
@@ -106,7 +107,7 @@ impl Runtime {
         };
         let snapshot = Arc::new(snapshot);
         // Check the state decodes before the replica moves past the slots it covers.
-        let app = match decode_state(&snapshot.app) {
+        let app = match AppState::decode(&snapshot.app) {
             Ok(app) => app,
             Err(e) => {
                 return tracing::warn!(group, from, error = %e, "a snapshot with undecodable state");
@@ -114,15 +115,15 @@ impl Runtime {
         };
         if g.replica.install_snapshot(now(), snapshot.clone()) {
             tracing::info!(group, from, next_slot, "installed a snapshot");
-            g.restore_state(app);
-            g.applied_to = snapshot.next_slot;
+            // The state is replaced at this place in the order: commands handed over before
+            // run first (their effects are overwritten), later ones run after it.
+            g.handed_to = snapshot.next_slot;
             g.applied_floor = snapshot.next_slot;
+            g.push_job(Job::Exclusive(Box::new(move |a| {
+                synod_exec::Application::restore(a, app);
+            })));
             g.snapshot = Some((snapshot, Bytes::from(bytes)));
         }
-        let catalog_changed = std::mem::take(&mut g.catalog_changed);
         self.collect(group);
-        if catalog_changed {
-            self.reconcile();
-        }
     }
 }

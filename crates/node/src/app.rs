@@ -1,0 +1,247 @@
+//! What a group's executor runs: the [`synod_exec::Application`] of a hosted group, which is
+//! the key-value store and, in the default group, the catalog.
+//!
+//! Locks: a write locks its key (and, with an idempotency token, the token log, which orders
+//! tokened writes among themselves so the oldest token is forgotten first on every node); a
+//! linearizable read locks its key for reading, a recursive read locks everything for reading;
+//! a catalog change locks the catalog. Commands on different keys run in parallel on the
+//! node's worker pool. The store's own data sits behind one short mutex (its commands are
+//! cheap); the locks are what keep each command's view serial, and every access is checked
+//! against them.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use serde::{Deserialize, Serialize};
+use synod_core::Slot;
+use synod_exec::{Application, Ctx, Locks};
+use tokio::sync::watch;
+
+use crate::catalog::{AdminCommand, AdminOutput, Catalog};
+use crate::kv::{Entry, Kv, KvCommand, KvOutput, KvRequest};
+
+/// What a command locks.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum LockKey {
+    /// One key of the store.
+    Entry(String),
+    /// The idempotency-token log.
+    Tokens,
+    /// The catalog (default group only).
+    Catalog,
+}
+
+/// What a read asks for.
+#[derive(Clone, Debug)]
+pub(crate) struct Query {
+    pub(crate) key: String,
+    pub(crate) recurse: bool,
+}
+
+/// The result of a read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadResult {
+    /// Everything below this GSN is reflected.
+    pub gsn: Slot,
+    /// The entry, if the key exists (single-key reads).
+    pub entry: Option<Entry>,
+    /// Every entry under the prefix, in key order (recursive reads).
+    pub entries: Vec<(String, Entry)>,
+}
+
+impl Query {
+    pub(crate) fn run(&self, gsn: Slot, kv: &Kv) -> ReadResult {
+        if self.recurse {
+            let entries = kv
+                .prefix(&self.key)
+                .map(|(k, e)| (k.clone(), e.clone()))
+                .collect();
+            ReadResult {
+                gsn,
+                entry: None,
+                entries,
+            }
+        } else {
+            ReadResult {
+                gsn,
+                entry: kv.get(&self.key).cloned(),
+                entries: Vec::new(),
+            }
+        }
+    }
+
+    fn locks(&self) -> Locks<LockKey> {
+        if self.recurse {
+            Locks::ReadAll
+        } else {
+            Locks::keys([LockKey::Entry(self.key.clone())], [])
+        }
+    }
+}
+
+/// A command for a group's executor.
+#[derive(Debug)]
+pub(crate) enum GroupCommand {
+    /// A key-value command agreed in the log.
+    Kv(KvRequest),
+    /// A linearizable read, run on the node that serves it at its barrier's place in the
+    /// order (other nodes apply the barrier as a no-op).
+    Read(Query),
+    /// A catalog change agreed in the default group.
+    Admin(AdminCommand),
+}
+
+/// What a command produced.
+#[derive(Debug)]
+pub(crate) enum GroupOutput {
+    /// The GSN whose outcome it is (an earlier one for a repeated token) and the outcome.
+    Kv(u64, KvOutput),
+    Read(ReadResult),
+    Admin(AdminOutput),
+}
+
+/// The default group's catalog and where its changes are published.
+pub(crate) struct CatalogCell {
+    catalog: Mutex<Catalog>,
+    publish: watch::Sender<Arc<Catalog>>,
+}
+
+/// A group's application state.
+pub(crate) struct GroupApp {
+    kv: Mutex<Kv>,
+    catalog: Option<CatalogCell>,
+}
+
+/// What a group's snapshot carries: the key-value store, and in the default group the catalog.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct AppState {
+    pub(crate) kv: Kv,
+    pub(crate) catalog: Option<Catalog>,
+}
+
+impl AppState {
+    /// The encoding a snapshot carries.
+    pub(crate) fn encode(&self) -> bytes::Bytes {
+        bytes::Bytes::from(postcard::to_stdvec(self).expect("encoding into a Vec cannot fail"))
+    }
+
+    /// Decodes a snapshot's application state.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<AppState, String> {
+        postcard::from_bytes(bytes).map_err(|e| e.to_string())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl GroupApp {
+    /// The application of a group starting from `state`; `catalog` is the default group's
+    /// publisher (the catalog is published at once).
+    pub(crate) fn new(state: AppState, catalog: Option<watch::Sender<Arc<Catalog>>>) -> Self {
+        let catalog = catalog.map(|publish| {
+            let c = state
+                .catalog
+                .unwrap_or_else(|| (**publish.borrow()).clone());
+            publish.send_replace(Arc::new(c.clone()));
+            CatalogCell {
+                catalog: Mutex::new(c),
+                publish,
+            }
+        });
+        GroupApp {
+            kv: Mutex::new(state.kv),
+            catalog,
+        }
+    }
+
+    /// A read outside the GSN order (`?stale`): each key's value is one its history had, but
+    /// keys may reflect different GSNs (commands on other keys finish in any order).
+    pub(crate) fn read_stale(&self, query: &Query, applied: Slot) -> ReadResult {
+        query.run(applied, &lock(&self.kv))
+    }
+
+    /// Keys in the store and a hash of its content (for status; stale like
+    /// [`GroupApp::read_stale`]).
+    pub(crate) fn summary(&self) -> (usize, u64) {
+        let kv = lock(&self.kv);
+        (kv.len(), kv.content_hash())
+    }
+}
+
+impl Application for GroupApp {
+    type Key = LockKey;
+    type Command = GroupCommand;
+    type Output = GroupOutput;
+    type Snapshot = AppState;
+
+    fn locks(&self, cmd: &GroupCommand) -> Locks<LockKey> {
+        match cmd {
+            GroupCommand::Kv(req) => {
+                let token = req.token.as_ref().map(|_| LockKey::Tokens);
+                let key = match &req.cmd {
+                    KvCommand::Put { key, .. } | KvCommand::Delete { key, .. } => {
+                        Some(LockKey::Entry(key.clone()))
+                    }
+                    KvCommand::Barrier => None,
+                };
+                Locks::keys([], key.into_iter().chain(token))
+            }
+            GroupCommand::Read(query) => query.locks(),
+            GroupCommand::Admin(_) => Locks::keys([], [LockKey::Catalog]),
+        }
+    }
+
+    fn apply(&self, ctx: &Ctx<'_, LockKey>, cmd: GroupCommand) -> GroupOutput {
+        match cmd {
+            GroupCommand::Kv(req) => {
+                if req.token.is_some() {
+                    ctx.check_write(&LockKey::Tokens);
+                }
+                if let KvCommand::Put { key, .. } | KvCommand::Delete { key, .. } = &req.cmd {
+                    ctx.check_write(&LockKey::Entry(key.clone()));
+                }
+                let (at, output) = lock(&self.kv).apply_request(ctx.gsn(), &req);
+                GroupOutput::Kv(at, output)
+            }
+            GroupCommand::Read(query) => {
+                if query.recurse {
+                    ctx.check_scan();
+                } else {
+                    ctx.check_read(&LockKey::Entry(query.key.clone()));
+                }
+                GroupOutput::Read(query.run(Slot(ctx.gsn() + 1), &lock(&self.kv)))
+            }
+            GroupCommand::Admin(cmd) => {
+                ctx.check_write(&LockKey::Catalog);
+                let Some(cell) = &self.catalog else {
+                    return GroupOutput::Admin(AdminOutput::Refused(
+                        "catalog changes go to the default group".into(),
+                    ));
+                };
+                let mut catalog = lock(&cell.catalog);
+                let output = catalog.apply(ctx.gsn(), &cmd);
+                if !matches!(output, AdminOutput::Refused(_)) {
+                    // Published before the client hears back, so a client that reads the
+                    // catalog after its change was acknowledged sees it.
+                    cell.publish.send_replace(Arc::new(catalog.clone()));
+                }
+                GroupOutput::Admin(output)
+            }
+        }
+    }
+
+    fn snapshot(&self) -> AppState {
+        AppState {
+            kv: lock(&self.kv).clone(),
+            catalog: self.catalog.as_ref().map(|c| lock(&c.catalog).clone()),
+        }
+    }
+
+    fn restore(&self, state: AppState) {
+        *lock(&self.kv) = state.kv;
+        if let (Some(cell), Some(theirs)) = (&self.catalog, state.catalog) {
+            cell.publish.send_replace(Arc::new(theirs.clone()));
+            *lock(&cell.catalog) = theirs;
+        }
+    }
+}
