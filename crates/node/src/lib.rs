@@ -3,8 +3,9 @@
 //! What it does: hosts agreement groups (each a [`synod_core::Replica`]) in one tokio task,
 //! persists their records through [`synod_storage::Store`] on a dedicated thread with group
 //! commit (one fsync for the readies of every group collected meanwhile), sends their messages
-//! over [`synod_transport::Transport`] (mutual TLS) only once durable, applies deliveries to the
-//! replicated key-value store ([`kv`]) and answers the clients waiting on them. A restarted
+//! over [`synod_transport::Transport`] (mutual TLS) only once durable, hands deliveries to each
+//! group's [`synod_exec::Executor`] (which runs the replicated key-value store, [`kv`], in
+//! parallel where keys do not conflict) and answers the clients waiting on them. A restarted
 //! node recovers every group from disk and catches up from its peers.
 //!
 //! Groups are created, hosted and removed at run time through the [`catalog`], which is state
