@@ -47,7 +47,9 @@ fn a_full_executor_hands_jobs_back_and_says_when_it_has_drained() {
         },
         &pool,
         4,
-        move || drop(seen.fetch_add(1, Ordering::SeqCst)),
+        move || {
+            seen.fetch_add(1, Ordering::SeqCst);
+        },
     );
     let jobs = (0..10u64).map(|gsn| Job::Command {
         gsn,
@@ -55,7 +57,11 @@ fn a_full_executor_hands_jobs_back_and_says_when_it_has_drained() {
         reply: None,
     });
     let rest = exec.try_submit_many(jobs).unwrap();
-    assert_eq!(rest.len(), 6, "capacity 4: six jobs handed back, none queued");
+    assert_eq!(
+        rest.len(),
+        6,
+        "capacity 4: six jobs handed back, none queued"
+    );
     assert_eq!(exec.backlog(), 4);
     // Two jobs finish: the backlog is at half the capacity, and the submitter hears of it.
     release.send(()).unwrap();

@@ -49,6 +49,10 @@ pub(crate) struct FileConfig {
     /// Slots of log kept for lagging peers; further behind, they are sent a snapshot.
     #[serde(default = "default_log_retention")]
     pub(crate) log_retention: u64,
+    /// Commands a group's executor holds unfinished before the node stops taking in more
+    /// (back-pressure from the application to agreement).
+    #[serde(default = "default_executor_capacity")]
+    pub(crate) executor_capacity: usize,
     /// Serve the API as plain HTTP with no client authentication (benchmarks, local
     /// experiments). Without it the API is HTTPS and requires a client certificate from the
     /// cluster CA.
@@ -73,6 +77,9 @@ fn default_snapshot_every() -> u64 {
 }
 fn default_log_retention() -> u64 {
     50_000
+}
+fn default_executor_capacity() -> usize {
+    4_096
 }
 fn default_request_timeout_ms() -> u64 {
     2_000
@@ -140,6 +147,7 @@ impl FileConfig {
             liveness_ms: self.liveness_ms,
             snapshot_every: self.snapshot_every,
             log_retention: self.log_retention,
+            executor_capacity: self.executor_capacity,
         })
     }
 }

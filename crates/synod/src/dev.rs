@@ -152,6 +152,7 @@ pub(crate) fn run(opts: &DevOptions) -> Result<()> {
             liveness_ms: 1_000,
             snapshot_every: 10_000,
             log_retention: 50_000,
+            executor_capacity: 4096,
             request_timeout_ms: 2_000,
         };
         let path = data.join(format!("node-{id}.toml"));

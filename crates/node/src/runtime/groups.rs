@@ -72,9 +72,6 @@ pub(super) struct Group {
     pub(super) readies_holding_deliveries: usize,
 }
 
-/// Unfinished jobs a group's executor holds before it refuses more.
-const EXECUTOR_CAPACITY: usize = 4096;
-
 impl Group {
     /// Opens a group from what its storage recovered. `catalog` is the default group's
     /// publisher (with the catalog of a new cluster), `None` for other groups.
@@ -84,6 +81,7 @@ impl Group {
         state: DurableState,
         catalog: Option<watch::Sender<Arc<Catalog>>>,
         pool: &WorkerPool,
+        capacity: usize,
         progress: Arc<Notify>,
     ) -> Result<Group, NodeError> {
         let latest_snapshot = state.snapshot.clone();
@@ -96,12 +94,10 @@ impl Group {
             },
         };
         let handed_to = latest_snapshot.as_ref().map_or(Slot(0), |s| s.next_slot);
-        let exec = Executor::with_progress(
-            GroupApp::new(app, catalog),
-            pool,
-            EXECUTOR_CAPACITY,
-            move || progress.notify_one(),
-        );
+        let exec =
+            Executor::with_progress(GroupApp::new(app, catalog), pool, capacity, move || {
+                progress.notify_one()
+            });
         exec.mark_applied(handed_to.0);
         Ok(Group {
             id,
@@ -295,6 +291,7 @@ impl Runtime {
                 state,
                 None,
                 &self.pool,
+                self.executor_capacity,
                 self.progress.clone(),
             ) {
                 Ok(g) => {

@@ -118,6 +118,7 @@ impl Node {
             snapshots_encoded,
             metrics: NodeMetrics::default(),
             pool: WorkerPool::new(workers),
+            executor_capacity: config.executor_capacity.max(1),
             progress: Arc::new(Notify::new()),
             catalog: catalog_rx.clone(),
         };
@@ -128,6 +129,7 @@ impl Node {
             default_state,
             Some(catalog_tx),
             &runtime.pool,
+            runtime.executor_capacity,
             runtime.progress.clone(),
         )?;
         runtime.groups.insert(DEFAULT_GROUP, default);

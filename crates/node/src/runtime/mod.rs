@@ -74,6 +74,9 @@ pub struct NodeConfig {
     /// Slots of log kept behind this node's applied GSN for lagging peers; a peer further
     /// behind is sent a snapshot instead.
     pub log_retention: u64,
+    /// Commands a group's executor holds unfinished before the node stops taking in peer
+    /// messages and requests until it has drained (back-pressure; 4,096 by default).
+    pub executor_capacity: usize,
 }
 
 /// Why a node could not start.
@@ -229,6 +232,7 @@ struct Runtime {
     metrics: NodeMetrics,
     /// Runs every group's commands.
     pool: WorkerPool,
+    executor_capacity: usize,
     /// Signalled by an executor that drained after refusing jobs for lack of room.
     progress: Arc<Notify>,
     /// The default group's catalog, as applied here; a change means reconcile.
@@ -329,7 +333,17 @@ impl Runtime {
         }
     }
 
+    /// Reconciles if the catalog changed since the last look. Called before handling input:
+    /// a catalog change is published before its client is answered (on a worker thread), so a
+    /// request that follows the answer must find the group it created.
+    fn catch_up_with_catalog(&mut self) {
+        if self.catalog.has_changed().unwrap_or(false) {
+            self.reconcile();
+        }
+    }
+
     fn on_inbound(&mut self, inb: Inbound) {
+        self.catch_up_with_catalog();
         let (group, envelope) = match inb.frame {
             Frame::Group { group, envelope } => (group, envelope),
             Frame::SnapshotRequest {
@@ -363,6 +377,7 @@ impl Runtime {
     }
 
     fn on_request(&mut self, req: Request) {
+        self.catch_up_with_catalog();
         match req {
             Request::Write { group, req, reply } => {
                 self.propose(
