@@ -270,30 +270,25 @@ impl<A: Application> Executor<A> {
         jobs: impl IntoIterator<Item = Job<A>>,
     ) -> Result<Vec<Job<A>>, String> {
         let shared = &self.shared;
-        // Application code (`locks`) runs outside the executor's lock.
-        let with_locks: Vec<(Job<A>, Locks<A::Key>)> = jobs
-            .into_iter()
-            .map(|job| {
-                let locks = match &job {
-                    Job::Command { cmd, .. } => shared.app.locks(cmd),
-                    Job::Exclusive(_) => Locks::Exclusive,
-                };
-                (job, locks)
-            })
-            .collect();
-        let mut jobs = with_locks.into_iter();
+        let mut jobs = jobs.into_iter();
         let mut tasks = Vec::new();
         let mut st = lock(&shared.state);
         if let Some(e) = &st.failure {
             return Err(e.clone());
         }
+        // Locks are computed only for jobs admitted now (a job handed back is not paid for
+        // twice); `locks` is pure and cheap by contract, so it runs under the lock.
         while st.table.len() < shared.capacity {
-            let Some((job, locks)) = jobs.next() else {
+            let Some(job) = jobs.next() else {
                 break;
+            };
+            let locks = match &job {
+                Job::Command { cmd, .. } => shared.app.locks(cmd),
+                Job::Exclusive(_) => Locks::Exclusive,
             };
             tasks.extend(shared.admit(&mut st, job, locks));
         }
-        let rest: Vec<Job<A>> = jobs.map(|(job, _)| job).collect();
+        let rest: Vec<Job<A>> = jobs.collect();
         st.refused |= !rest.is_empty();
         drop(st);
         shared.pool.spawn(tasks);
@@ -350,6 +345,12 @@ impl<A: Application> Executor<A> {
     /// Jobs admitted and not finished.
     pub fn backlog(&self) -> usize {
         lock(&self.shared.state).table.len()
+    }
+
+    /// Whether the application failed (cheap: no lock). The executor then runs nothing more
+    /// and its watermark stays put; [`Executor::failure`] says why.
+    pub fn has_failed(&self) -> bool {
+        self.shared.failed.load(Ordering::Acquire)
     }
 
     /// Why the executor stopped, if it did.
@@ -456,7 +457,10 @@ impl<A: Application> Shared<A> {
         if let Some(item) = st.order.get_mut(i) {
             *item = Item::Job { done: true };
         }
-        self.advance(&mut st);
+        // After a failure the watermark stays where the state was last trustworthy.
+        if st.failure.is_none() {
+            self.advance(&mut st);
+        }
         let mut tasks: Vec<Task> = runnable
             .into_iter()
             .filter_map(|p| st.waiting.remove(&p).map(|body| self.task(p, body)))

@@ -294,12 +294,16 @@ impl<K: Ord + Clone> LockTable<K> {
                 self.release_key(key, seq, &mut candidates);
             }
         }
-        // Anything waiting on the whole state may have been waiting for this command (when
-        // nothing locks everything, which is the usual case, nothing is parked).
-        if !self.parked.is_empty() || !self.exclusive.is_empty() || !self.read_all.is_empty() {
+        // Commands waiting on the whole state that this release may free: everything parked
+        // (up to the next exclusive) only if this command was itself a scan or exclusive;
+        // else at most the first exclusive (all before it may now be done) and, if this
+        // command wrote, the first scan.
+        if matches!(cmd.locks, Locks::ReadAll | Locks::Exclusive) {
             let horizon = self.exclusive.first().copied().unwrap_or(u64::MAX);
             candidates.extend(self.parked.range(..=horizon).copied());
-            candidates.extend(self.exclusive.first().copied());
+        }
+        candidates.extend(self.exclusive.first().copied());
+        if cmd.writes() {
             candidates.extend(self.read_all.first().copied());
         }
         candidates.sort_unstable();

@@ -1,11 +1,13 @@
 //! `synod`: run a node (`start`), a local three-node cluster (`dev`), make development
-//! certificates (`certs`), and talk to a node's API (`kv`, `status`, `group`, `member`).
+//! certificates (`certs`), talk to a node's API (`kv`, `status`, `group`, `member`), and run
+//! a recorded workload for fault tests (`workload`).
 
 mod admin;
 mod client;
 mod config;
 mod dev;
 mod http;
+mod workload;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -85,6 +87,9 @@ enum Command {
         #[command(subcommand)]
         op: MemberOp,
     },
+    /// Run a recorded key-value workload against plain-HTTP nodes (fault tests): every
+    /// operation and its outcome is written as JSON for the history checkers (synod-check).
+    Workload(workload::WorkloadArgs),
 }
 
 #[derive(Subcommand)]
@@ -188,6 +193,7 @@ fn main() -> Result<()> {
             hosts,
             clients,
         } => return dev::write_certs(&out, &nodes, &hosts, &clients).map(|_| ()),
+        Command::Workload(args) => return workload::run(&args),
         Command::Status => client()?.call("GET", "/v1/status", None)?,
         Command::Kv { op } => {
             let c = client()?;

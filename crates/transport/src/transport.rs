@@ -6,6 +6,13 @@
 //! outbound queue: when it is full, new frames are dropped and counted (the protocol above
 //! retransmits), so a dead peer never grows memory. A broken connection is re-dialled with a
 //! randomized, growing backoff; queued frames wait for it.
+//!
+//! A partition must not leave a connection silently dead: TCP would keep retransmitting into
+//! it with ever longer intervals, and after the heal the peer would stay unreachable for
+//! seconds. So data unacknowledged for `dead_after` aborts a dialed connection
+//! (`TCP_USER_TIMEOUT`, plus a timeout on each write), and an accepted connection that brings
+//! no frame for `idle_after` is closed (peers send heartbeats far more often): the dialer then
+//! re-dials, and the first attempt after the heal gets through.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -48,6 +55,10 @@ pub struct TransportConfig {
     pub backoff_min: Duration,
     /// Reconnection delay cap.
     pub backoff_max: Duration,
+    /// A dialed connection whose data stays unacknowledged this long is dropped and re-dialled.
+    pub dead_after: Duration,
+    /// An accepted connection that brings no frame for this long is closed.
+    pub idle_after: Duration,
 }
 
 impl TransportConfig {
@@ -63,7 +74,9 @@ impl TransportConfig {
             inbound_max: 16_384,
             handshake_timeout: Duration::from_secs(5),
             backoff_min: Duration::from_millis(50),
-            backoff_max: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(1),
+            dead_after: Duration::from_secs(2),
+            idle_after: Duration::from_secs(5),
         }
     }
 }
@@ -182,6 +195,7 @@ impl Transport {
             inbound_tx,
             stats.clone(),
             config.handshake_timeout,
+            config.idle_after,
         ));
         let transport = Transport {
             node: config.node,
@@ -222,6 +236,7 @@ impl Transport {
             timeout: self.config.handshake_timeout,
             backoff_min: self.config.backoff_min,
             backoff_max: self.config.backoff_max,
+            dead_after: self.config.dead_after,
         };
         let task = tokio::spawn(dialer.run(rx));
         lock(&self.queues).insert(peer, tx);
@@ -280,6 +295,7 @@ struct Dialer {
     timeout: Duration,
     backoff_min: Duration,
     backoff_max: Duration,
+    dead_after: Duration,
 }
 
 impl Dialer {
@@ -299,8 +315,10 @@ impl Dialer {
                                 None => return, // the transport is gone
                             },
                         };
-                        if framed.send(next.clone()).await.is_err() {
+                        let sent = tokio::time::timeout(self.dead_after, framed.send(next.clone()));
+                        if !matches!(sent.await, Ok(Ok(()))) {
                             // Keep the frame for the next connection.
+                            tracing::debug!(peer = self.peer, "connection lost; re-dialling");
                             pending = Some(next);
                             break;
                         }
@@ -324,6 +342,8 @@ impl Dialer {
     {
         let tcp = TcpStream::connect(self.addr).await?;
         tcp.set_nodelay(true)?;
+        // Abort rather than retransmit into a partition for minutes (see the module docs).
+        socket2::SockRef::from(&tcp).set_tcp_user_timeout(Some(self.dead_after))?;
         let name = ServerName::try_from(node_name(self.peer)).map_err(io::Error::other)?;
         let tls = self.connector.connect(name, tcp).await?;
         let mut framed = FramedWrite::new(tls, codec());
@@ -339,6 +359,7 @@ async fn accept_loop(
     inbound: mpsc::Sender<Inbound>,
     stats: Arc<TransportStats>,
     timeout: Duration,
+    idle_after: Duration,
 ) {
     loop {
         let Ok((tcp, addr)) = listener.accept().await else {
@@ -351,7 +372,7 @@ async fn accept_loop(
             acceptor.clone(),
             inbound.clone(),
             stats.clone(),
-            timeout,
+            (timeout, idle_after),
         ));
     }
 }
@@ -362,7 +383,7 @@ async fn serve_connection(
     acceptor: TlsAcceptor,
     inbound: mpsc::Sender<Inbound>,
     stats: Arc<TransportStats>,
-    timeout: Duration,
+    (timeout, idle_after): (Duration, Duration),
 ) {
     let refuse = |why: &str| {
         stats.refused.fetch_add(1, Ordering::Relaxed);
@@ -396,7 +417,18 @@ async fn serve_connection(
             "claims to be node {node} but its certificate does not name it"
         ));
     }
-    while let Some(next) = framed.next().await {
+    loop {
+        let next = match tokio::time::timeout(idle_after, framed.next()).await {
+            Ok(Some(next)) => next,
+            Ok(None) => return,
+            Err(_) => {
+                tracing::debug!(
+                    node,
+                    "closing a connection that brought nothing for a while"
+                );
+                return;
+            }
+        };
         let frame = match next
             .map_err(|e| e.to_string())
             .and_then(|b| frame::decode(&b).map_err(|e| e.to_string()))

@@ -125,6 +125,8 @@ pub struct Replica {
     self_inbox: VecDeque<Message>,
     decided_out: Vec<(Slot, Value)>,
     metrics: Metrics,
+    /// Inputs handled, for spacing out the invariant checks that walk the whole log.
+    inputs: u64,
 }
 
 impl Replica {
@@ -198,6 +200,7 @@ impl Replica {
             proposals: state.proposals,
             last_lsn,
             persisted_seq: 0,
+            inputs: 0,
             attempts: BTreeMap::new(),
             own_next,
             highest_seen: highest_durable.unwrap_or(start).max(start),
@@ -652,6 +655,7 @@ impl Replica {
         self.flush_decided();
         self.update_takeover_timer();
         if cfg!(debug_assertions) {
+            self.inputs += 1;
             self.check_invariants();
         }
     }
@@ -683,12 +687,17 @@ impl Replica {
             !self.decided.contains_key(&self.next_deliver),
             "invariant: a decided frontier slot is delivered at once"
         );
-        for (slot, (ballot, _)) in &self.accepted {
-            let promised = self.promised.get(slot).copied();
-            assert!(
-                promised >= Some(*ballot),
-                "invariant: accepted ballot <= promise at {slot}"
-            );
+        // Walking the whole log on every input makes a debug build quadratic when the log
+        // grows (a member partitioned away holds back truncation): past 1,024 entries the walk
+        // runs on every 64th input. Runs with short logs (most simulator runs) check always.
+        if self.accepted.len() <= 1024 || self.inputs.is_multiple_of(64) {
+            for (slot, (ballot, _)) in &self.accepted {
+                let promised = self.promised.get(slot).copied();
+                assert!(
+                    promised >= Some(*ballot),
+                    "invariant: accepted ballot <= promise at {slot}"
+                );
+            }
         }
         for slot in self.attempts.keys() {
             assert!(

@@ -122,6 +122,13 @@ impl Group {
     /// answers configuration changes, which touch no application state, at once.
     pub(super) fn apply(&mut self, d: &Delivery) {
         if d.gsn < self.applied_floor {
+            // An installed snapshot already holds this slot's effects; its clients cannot be
+            // given their outputs, only told the outcome is unknown.
+            for p in &d.proposals {
+                if let Some(w) = self.waiting.remove(&p.id) {
+                    w.fail(RequestError::Stopped);
+                }
+            }
             return;
         }
         self.handed_to = d.gsn.next();

@@ -151,9 +151,11 @@ pub struct GroupStatus {
     pub members: Vec<u16>,
     /// Whether this node hears from a quorum.
     pub has_quorum: bool,
-    /// Keys in the store.
+    /// Keys in the store (read from the live state, which may already hold commands past
+    /// `applied` that finished early).
     pub keys: usize,
-    /// Hash of the store's content (equal on nodes at the same GSN).
+    /// Hash of the store's content, live like `keys`: equal on nodes once they are idle at the
+    /// same GSN.
     pub content_hash: u64,
     /// Proposals accepted here but not yet applied.
     pub pending: usize,
@@ -288,6 +290,12 @@ impl Runtime {
         let mut drained = true;
         let mut failed = Vec::new();
         for (id, g) in &mut self.groups {
+            // Checked on every turn, not only when something is backlogged: an idle group
+            // whose application failed must stop serving at once.
+            if g.exec.has_failed() {
+                failed.push((*id, g.exec.failure().unwrap_or_default()));
+                continue;
+            }
             match g.flush() {
                 Ok(done) => drained &= done,
                 Err(e) => failed.push((*id, e)),
@@ -298,6 +306,8 @@ impl Runtime {
             if let Some(mut g) = self.groups.remove(&id) {
                 g.close();
             }
+            // Like a removed group: its collected readies are neither committed nor sent.
+            self.collecting.retain(|(g, _)| *g != id);
             self.corrupt
                 .insert(id, format!("group {id}: the application failed: {e}"));
         }
