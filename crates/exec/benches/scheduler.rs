@@ -52,7 +52,7 @@ fn run_parallel(pool: &WorkerPool, cmds: &[Cmd]) {
 
 fn scheduler(c: &mut Criterion) {
     let pool = WorkerPool::new(2);
-    for kib in [4, 16, 64] {
+    for kib in [0, 4, 16, 64] {
         let mut group = c.benchmark_group(format!("apply_{kib}KiB_hash"));
         group.throughput(Throughput::Elements(COMMANDS as u64));
         group.sample_size(10);
