@@ -3,6 +3,8 @@
 // Each test file uses a different subset.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub(crate) mod netns;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
