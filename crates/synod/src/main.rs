@@ -1,10 +1,11 @@
 //! `synod`: run a node (`start`), a local three-node cluster (`dev`), make development
 //! certificates (`certs`), talk to a node's API (`kv`, `status`, `group`, `member`), and run
-//! a recorded workload for fault tests (`workload`).
+//! a recorded workload for fault tests (`workload`), and emulate WAN links (`delay-proxy`).
 
 mod admin;
 mod client;
 mod config;
+mod delay_proxy;
 mod dev;
 mod http;
 mod workload;
@@ -90,6 +91,9 @@ enum Command {
     /// Run a recorded key-value workload against plain-HTTP nodes (fault tests): every
     /// operation and its outcome is written as JSON for the history checkers (synod-check).
     Workload(workload::WorkloadArgs),
+    /// Forward TCP connections with an added one-way delay in both directions, to emulate WAN
+    /// links on one machine (no netem needed).
+    DelayProxy(delay_proxy::DelayArgs),
 }
 
 #[derive(Subcommand)]
@@ -194,6 +198,7 @@ fn main() -> Result<()> {
             clients,
         } => return dev::write_certs(&out, &nodes, &hosts, &clients).map(|_| ()),
         Command::Workload(args) => return workload::run(&args),
+        Command::DelayProxy(args) => return delay_proxy::run(&args),
         Command::Status => client()?.call("GET", "/v1/status", None)?,
         Command::Kv { op } => {
             let c = client()?;
