@@ -53,6 +53,8 @@ pub(crate) struct Record {
     pub(crate) final_status: Vec<Option<(u64, String)>>,
     /// Whether every node reached the same applied GSN and content hash before the deadline.
     pub(crate) converged: bool,
+    /// Each node's `/metrics` text at the end (empty if it did not answer), for diagnosis.
+    pub(crate) metrics: Vec<String>,
 }
 
 struct Shared {
@@ -192,6 +194,7 @@ pub(crate) fn run(args: &WorkloadArgs) -> Result<()> {
             clients: Vec::new(),
             final_status: Vec::new(),
             converged: false,
+            metrics: Vec::new(),
         }),
     });
     let deadline = Instant::now() + Duration::from_secs_f64(args.secs);
@@ -248,8 +251,20 @@ pub(crate) fn run(args: &WorkloadArgs) -> Result<()> {
             clients: Vec::new(),
             final_status: Vec::new(),
             converged: false,
+            metrics: Vec::new(),
         },
     );
+    record.metrics = bases
+        .iter()
+        .map(|b| {
+            agent
+                .get(&format!("{b}/metrics"))
+                .call()
+                .ok()
+                .and_then(|mut r| r.body_mut().read_to_string().ok())
+                .unwrap_or_default()
+        })
+        .collect();
     record.final_status = last;
     record.converged = converged;
     let json = serde_json::to_string(&record).context("encoding the record")?;

@@ -119,3 +119,43 @@ fn a_paused_node_a_one_way_partition_and_lossy_links_keep_the_history_linearizab
         "nothing was written with 10% loss"
     );
 }
+
+#[test]
+fn a_minority_of_five_refuses_writes_while_the_majority_goes_on() {
+    let _one = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    const MINORITY: &[usize] = &[0, 1];
+    let run = run(&Scenario {
+        name: "split-two-of-five",
+        what: "five nodes; nodes 0 and 1 cut off from nodes 2, 3 and 4 for 5 s, then joined",
+        nodes: 5,
+        clients: 5,
+        secs: 14.0,
+        faults: vec![(4.0, Fault::Split(MINORITY)), (9.0, Fault::Join(MINORITY))],
+        window: (4.0, 9.0),
+    });
+    let (split, joined) = (run.at(0), run.at(1));
+    for n in MINORITY {
+        assert_eq!(
+            run.acked_puts(*n, split + 2 * SECOND, joined),
+            0,
+            "node {n} of the minority acknowledged a write"
+        );
+    }
+    assert!(
+        (2..5)
+            .map(|n| run.acked_puts(n, split, joined))
+            .sum::<usize>()
+            > 0,
+        "the majority stopped writing"
+    );
+    assert!(
+        MINORITY
+            .iter()
+            .map(|n| run.acked_puts(*n, joined + 2 * SECOND, u64::MAX))
+            .sum::<usize>()
+            > 0,
+        "the minority did not serve writes again after the split healed"
+    );
+}

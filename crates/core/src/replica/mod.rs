@@ -331,7 +331,12 @@ impl Replica {
             self.metrics.dropped_messages += 1;
         } else {
             self.last_heard.insert(envelope.from, now);
-            if self.suspected.remove(&envelope.from) {
+            // A suspect heard from again is trusted with its slots again, unless it is far
+            // behind (catching up): it could not use them yet, and every one would stall the
+            // frontier for a take-over timeout. Its slots keep being revoked until it is
+            // current.
+            if self.suspected.contains(&envelope.from) && !self.far_behind(envelope.from) {
+                self.suspected.remove(&envelope.from);
                 self.revoked_upto.remove(&envelope.from);
             }
             self.dispatch(envelope.from, envelope.message);

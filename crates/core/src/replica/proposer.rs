@@ -528,7 +528,9 @@ impl Replica {
     /// owner heard from within the take-over timeout is alive, only slow (a loaded node): its
     /// skip or value is on the way, and taking its slots over would make it and the taker-over
     /// duel and suspect it, which costs more than the wait. It gets up to four timeouts in
-    /// all; an owner silent for one timeout is taken over at once, as before.
+    /// all; an owner silent for one timeout is taken over at once, as before. So is a live
+    /// owner far behind the frontier (catching up after a partition, say): it cannot fill its
+    /// slots soon, and waiting for it would stall every turn of its slots.
     fn patience_for_live_owner(&self) -> Option<u64> {
         if !self.opts.params.reservations {
             return None;
@@ -539,12 +541,25 @@ impl Replica {
             .configs
             .at(self.next_deliver)
             .owner(self.next_deliver);
+        if self.far_behind(owner) {
+            return None;
+        }
         let silent_for = self.now.since(*self.last_heard.get(&owner)?);
         let stalled_for = self.now.since(self.stall_started);
         if owner == self.id || silent_for >= t || stalled_for >= 4 * t {
             return None;
         }
         Some((t - silent_for).min(4 * t - stalled_for).max(1))
+    }
+
+    /// Whether `peer` reports having applied far less than we have (more than four windows of
+    /// every member's slots): a replica catching up, say after a partition, which cannot fill
+    /// or skip its slots at the frontier until it has caught up.
+    pub(super) fn far_behind(&self, peer: ReplicaId) -> bool {
+        let members = self.core.configs.at(self.next_deliver).members.len();
+        let in_flight = (self.opts.window * members) as u64;
+        let applied = self.peer_applied.get(&peer).copied().unwrap_or(Slot(0));
+        applied.0 + 4 * in_flight < self.next_deliver.0
     }
 
     /// Someone else is taking over the frontier: give them time before competing.

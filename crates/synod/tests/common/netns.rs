@@ -330,6 +330,10 @@ pub(crate) enum Fault {
     Loss(usize, u8),
     /// Undo `Loss(i, _)`.
     NoLoss(usize),
+    /// Cut the nodes in `minority` off from all the others (both directions).
+    Split(&'static [usize]),
+    /// Undo `Split`.
+    Join(&'static [usize]),
 }
 
 /// What a scenario does.
@@ -389,6 +393,24 @@ impl Run {
 /// that every node holds the same state, that the history is linearizable key by key and that
 /// GSNs follow real time; writes the report. Scenario-specific checks are the caller's.
 pub(crate) fn run(s: &Scenario) -> Run {
+    // `SYNOD_FAULTS_SCALE=k` stretches the whole timeline k times (scripts/faults-full.sh).
+    let scale: f64 = std::env::var("SYNOD_FAULTS_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
+    let scaled = Scenario {
+        name: s.name,
+        what: s.what,
+        nodes: s.nodes,
+        clients: s.clients,
+        secs: s.secs * scale,
+        faults: s.faults.iter().map(|(t, f)| (t * scale, *f)).collect(),
+        window: (s.window.0 * scale, s.window.1 * scale),
+    };
+    run_scaled(&scaled)
+}
+
+fn run_scaled(s: &Scenario) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let net = Net::create(s.nodes);
     let ids: Vec<u16> = (0..s.nodes as u16).collect();
@@ -450,6 +472,24 @@ pub(crate) fn run(s: &Scenario) -> Run {
             Fault::Resume(i) => nodes[i].signal("CONT"),
             Fault::Loss(i, pct) => net.lose(i, pct),
             Fault::NoLoss(i) => net.unload(i, "synod_loss"),
+            Fault::Split(minority) => {
+                let side = |inside: bool| {
+                    (0..s.nodes)
+                        .filter(|n| minority.contains(n) == inside)
+                        .map(|n| net.ip(n))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                for n in 0..s.nodes {
+                    let other = side(!minority.contains(&n));
+                    net.cut(n, &other, "synod_split");
+                }
+            }
+            Fault::Join(_) => {
+                for n in 0..s.nodes {
+                    net.unload(n, "synod_split");
+                }
+            }
         }
         applied.push((started.elapsed().as_micros() as u64, *fault));
     }
