@@ -131,7 +131,7 @@ fn a_minority_of_five_refuses_writes_while_the_majority_goes_on() {
         what: "five nodes; nodes 0 and 1 cut off from nodes 2, 3 and 4 for 5 s, then joined",
         nodes: 5,
         clients: 5,
-        secs: 14.0,
+        secs: 22.0,
         faults: vec![(4.0, Fault::Split(MINORITY)), (9.0, Fault::Join(MINORITY))],
         window: (4.0, 9.0),
     });
