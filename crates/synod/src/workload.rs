@@ -41,7 +41,7 @@ pub(crate) struct WorkloadArgs {
 }
 
 /// What the workload records.
-#[derive(Serialize, Deserialize)]
+#[derive(Default, Serialize, Deserialize)]
 pub(crate) struct Record {
     /// Every operation, in no particular order (times in µs since the start).
     pub(crate) ops: Vec<Op<KvCall, KvRet>>,
@@ -188,14 +188,7 @@ pub(crate) fn run(args: &WorkloadArgs) -> Result<()> {
     let shared = Arc::new(Shared {
         start: Instant::now(),
         next_id: Mutex::new(0),
-        record: Mutex::new(Record {
-            ops: Vec::new(),
-            writes: Vec::new(),
-            clients: Vec::new(),
-            final_status: Vec::new(),
-            converged: false,
-            metrics: Vec::new(),
-        }),
+        record: Mutex::new(Record::default()),
     });
     let deadline = Instant::now() + Duration::from_secs_f64(args.secs);
     let threads: Vec<_> = (0..args.clients)
@@ -240,19 +233,11 @@ pub(crate) fn run(args: &WorkloadArgs) -> Result<()> {
             shared.push(op, usize::MAX, node, None);
         }
     }
-    let mut record = std::mem::replace(
+    let mut record = std::mem::take(
         &mut *shared
             .record
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
-        Record {
-            ops: Vec::new(),
-            writes: Vec::new(),
-            clients: Vec::new(),
-            final_status: Vec::new(),
-            converged: false,
-            metrics: Vec::new(),
-        },
     );
     record.metrics = bases
         .iter()
