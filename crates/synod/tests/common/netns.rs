@@ -334,6 +334,11 @@ pub(crate) enum Fault {
     Split(&'static [usize]),
     /// Undo `Split`.
     Join(&'static [usize]),
+    /// Majorities ring: each node hears only its two ring neighbours (with five nodes, every
+    /// node still has a majority, but no two majorities are the same).
+    Ring,
+    /// Undo `Ring`.
+    Unring,
 }
 
 /// What a scenario does.
@@ -488,6 +493,24 @@ fn run_scaled(s: &Scenario) -> Run {
             Fault::Join(_) => {
                 for n in 0..s.nodes {
                     net.unload(n, "synod_split");
+                }
+            }
+            Fault::Ring => {
+                for n in 0..s.nodes {
+                    let far = (0..s.nodes)
+                        .filter(|m| {
+                            let d = (m + s.nodes - n) % s.nodes;
+                            d > 1 && d < s.nodes - 1
+                        })
+                        .map(|m| net.ip(m))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    net.cut(n, &far, "synod_ring");
+                }
+            }
+            Fault::Unring => {
+                for n in 0..s.nodes {
+                    net.unload(n, "synod_ring");
                 }
             }
         }
