@@ -2,8 +2,9 @@
 //! granted, and tracks the applied watermark.
 //!
 //! One mutex guards the lock table and the bookkeeping; it is held only to admit a job and to
-//! release one, never while application code runs. Capacity is the number of admitted jobs not
-//! yet finished: a full executor refuses ([`Executor::try_submit`]) or blocks
+//! release one, never while a command runs (only `Application::locks`, pure and cheap by
+//! contract, is called under it). Capacity is the number of admitted jobs not
+//! yet finished: a full executor hands jobs back ([`Executor::try_submit_many`]) or blocks
 //! ([`Executor::submit`]) the submitter, which is how a slow application pushes back on the
 //! agreement layer instead of growing a queue.
 

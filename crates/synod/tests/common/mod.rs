@@ -19,21 +19,26 @@ pub(crate) struct Proc {
     pub(crate) api: SocketAddr,
 }
 
+/// Spawns `synod start --config config` through `command` (the binary itself, or a wrapper
+/// such as `ip netns exec`), its output appended to `log`.
+pub(crate) fn spawn_node(mut command: Command, config: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    command
+        .args(["start", "--config"])
+        .arg(config)
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap()
+}
+
 impl Proc {
     pub(crate) fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(BIN)
-            .args(["start", "--config"])
-            .arg(&self.config)
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
+        self.child = Some(spawn_node(Command::new(BIN), &self.config, &self.log));
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect_timeout(&self.api, Duration::from_millis(100)).is_err() {
             assert!(

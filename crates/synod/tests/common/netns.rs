@@ -223,20 +223,8 @@ impl NodeProc {
     }
 
     fn start(&mut self, net: &Net) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = net
-            .command(Some(self.id), BIN)
-            .args(["start", "--config"])
-            .arg(&self.config)
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
+        let command = net.command(Some(self.id), BIN);
+        self.child = Some(super::spawn_node(command, &self.config, &self.log));
         // Up when it answers `synod status` from where the clients are.
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
