@@ -16,6 +16,7 @@ mutations=(
   "synod-core/mutation-accept-ignores-promise|accept without checking the promise"
   "synod-core/mutation-forget-promise|forget the promise on restart"
   "synod-core/mutation-takeover-ignores-accepted|take over a slot ignoring an accepted value"
+  "synod-core/mutation-rejoin-without-fence|vote and propose at once after losing the disk"
   "synod-sim/mutation-ack-before-persist|send and apply before the records are durable"
 )
 missed=0

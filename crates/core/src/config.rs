@@ -120,6 +120,17 @@ pub enum ConfigChange {
     SetPolicy(QuorumPolicy),
     /// Install or clear a follow-the-sun schedule.
     SetSunSchedule(Option<SunSchedule>),
+    /// `member` lost its durable state (a corrupt log, a replaced disk) and asks to vote
+    /// again. Changes no configuration: its delivery at slot `d` is the *fence* (see
+    /// `replica/rejoin.rs`): the member votes and proposes again only from slot
+    /// `d + 4 × config_lag` on, above every slot it could have voted in before.
+    Rejoin {
+        /// The member that forgot its state.
+        member: ReplicaId,
+        /// Chosen at random by the member when it found its state lost, to recognise the
+        /// delivery of its own request (and not an older one).
+        nonce: u64,
+    },
 }
 
 /// Why a configuration change was refused.
@@ -189,6 +200,11 @@ impl Config {
             }
             ConfigChange::SetPolicy(p) => next.policy = p.clone(),
             ConfigChange::SetSunSchedule(s) => next.sun = s.clone(),
+            ConfigChange::Rejoin { member, .. } => {
+                if !next.members.contains(member) {
+                    return Err(ConfigError::NotMember(*member));
+                }
+            }
         }
         next.validate()?;
         Ok(next)

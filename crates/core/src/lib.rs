@@ -15,7 +15,9 @@
 //! - quorum policies as intersecting phase-1/phase-2 quorums, configuration changes and a
 //!   follow-the-sun schedule through the log;
 //! - catch-up, snapshots, and the applied-GSN watermark for garbage collection;
-//! - minority detection (refuse writes promptly without a quorum).
+//! - minority detection (refuse writes promptly without a quorum);
+//! - rejoining after lost state: a replica whose log was lost votes again only above a fence
+//!   agreed through the log, so it never contradicts a vote it forgot.
 //!
 //! What it does not do: no sockets, files, threads, clocks or global randomness. Time and a
 //! random seed are inputs; output is a [`Ready`] whose records the driver makes durable before
@@ -37,7 +39,8 @@ pub use message::{Envelope, Message, PromiseEntry};
 pub use quorum::{PolicyError, QuorumPolicy};
 pub use record::{DurableState, Record};
 pub use replica::{
-    ConfigOutcome, Delivery, Metrics, Options, ProposeError, Ready, Replica, SnapshotRequest,
+    ConfigOutcome, Delivery, Metrics, Options, ProposeError, Ready, RejoinStatus, Replica,
+    SnapshotRequest,
 };
-pub use snapshot::{CoreState, DeliveredSet, Snapshot};
+pub use snapshot::{CoreState, DeliveredSet, Rejoined, Snapshot};
 pub use types::{Ballot, Batch, Lsn, Payload, Proposal, ProposalId, ReplicaId, Slot, Time, Value};

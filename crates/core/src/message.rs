@@ -91,6 +91,12 @@ pub enum Message {
         /// The sender's log starts here.
         log_start: Slot,
     },
+    /// The sender lost its durable state and asks the receiver to propose
+    /// [`crate::ConfigChange::Rejoin`] for it (it may not propose anything itself).
+    RejoinRequest {
+        /// The sender's rejoin nonce.
+        nonce: u64,
+    },
 }
 
 impl Message {
@@ -107,6 +113,7 @@ impl Message {
             Message::Heartbeat { .. } => "heartbeat",
             Message::CatchUp { .. } => "catchup",
             Message::SnapshotNeeded { .. } => "snapshot_needed",
+            Message::RejoinRequest { .. } => "rejoin_request",
         }
     }
 }

@@ -57,6 +57,13 @@ pub enum Record {
     },
     /// A snapshot of everything below `snapshot.next_slot`; earlier records are obsolete.
     Snapshot(Arc<Snapshot>),
+    /// This replica lost its earlier state (the driver wiped a corrupt log and wrote this
+    /// record in its place, in one commit). It must not vote or propose until the rejoin
+    /// carrying `nonce` is delivered, and then only above the fence it sets.
+    Fence {
+        /// Identifies this replica's rejoin request.
+        nonce: u64,
+    },
 }
 
 /// Recovered state: the fold of a replica's surviving records.
@@ -76,6 +83,8 @@ pub struct DurableState {
     pub last_lsn: Lsn,
     /// Reservation watermark.
     pub own_next: Slot,
+    /// Set if this replica lost its state once and must rejoin (the latest `Fence` record).
+    pub fence: Option<u64>,
 }
 
 impl DurableState {
@@ -130,6 +139,9 @@ impl DurableState {
                 slot: self.own_next,
             });
         }
+        if let Some(nonce) = self.fence {
+            out.push(Record::Fence { nonce });
+        }
         out
     }
 
@@ -174,6 +186,7 @@ impl DurableState {
                 }
             }
             Record::OwnNext { slot } => self.own_next = self.own_next.max(*slot),
+            Record::Fence { nonce } => self.fence = Some(*nonce),
             Record::Snapshot(snap) => {
                 if floor < snap.next_slot {
                     let keep = snap.next_slot;
@@ -228,6 +241,7 @@ mod tests {
                 entries: es.into_iter().map(|(s, v)| (Slot(s), v)).collect()
             }),
             (0u64..12).prop_map(|s| Record::OwnNext { slot: Slot(s) }),
+            (0u64..3).prop_map(|nonce| Record::Fence { nonce }),
         ]
     }
 

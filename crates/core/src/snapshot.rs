@@ -49,6 +49,21 @@ pub struct CoreState {
     pub agreed_time: Time,
     /// Preserve-local-order mode: proposals agreed ahead of an earlier LSN, held back.
     pub held: BTreeMap<ReplicaId, BTreeMap<Lsn, Proposal>>,
+    /// The latest delivered [`crate::ConfigChange::Rejoin`] of each member that lost its
+    /// state: where it was delivered, hence where the member's fence lies.
+    pub rejoined: BTreeMap<ReplicaId, Rejoined>,
+}
+
+/// A member's rejoin, as delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejoined {
+    /// The nonce the member chose.
+    pub nonce: u64,
+    /// The slot that delivered it.
+    pub at: Slot,
+    /// The member's fence: it votes and proposes only in slots from here on. Every replica
+    /// also closes the member's old LSN sequence when it delivers the slot before this one.
+    pub fence: Slot,
 }
 
 /// Everything below `next_slot`: what a lagging replica installs instead of the log.

@@ -44,6 +44,8 @@ fn payload() -> impl Strategy<Value = Payload> {
         4 => any::<u8>().prop_map(|b| Payload::Command(Bytes::from(vec![b; 3]))),
         1 => replica_id().prop_map(|r| Payload::Config(ConfigChange::AddMember(r))),
         1 => replica_id().prop_map(|r| Payload::Config(ConfigChange::RemoveMember(r))),
+        1 => (replica_id(), any::<u64>())
+            .prop_map(|(member, nonce)| Payload::Config(ConfigChange::Rejoin { member, nonce })),
         1 => replica_id().prop_map(|r| Payload::Config(ConfigChange::SetPolicy(QuorumPolicy::Singleton { replica: r }))),
     ]
 }
@@ -92,6 +94,7 @@ fn message() -> impl Strategy<Value = Message> {
         }),
         (slot(), slot()).prop_map(|(from, to)| Message::CatchUp { from, to }),
         slot().prop_map(|log_start| Message::SnapshotNeeded { log_start }),
+        any::<u64>().prop_map(|nonce| Message::RejoinRequest { nonce }),
     ]
 }
 

@@ -761,6 +761,7 @@ fn a_recovered_snapshot_retires_the_proposals_it_shows_delivered() {
             delivered: [(ReplicaId(0), delivered)].into_iter().collect(),
             agreed_time: Time(0),
             held: Default::default(),
+            rejoined: Default::default(),
         },
         app: Bytes::new(),
     });

@@ -295,6 +295,7 @@ async fn a_group_whose_snapshot_state_is_unreadable_is_quarantined_not_reopened_
             delivered: Default::default(),
             agreed_time: synod_core::Time(0),
             held: Default::default(),
+            rejoined: Default::default(),
         },
         app: bytes::Bytes::from_static(&[0xff; 3]),
     });

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
-use synod_core::{Ballot, Delivery, Lsn, Payload, ProposalId, ReplicaId, Slot};
+use synod_core::{Ballot, ConfigChange, Delivery, Lsn, Payload, ProposalId, ReplicaId, Slot};
 
 /// A broken invariant, with what was observed.
 pub type Violation = String;
@@ -48,6 +48,9 @@ pub struct Checker {
     promises: BTreeMap<(ReplicaId, Slot), Ballot>,
     /// Preserve-local-order mode is on.
     pub local_order: bool,
+    /// Replicas that lost their disk: their LSN sequence may jump once (the lost proposals
+    /// leave gaps that every replica closes at the rejoin fence).
+    pub lost_disks: BTreeSet<ReplicaId>,
 }
 
 impl Checker {
@@ -85,6 +88,9 @@ impl Checker {
             match (&p.payload, self.proposed.get(&p.id)) {
                 (Payload::Command(b), Some(orig)) if b == orig => {}
                 (Payload::Config(_), Some(_)) => {}
+                // Replicas propose a peer's rejoin themselves, when it asks.
+                (Payload::Config(ConfigChange::Rejoin { member, .. }), None)
+                    if self.lost_disks.contains(member) => {}
                 _ => {
                     return Err(format!(
                         "validity: {replica} delivered phantom or altered {:?}",
@@ -100,7 +106,12 @@ impl Checker {
             }
             if self.local_order {
                 let last = app.last_lsn.get(&p.id.proposer).copied().unwrap_or(Lsn(0));
-                if p.id.lsn.0 != last.0 + 1 {
+                let in_order = if self.lost_disks.contains(&p.id.proposer) {
+                    p.id.lsn > last
+                } else {
+                    p.id.lsn.0 == last.0 + 1
+                };
+                if !in_order {
                     return Err(format!(
                         "local order: {replica} delivered {:?} after LSN {} of that proposer",
                         p.id, last.0
@@ -146,6 +157,21 @@ impl Checker {
             }
         }
         Ok(())
+    }
+
+    /// `replica` lost its disk: its acknowledged proposals not yet delivered are lost with
+    /// it (they may or may not still be delivered), and it may no longer hold the promises
+    /// it sent (its fence keeps it from voting where they mattered; agreement is checked).
+    pub fn lost_disk(&mut self, replica: ReplicaId) {
+        let lost: Vec<ProposalId> = self
+            .acked
+            .iter()
+            .filter(|id| id.proposer == replica)
+            .copied()
+            .collect();
+        self.abandoned.extend(lost);
+        self.promises.retain(|(r, _), _| *r != replica);
+        self.lost_disks.insert(replica);
     }
 
     /// Acknowledged proposals that `app` has not applied.

@@ -41,6 +41,10 @@ pub struct Scenario {
     pub reconfig_p: f64,
     /// Probability a crash keeps a random prefix of unsynced records (torn tail).
     pub torn_p: f64,
+    /// Probability a crash loses the replica's whole disk (a corrupt log wiped, a replaced
+    /// disk): it restarts with only a fence record and must rejoin. Applied only while no
+    /// other member is rejoining and the group's policy can decide without the victim.
+    pub amnesia_p: f64,
     /// Compact when this many slots were delivered since the last snapshot.
     pub snapshot_every: u64,
     /// Compact past the GC watermark (forcing laggards onto snapshots).
@@ -77,6 +81,7 @@ impl Scenario {
             pause_p: 0.0,
             reconfig_p: 0.0,
             torn_p: 0.0,
+            amnesia_p: 0.0,
             snapshot_every: 80,
             aggressive_gc: false,
             fault_ms: 3_000,
@@ -123,6 +128,12 @@ impl Scenario {
             liveness_ms: 60_000,
             takeover_us: rng.random_range(10_000..=60_000),
             heartbeat_us: rng.random_range(5_000..=20_000),
+            // Drawn last, so that adding it left every earlier seed's scenario as it was.
+            amnesia_p: if faulty && rng.random_bool(0.4) {
+                rng.random_range(0.05..=0.5)
+            } else {
+                0.0
+            },
         }
     }
 }

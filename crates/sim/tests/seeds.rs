@@ -52,6 +52,7 @@ fn the_swarm_really_injects_faults() {
     let mut dropped = 0;
     let mut snapshots = 0;
     let mut reconfigs = 0;
+    let mut amnesias = 0;
     for seed in 0..64 {
         let r = run_seed(seed).expect("passes");
         crashes += r.stats.crashes;
@@ -59,12 +60,14 @@ fn the_swarm_really_injects_faults() {
         dropped += r.stats.dropped;
         snapshots += r.stats.snapshots_installed;
         reconfigs += r.stats.reconfigs;
+        amnesias += r.stats.amnesias;
     }
     assert!(
         crashes > 50 && partitions > 50 && dropped > 10_000,
         "{crashes} {partitions} {dropped}"
     );
     assert!(snapshots > 5 && reconfigs > 50, "{snapshots} {reconfigs}");
+    assert!(amnesias > 5, "only {amnesias} lost disks (rejoins behind a fence)");
 }
 
 #[test]

@@ -32,6 +32,7 @@ fn snapshot_at(next_slot: u64) -> Arc<Snapshot> {
             delivered: Default::default(),
             agreed_time: Time(0),
             held: Default::default(),
+            rejoined: Default::default(),
         },
         app: Bytes::from_static(b"app state"),
     })

@@ -14,6 +14,8 @@ enum Verdict {
     Decided(Value),
     /// Too far ahead of what this replica has delivered: ignored until it catches up.
     TooFar,
+    /// This replica lost its state and the slot is below its fence: no vote.
+    Fenced,
     /// A higher ballot is promised.
     Reject(Ballot),
     /// Go ahead.
@@ -28,9 +30,12 @@ impl Replica {
         if let Some(v) = self.decided.get(&slot) {
             return Verdict::Decided(v.clone());
         }
+        if !self.may_vote(slot) {
+            return Verdict::Fenced;
+        }
         // Bounded memory: an acceptor holds state only for slots within a few configuration
-        // horizons of its delivered prefix.
-        if slot.0 >= self.next_deliver.0 + 4 * self.opts.params.config_lag {
+        // horizons of its delivered prefix. The rejoin fence relies on this bound.
+        if slot.0 >= self.next_deliver.0 + self.vote_reach() {
             return Verdict::TooFar;
         }
         let promised = self.promised.get(&slot).copied();
@@ -55,6 +60,7 @@ impl Replica {
                 Verdict::Truncated => truncated = true,
                 Verdict::Decided(v) => decided.push((slot, v)),
                 Verdict::TooFar => {}
+                Verdict::Fenced => self.metrics.fenced_votes += 1,
                 Verdict::Reject(p) => rejected.push((slot, p)),
                 Verdict::Ok => {
                     if self.promised.get(&slot) != Some(&ballot) {
@@ -120,6 +126,7 @@ impl Replica {
                 Verdict::Truncated => truncated = true,
                 Verdict::Decided(v) => decided.push((slot, v)),
                 Verdict::TooFar => {}
+                Verdict::Fenced => self.metrics.fenced_votes += 1,
                 Verdict::Reject(p) => rejected.push((slot, p)),
                 Verdict::Ok => {
                     let promised = self.promised.entry(slot).or_insert(ballot);

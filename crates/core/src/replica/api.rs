@@ -97,6 +97,10 @@ pub enum ProposeError {
     /// This replica is not a member of the group's current configuration.
     #[error("this replica is not a member of the group")]
     NotMember,
+    /// This replica lost its state and is rejoining: it proposes nothing until it has caught
+    /// up past its fence (see [`crate::Replica::rejoin_status`]).
+    #[error("this replica is rejoining after losing its state; it proposes again once caught up")]
+    Rejoining,
     /// A configuration change that would leave the group unsafe.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -198,4 +202,21 @@ pub struct Metrics {
     pub catchup_requests: u64,
     /// Snapshots installed.
     pub snapshots_installed: u64,
+    /// Prepares and accepts this replica left unanswered because they fell below its fence.
+    pub fenced_votes: u64,
+    /// Rejoin requests of peers this replica proposed.
+    pub rejoins_proposed: u64,
+}
+
+/// Where a replica that lost its state stands in rejoining its group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejoinStatus {
+    /// Its rejoin request is not yet delivered here: it casts no vote anywhere.
+    Waiting,
+    /// Its rejoin was delivered; it votes from `fence` on and proposes once it has delivered
+    /// everything below `fence`.
+    CatchingUp {
+        /// The fence slot.
+        fence: Slot,
+    },
 }

@@ -76,6 +76,7 @@ impl Replica {
                 }
                 self.follow_the_sun(gsn);
             }
+            self.close_rejoined_epochs(gsn, &mut delivery);
             delivery.time = self.core.agreed_time;
             self.next_deliver = gsn.next();
             if self.undurable_decisions.contains_key(&gsn) {
@@ -123,7 +124,7 @@ impl Replica {
         }
     }
 
-    fn emit(&mut self, gsn: Slot, p: Proposal, delivery: &mut Delivery) {
+    pub(super) fn emit(&mut self, gsn: Slot, p: Proposal, delivery: &mut Delivery) {
         let inserted = self
             .core
             .delivered
@@ -154,6 +155,12 @@ impl Replica {
         gsn: Slot,
         change: &ConfigChange,
     ) -> Result<Slot, crate::ConfigError> {
+        if let ConfigChange::Rejoin { member, nonce } = change {
+            // No configuration changes: the delivery only sets the member's fence.
+            self.core.configs.latest().apply(change)?;
+            self.apply_rejoin(gsn, *member, *nonce);
+            return Ok(self.core.rejoined[member].fence);
+        }
         let from = Slot(gsn.0 + self.opts.params.config_lag);
         let before = self.core.configs.latest();
         let was_member = before.members.contains(&self.id);
@@ -221,6 +228,7 @@ impl Replica {
     // ----- Heartbeats and catch-up --------------------------------------------------------
 
     pub(super) fn send_heartbeats(&mut self) {
+        self.request_rejoin();
         let applied = self.next_deliver;
         let highest_seen = self.highest_seen;
         for peer in self.peers() {

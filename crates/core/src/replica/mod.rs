@@ -17,8 +17,11 @@ mod acceptor;
 mod api;
 mod learner;
 mod proposer;
+mod rejoin;
 
-pub use api::{ConfigOutcome, Delivery, Metrics, Options, ProposeError, Ready, SnapshotRequest};
+pub use api::{
+    ConfigOutcome, Delivery, Metrics, Options, ProposeError, Ready, RejoinStatus, SnapshotRequest,
+};
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -110,6 +113,12 @@ pub struct Replica {
     catchup_deadline: Option<Time>,
     snapshot_deadline: Option<Time>,
 
+    // Rejoining after lost state (`rejoin.rs`).
+    /// Set if this replica lost its state: the nonce of its rejoin.
+    fence_nonce: Option<u64>,
+    /// Peers whose rejoin we proposed and have not yet delivered: peer -> nonce.
+    rejoin_requests: BTreeMap<ReplicaId, u64>,
+
     // Early delivery (see `Ready::early_deliveries`).
     /// Own acceptances whose record is in a ready not yet durable: slot -> that ready's seq.
     undurable_accepts: BTreeMap<Slot, u64>,
@@ -149,6 +158,7 @@ impl Replica {
                     delivered: BTreeMap::new(),
                     agreed_time: Time(0),
                     held: BTreeMap::new(),
+                    rejoined: BTreeMap::new(),
                 },
                 Slot(0),
             ),
@@ -179,6 +189,7 @@ impl Replica {
         });
         let last_lsn = state.last_lsn.max(delivered_own);
         let restarted = state != DurableState::default();
+        let fence_nonce = state.fence;
         let mut promised = state.promised;
         if cfg!(feature = "mutation-forget-promise") {
             // Planted bug: keep only what accepted values imply.
@@ -220,6 +231,8 @@ impl Replica {
             takeover_round: 0,
             suspected: BTreeSet::new(),
             revoked_upto: BTreeMap::new(),
+            fence_nonce,
+            rejoin_requests: BTreeMap::new(),
             catchup_deadline: None,
             snapshot_deadline: None,
             undurable_accepts: BTreeMap::new(),
@@ -267,6 +280,9 @@ impl Replica {
         if !self.core.configs.latest().members.contains(&self.id) {
             return Err(ProposeError::NotMember);
         }
+        if self.proposer_fenced() {
+            return Err(ProposeError::Rejoining);
+        }
         if !self.has_quorum() {
             return Err(ProposeError::NoQuorum);
         }
@@ -283,7 +299,8 @@ impl Replica {
         if let Payload::Config(change) = &payload {
             self.core.configs.latest().apply(change)?;
         }
-        let lsn = Lsn(self.last_lsn.0 + 1);
+        // After a rejoin the proposal log no longer knows our old LSNs; what was delivered does.
+        let lsn = Lsn(self.last_lsn.max(self.own_lsn_floor()).0 + 1);
         self.last_lsn = lsn;
         self.proposals.insert(lsn, payload.clone());
         self.out.persist.push(Record::Proposal { lsn, payload });
@@ -305,12 +322,14 @@ impl Replica {
             self.metrics.dropped_messages += 1;
         } else if !self.core.configs.knows(envelope.from)
             && self.core.configs.latest().members.contains(&self.id)
+            && self.fence() != rejoin::Fence::Unknown
         {
             // Not a member of any configuration we still know: a replica added at a slot we have
             // not delivered yet, or one removed a while ago. It takes no part in agreement here,
             // but it may learn: a removed replica must catch up to the slot that removed it (to
             // learn that it was, and give up its proposals). A replica that is itself joining
-            // listens to every authenticated peer (the next branch), to catch up.
+            // listens to every authenticated peer (the next branch), to catch up; so does one
+            // that lost its state, which may know only the group's first configuration.
             match envelope.message {
                 Message::Heartbeat { applied, .. } if applied < self.next_deliver => {
                     let (applied, highest_seen) = (self.next_deliver, self.highest_seen);
@@ -581,6 +600,7 @@ impl Replica {
             } => self.on_heartbeat(from, applied, highest_seen),
             Message::CatchUp { from: start, to } => self.on_catchup(from, start, to),
             Message::SnapshotNeeded { log_start } => self.on_snapshot_needed(from, log_start),
+            Message::RejoinRequest { nonce } => self.on_rejoin_request(from, nonce),
         }
     }
 
@@ -602,7 +622,9 @@ impl Replica {
             Message::Rejected { entries, .. } => entries.len() <= max,
             Message::Decided { entries } => entries.len() <= max,
             Message::CatchUp { from: start, to } => start <= to,
-            Message::Heartbeat { .. } | Message::SnapshotNeeded { .. } => true,
+            Message::Heartbeat { .. }
+            | Message::SnapshotNeeded { .. }
+            | Message::RejoinRequest { .. } => true,
         }
     }
 
@@ -712,6 +734,12 @@ impl Replica {
             assert!(
                 !self.decided.contains_key(slot),
                 "invariant: no attempt on a decided slot"
+            );
+        }
+        if self.proposer_fenced() {
+            assert!(
+                self.attempts.is_empty(),
+                "invariant: a replica below its fence drives no slot"
             );
         }
         for lsn in &self.queue {

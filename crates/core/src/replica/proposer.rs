@@ -18,7 +18,7 @@ impl Replica {
 
     /// Starts as many slots as the window allows for queued proposals.
     pub(super) fn drive_proposals(&mut self) {
-        if self.queue.is_empty() || self.now < self.propose_after {
+        if self.queue.is_empty() || self.now < self.propose_after || self.proposer_fenced() {
             return;
         }
         if !self.core.configs.latest().members.contains(&self.id) {
@@ -120,7 +120,7 @@ impl Replica {
 
     /// The lowest own slot that is free: not decided, not attempted, not being taken over.
     pub(super) fn next_own_slot(&self) -> Option<Slot> {
-        let mut s = self.own_next.max(self.next_deliver);
+        let mut s = self.own_next.max(self.next_deliver).max(self.own_floor()?);
         let horizon = self.horizon();
         let reserved = Ballot::reserved(self.id);
         while s < horizon {
@@ -390,13 +390,18 @@ impl Replica {
         {
             return;
         }
+        // After lost state, only own slots from the fence on may be skipped: below it we may
+        // have proposed a value we forgot.
+        let Some(floor) = self.own_floor() else {
+            return;
+        };
         let bound = bound.min(self.horizon());
-        if self.own_next.max(self.next_deliver) >= bound {
+        if self.own_next.max(self.next_deliver).max(floor) >= bound {
             return;
         }
         // Queued work goes into our slots rather than being skipped past.
         self.drive_proposals();
-        let start = self.own_next.max(self.next_deliver);
+        let start = self.own_next.max(self.next_deliver).max(floor);
         let mut skipped = Vec::new();
         let mut s = start;
         while s < bound {
@@ -559,7 +564,7 @@ impl Replica {
         let members = self.core.configs.at(self.next_deliver).members.len();
         let in_flight = (self.opts.window * members) as u64;
         let applied = self.peer_applied.get(&peer).copied().unwrap_or(Slot(0));
-        applied.0 + 4 * in_flight < self.next_deliver.0
+        applied.0 + 4 * in_flight < self.next_deliver.0 || self.peer_fenced(peer)
     }
 
     /// Someone else is taking over the frontier: give them time before competing.
@@ -576,6 +581,12 @@ impl Replica {
     /// The frontier has been stuck for a take-over timeout: run phase 1 on every undecided
     /// slot up to the highest in use, adopting accepted values or filling no-ops.
     pub(super) fn take_over_stalled_slots(&mut self) {
+        if self.proposer_fenced() {
+            // A replica that lost its state might reuse a ballot it forgot: its peers take
+            // over, not it.
+            self.arm_takeover();
+            return;
+        }
         if let Some(wait) = self.patience_for_live_owner() {
             self.takeover_at = Some(self.now.add_nanos(wait));
             return;
@@ -621,7 +632,7 @@ impl Replica {
     /// Mencius-style revocation: while an owner is suspected, its designated taker-over runs
     /// phase 1 on its slots ahead of need, so the owner's silence stalls nobody.
     pub(super) fn revoke_suspected_owners(&mut self) {
-        if !self.opts.params.reservations || self.suspected.is_empty() {
+        if !self.opts.params.reservations || self.suspected.is_empty() || self.proposer_fenced() {
             return;
         }
         let config = self.core.configs.at(self.next_deliver).clone();

@@ -174,6 +174,14 @@ impl Net {
         self.drain(rid);
     }
 
+    /// The replica's disk is lost: it restarts from a lone fence record, as a node does after
+    /// wiping a corrupt log.
+    pub fn lose_disk(&mut self, id: u16, nonce: u64) {
+        let rid = ReplicaId(id);
+        self.durable.insert(rid, vec![Record::Fence { nonce }]);
+        self.crash_and_restart(id);
+    }
+
     pub fn isolate(&mut self, id: u16) {
         for other in self.replicas.keys().copied().collect::<Vec<_>>() {
             if other.0 != id {

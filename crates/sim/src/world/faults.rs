@@ -7,8 +7,8 @@ use bytes::Bytes;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use synod_core::{
-    ConfigChange, DurableState, Payload, QuorumPolicy, Replica, ReplicaId, Slot, SunRole,
-    SunSchedule, SunShift,
+    Config, ConfigChange, DurableState, Payload, QuorumPolicy, Record, Replica, ReplicaId, Slot,
+    SunRole, SunSchedule, SunShift,
 };
 
 use super::{Kind, MS, Sim};
@@ -99,6 +99,11 @@ impl Sim {
 
     pub(super) fn crash(&mut self, id: ReplicaId) {
         let torn = self.rng.random_bool(self.sc.torn_p);
+        // Drawn only when enabled, so seeds without amnesia replay as they always did.
+        let amnesia = self.sc.amnesia_p > 0.0
+            && self.rng.random_bool(self.sc.amnesia_p)
+            && self.may_lose_disk(id);
+        let nonce = if amnesia { self.rng.random() } else { 0 };
         let node = self.nodes.get_mut(&id).expect("exists");
         if node.replica.is_none() {
             return;
@@ -119,6 +124,51 @@ impl Sim {
         node.durable.extend(unsynced.into_iter().take(kept));
         self.stats.crashes += 1;
         self.log(|| format!("{id} crashed (kept {kept} unsynced records)"));
+        if amnesia {
+            // What a node does with a corrupt log: wipe it and leave one fence record, in
+            // one commit. Its acknowledged but undelivered proposals are lost with the disk.
+            let node = self.nodes.get_mut(&id).expect("exists");
+            node.durable = vec![Record::Fence { nonce }];
+            node.latest_snapshot = None;
+            self.checker.lost_disk(id);
+            self.rejoining.insert(id);
+            self.stats.amnesias += 1;
+            self.log(|| format!("{id} lost its disk (fence nonce {nonce:#x})"));
+        }
+    }
+
+    /// Whether `id` may lose its disk now: the group must be able to agree on its rejoin and
+    /// fill its slots without it (three or more members under a majority policy, no
+    /// follow-the-sun schedule, no other member rejoining). Losing the disks of two members
+    /// of three is data loss no protocol can repair, and a policy that needs the victim's
+    /// vote cannot decide its rejoin.
+    fn may_lose_disk(&self, id: ReplicaId) -> bool {
+        let Some(replica) = self.nodes[&id].replica.as_ref() else {
+            return false;
+        };
+        let ok = |c: &Config| {
+            c.members.len() >= 3
+                && c.sun.is_none()
+                && matches!(
+                    c.policy,
+                    QuorumPolicy::Majority | QuorumPolicy::MajorityTieBreaker { .. }
+                )
+        };
+        ok(replica.latest_config())
+            && ok(replica.config_at(replica.applied()))
+            && !self.rejoining_now(Some(id))
+    }
+
+    /// Whether a member other than `except` lost its disk and has not yet caught up past
+    /// its fence (a crashed one counts as still rejoining).
+    pub(super) fn rejoining_now(&self, except: Option<ReplicaId>) -> bool {
+        self.rejoining.iter().any(|r| {
+            Some(*r) != except
+                && self.nodes[r]
+                    .replica
+                    .as_ref()
+                    .is_none_or(|x| x.rejoin_status().is_some())
+        })
     }
 
     pub(super) fn restart(&mut self, id: ReplicaId) -> Result<(), Violation> {
@@ -161,14 +211,29 @@ impl Sim {
             .clone();
         let members: Vec<ReplicaId> = config.members.iter().copied().collect();
         let pick = |rng: &mut ChaCha8Rng| members[rng.random_range(0..members.len())];
-        let change = match self.rng.random_range(0..6) {
+        // While a member rejoins, no policy may come to need its vote (it has none to give
+        // below its fence, and its rejoin could never be decided).
+        // Seeds that lose disks keep to policies any majority can serve: a policy or schedule
+        // decided while a member lags can reach it only after it lost its disk.
+        let choice = if self.rejoining_now(None) {
+            5
+        } else if self.sc.amnesia_p > 0.0 {
+            [0, 1, 2, 5][self.rng.random_range(0..4)]
+        } else {
+            self.rng.random_range(0..6)
+        };
+        let change = match choice {
             0 if members.len() < 7 => {
                 let id = ReplicaId(self.next_id);
                 self.next_id += 1;
                 self.add_node(id);
                 ConfigChange::AddMember(id)
             }
-            1 if members.len() > 3 => ConfigChange::RemoveMember(pick(&mut self.rng)),
+            // Removals race (each proposer checks its own view); where disks get lost, keep
+            // enough members that two concurrent removals still leave three.
+            1 if members.len() > 3 + 2 * usize::from(self.sc.amnesia_p > 0.0) => {
+                ConfigChange::RemoveMember(pick(&mut self.rng))
+            }
             2 => ConfigChange::SetPolicy(QuorumPolicy::MajorityTieBreaker {
                 tie_breaker: pick(&mut self.rng),
             }),

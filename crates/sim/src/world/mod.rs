@@ -108,6 +108,8 @@ pub struct Stats {
     pub dropped: u64,
     /// Crashes.
     pub crashes: u64,
+    /// Crashes that lost the whole disk (the replica rejoined behind a fence).
+    pub amnesias: u64,
     /// Pauses.
     pub pauses: u64,
     /// Partitions started.
@@ -166,6 +168,8 @@ pub struct Sim {
     kill_at: Option<(ReplicaId, Time)>,
     /// Replicas killed for good.
     killed: BTreeSet<ReplicaId>,
+    /// Replicas that lost their disk at some point (rejoining, or rejoined).
+    rejoining: BTreeSet<ReplicaId>,
     killed_at: Option<Time>,
     /// A violation found where it could not be returned directly.
     failure: Option<Violation>,
@@ -199,6 +203,7 @@ impl Sim {
             last_delivery: Time(EPOCH),
             kill_at: None,
             killed: BTreeSet::new(),
+            rejoining: BTreeSet::new(),
             killed_at: None,
             failure: None,
             verbose: false,
