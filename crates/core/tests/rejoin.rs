@@ -7,9 +7,7 @@
 mod harness;
 
 use harness::{MS, Net};
-use synod_core::{
-    Ballot, Envelope, Message, Payload, ProposeError, RejoinStatus, ReplicaId, Slot,
-};
+use synod_core::{Ballot, Envelope, Message, Payload, ProposeError, RejoinStatus, ReplicaId, Slot};
 
 fn gsns_with_proposals(net: &Net, id: u16) -> Vec<(Slot, Vec<synod_core::ProposalId>)> {
     net.delivered
@@ -53,8 +51,10 @@ fn a_value_chosen_with_the_forgetful_replicas_vote_survives_its_lost_disk() {
         "r1's take-over reached r2 and was refused"
     );
     assert!(
-        net.sent.iter().any(|e| e.from == ReplicaId(2)
-            && matches!(e.message, Message::RejoinRequest { nonce: 7 })),
+        net.sent
+            .iter()
+            .any(|e| e.from == ReplicaId(2)
+                && matches!(e.message, Message::RejoinRequest { nonce: 7 })),
         "r2 asks its peers to propose its rejoin"
     );
 

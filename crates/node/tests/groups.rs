@@ -225,8 +225,31 @@ async fn an_empty_node_joins_through_a_snapshot_votes_and_a_member_is_removed_un
     write_with_retry(&n1, put("two-of-three", "yes")).await;
 }
 
+/// Waits (up to 20 s) until no group on `node` is rejoining; returns the last status seen.
+async fn rejoined(node: &Node) -> Vec<synod_node::GroupStatus> {
+    let mut status = Vec::new();
+    for _ in 0..800 {
+        status = node.status().await;
+        if status.iter().all(|s| s.rejoining.is_none()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    status
+}
+
+/// Flips record `which` (of `len`) of `group` on a stopped node's disk, as a bad sector would.
+fn corrupt_record(db: &std::path::Path, group: u32, which: impl Fn(u64) -> u64) {
+    let mut store = synod_storage::Store::open(db).unwrap();
+    let group = synod_storage::GroupId(group);
+    let seq = which(store.len(group).unwrap());
+    store
+        .dangerous_overwrite_raw(group, seq, b"not a record")
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_group_with_a_corrupt_log_is_quarantined_and_the_node_serves_the_rest() {
+async fn a_group_with_a_corrupt_log_is_wiped_and_repairs_from_its_peers() {
     let dir = tempfile::tempdir().unwrap();
     let ca = certs::generate_ca("test").unwrap();
     let addrs = free_ports(3);
@@ -238,41 +261,119 @@ async fn a_group_with_a_corrupt_log_is_quarantined_and_the_node_serves_the_rest(
     assert!(converged_in(&[&n0, &n1, &n2], 1).await);
     n2.stop().await;
 
-    // Flip one of the group's records on node 2's disk, as a bad sector would.
-    {
-        let mut store = synod_storage::Store::open(&dir.path().join("node2/synod.redb")).unwrap();
-        let group = synod_storage::GroupId(1);
-        let middle = store.len(group).unwrap() / 2;
-        store
-            .dangerous_overwrite_raw(group, middle, b"not a record")
-            .unwrap();
-    }
+    corrupt_record(&dir.path().join("node2/synod.redb"), 1, |len| len / 2);
     let n2 = Node::start(cfg(2)).await.unwrap();
-    // The corrupt group neither serves reads nor takes writes, and says why...
-    let err = n2.read(1, "o1", false).await.unwrap_err();
     assert!(
-        matches!(&err, RequestError::Corrupt(e) if e.contains("group 1 is corrupt")),
-        "{err}"
+        n2.metrics().await.contains("synod_group_repairs_total 1"),
+        "the corrupt group was found and wiped at startup"
     );
-    assert!(matches!(
-        n2.write(1, put("x", "y")).await.unwrap_err(),
-        RequestError::Corrupt(_)
-    ));
-    let status = n2.status().await;
-    assert!(status.iter().any(|s| s.group == 1 && s.corrupt.is_some()));
+    // Writes go on meanwhile through the other nodes; the repaired copy catches up, passes
+    // its fence by itself, and serves again: reads of what was written before the damage,
+    // and writes.
+    write_in(&n1, 1, put("o-during", "v")).await;
+    assert!(hosts(&n2, 1, true).await);
+    let status = rejoined(&n2).await;
     assert!(
-        n2.metrics()
-            .await
-            .contains("synod_group_corrupt{group=\"1\"} 1")
+        status
+            .iter()
+            .all(|s| s.rejoining.is_none() && s.corrupt.is_none()),
+        "{status:?}"
     );
-    // ...while the node serves its other groups, and the other nodes keep the group going.
+    let read = n2.read(1, "o3", true).await.unwrap();
+    assert_eq!(read.entry.map(|e| e.value), Some(Bytes::from("v")));
+    write_in(&n2, 1, put("o-after", "from the repaired node")).await;
     write_with_retry(&n2, put("default-still-works", "yes")).await;
-    write_in(&n1, 1, put("o-after", "v")).await;
+    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
     assert!(converged(&[&n0, &n1, &n2]).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_group_whose_snapshot_state_is_unreadable_is_quarantined_not_reopened_fresh() {
+async fn a_corrupt_default_group_repairs_too_and_the_node_keeps_its_other_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs::generate_ca("test").unwrap();
+    let addrs = free_ports(3);
+    let cfg = |n| config(&ca, n, &addrs, dir.path());
+    let [n0, n1, n2] = three_nodes_with_orders(&cfg).await;
+    for i in 0..5 {
+        write_with_retry(&n0, put(&format!("d{i}"), "v")).await;
+    }
+    write_in(&n0, 1, put("o1", "v")).await;
+    assert!(converged(&[&n0, &n1, &n2]).await);
+    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+    n2.stop().await;
+
+    // The default group holds the catalog: before, its corruption stopped the node.
+    corrupt_record(&dir.path().join("node2/synod.redb"), 0, |len| len - 1);
+    let n2 = Node::start(cfg(2)).await.unwrap();
+    let status = rejoined(&n2).await;
+    assert!(status.iter().all(|s| s.rejoining.is_none()), "{status:?}");
+    write_with_retry(&n2, put("d-after", "v")).await;
+    write_in(&n2, 1, put("o-after", "v")).await;
+    assert!(converged(&[&n0, &n1, &n2]).await);
+    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+    assert_eq!(
+        n2.read(DEFAULT_GROUP, "d3", true)
+            .await
+            .unwrap()
+            .entry
+            .map(|e| e.value),
+        Some(Bytes::from("v"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_a_replaced_disk_rejoins_every_group_it_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs::generate_ca("test").unwrap();
+    let addrs = free_ports(3);
+    let cfg = |n| config(&ca, n, &addrs, dir.path());
+    let [n0, n1, n2] = three_nodes_with_orders(&cfg).await;
+    for i in 0..10 {
+        write_in(&n0, 1, put(&format!("o{i}"), "v")).await;
+    }
+    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+    n2.stop().await;
+
+    // A new, empty disk under the old id: started with `rejoin`, no group may act as a
+    // fresh acceptor (it voted before); each rejoins behind a fence.
+    let data = dir.path().join("node2");
+    std::fs::remove_dir_all(&data).unwrap();
+    let mut again = cfg(2);
+    again.rejoin = true;
+    let n2 = Node::start(again.clone()).await.unwrap();
+    assert!(data.join("REJOINING").exists());
+    write_in(&n0, 1, put("o-during", "v")).await;
+    assert!(
+        hosts(&n2, 1, true).await,
+        "the catalog came back from the peers"
+    );
+    let status = rejoined(&n2).await;
+    assert!(status.iter().all(|s| s.rejoining.is_none()), "{status:?}");
+    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+    assert_eq!(
+        n2.read(1, "o7", true).await.unwrap().entry.map(|e| e.value),
+        Some(Bytes::from("v"))
+    );
+    for _ in 0..200 {
+        if !data.join("REJOINING").exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        !data.join("REJOINING").exists(),
+        "rejoin mode ends once every hosted group is past its fence"
+    );
+    // Restarted with the same flag, a node that has state again is just restarted.
+    n2.stop().await;
+    let n2 = Node::start(again).await.unwrap();
+    assert!(hosts(&n2, 1, true).await);
+    write_in(&n2, 1, put("o-after", "v")).await;
+    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_whose_snapshot_state_is_unreadable_is_wiped_and_rejoins() {
     let dir = tempfile::tempdir().unwrap();
     let ca = certs::generate_ca("test").unwrap();
     let addrs = free_ports(3);
@@ -303,20 +404,16 @@ async fn a_group_whose_snapshot_state_is_unreadable_is_quarantined_not_reopened_
 
     let n2 = Node::start(cfg(2)).await.unwrap();
     write_with_retry(&n2, put("default-works", "yes")).await;
-    // The catalog claims the group, opening it fails, and it is quarantined: never replaced
-    // by a fresh replica that would have forgotten its votes.
-    for _ in 0..200 {
-        if n2.status().await.iter().any(|s| s.group == 1) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let status = n2.status().await;
-    let orders = status.iter().find(|s| s.group == 1).unwrap();
-    assert!(orders.corrupt.is_some(), "{orders:?}");
-    assert!(matches!(
-        n2.read(1, "o1", false).await.unwrap_err(),
-        RequestError::Corrupt(_)
-    ));
+    // The catalog claims the group, opening it fails, and it is wiped and rejoins: never
+    // reopened as a fresh replica that would have forgotten its votes.
+    assert!(hosts(&n2, 1, true).await);
+    let status = rejoined(&n2).await;
+    assert!(status.iter().all(|s| s.rejoining.is_none()), "{status:?}");
+    assert!(n2.metrics().await.contains("synod_group_repairs_total 1"));
+    assert_eq!(
+        n2.read(1, "o1", true).await.unwrap().entry.map(|e| e.value),
+        Some(Bytes::from("v"))
+    );
     write_in(&n1, 1, put("o2", "v")).await;
+    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
 }

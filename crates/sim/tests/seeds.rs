@@ -67,7 +67,10 @@ fn the_swarm_really_injects_faults() {
         "{crashes} {partitions} {dropped}"
     );
     assert!(snapshots > 5 && reconfigs > 50, "{snapshots} {reconfigs}");
-    assert!(amnesias > 5, "only {amnesias} lost disks (rejoins behind a fence)");
+    assert!(
+        amnesias > 5,
+        "only {amnesias} lost disks (rejoins behind a fence)"
+    );
 }
 
 #[test]

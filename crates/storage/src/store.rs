@@ -427,6 +427,19 @@ impl Store {
         Ok(())
     }
 
+    /// Wipes a group whose state cannot be trusted (a record failed its check, its snapshot
+    /// cannot be read or decoded): its log becomes one [`Record::Fence`] with `nonce`, in one
+    /// durable commit, and its snapshot file is deleted. The group then rejoins behind a fence
+    /// (see `synod-core`'s `replica/rejoin.rs`); a crash in between leaves either the old log
+    /// (found corrupt again) or the fence, never an empty log that would start as a fresh
+    /// acceptor under the old id.
+    ///
+    /// # Errors
+    /// The engine's error, or the snapshot file's.
+    pub fn reset_group(&mut self, group: GroupId, nonce: u64) -> Result<(), StorageError> {
+        self.rewrite_group(group, &[Record::Fence { nonce }], true)
+    }
+
     /// Replaces a group's whole log with `records`, in one durable commit.
     fn replace_group(&mut self, group: GroupId, records: &[Record]) -> Result<(), StorageError> {
         self.rewrite_group(group, records, false)

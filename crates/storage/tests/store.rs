@@ -218,6 +218,50 @@ fn a_corrupt_record_stops_its_group_with_a_clear_error() {
 }
 
 #[test]
+fn a_reset_group_holds_only_its_fence_and_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.redb");
+    let mut store = Store::open(&path).unwrap();
+    let records: Vec<Record> = (1..=5).map(cmd).collect();
+    store
+        .commit([
+            (GroupId(1), records.as_slice()),
+            (GroupId(2), records.as_slice()),
+        ])
+        .unwrap();
+    store
+        .commit([(GroupId(1), [Record::Snapshot(snapshot_at(3))].as_slice())])
+        .unwrap();
+    store
+        .snapshot_files()
+        .write(GroupId(1), &snapshot_at(3))
+        .unwrap();
+    store
+        .dangerous_overwrite_raw(GroupId(1), 2, b"not a record")
+        .unwrap();
+    assert!(store.recover(GroupId(1)).is_err());
+
+    store.reset_group(GroupId(1), 42).unwrap();
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    let state = store.recover(GroupId(1)).unwrap();
+    assert_eq!(
+        state,
+        DurableState {
+            fence: Some(42),
+            ..DurableState::default()
+        },
+        "nothing of the old log or its snapshot is left, only the fence"
+    );
+    assert_eq!(store.len(GroupId(1)).unwrap(), 1);
+    assert_eq!(
+        store.recover(GroupId(2)).unwrap(),
+        DurableState::from_records(&records),
+        "other groups are untouched"
+    );
+}
+
+#[test]
 fn compaction_keeps_what_recovery_needs_and_bounds_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(&dir.path().join("node.redb")).unwrap();

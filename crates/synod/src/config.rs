@@ -61,6 +61,12 @@ pub(crate) struct FileConfig {
     /// How long a write may wait before the API answers 503, in milliseconds.
     #[serde(default = "default_request_timeout_ms")]
     pub(crate) request_timeout_ms: u64,
+    /// This node's disk was lost or replaced: started with an empty data directory, every
+    /// group it hosts rejoins behind a fence instead of starting as a fresh acceptor under an
+    /// id that voted before. (`synod start --rejoin` sets it too.) Harmless once the node has
+    /// state again.
+    #[serde(default)]
+    pub(crate) rejoin: bool,
 }
 
 fn default_takeover_ms() -> u64 {
@@ -148,6 +154,7 @@ impl FileConfig {
             snapshot_every: self.snapshot_every,
             log_retention: self.log_retention,
             executor_capacity: self.executor_capacity,
+            rejoin: self.rejoin,
         })
     }
 }

@@ -154,6 +154,7 @@ pub(crate) fn run(opts: &DevOptions) -> Result<()> {
             log_retention: 50_000,
             executor_capacity: 4096,
             request_timeout_ms: 2_000,
+            rejoin: false,
         };
         let path = data.join(format!("node-{id}.toml"));
         std::fs::write(&path, toml::to_string(&cfg)?)?;

@@ -130,7 +130,7 @@ async fn status(State(api): State<Arc<Api>>) -> Response {
                 "group": g.name, "id": g.group, "applied_gsn": g.applied.0, "members": g.members,
                 "has_quorum": g.has_quorum, "keys": g.keys,
                 "content_hash": format!("{:016x}", g.content_hash), "pending": g.pending,
-                "corrupt": g.corrupt,
+                "corrupt": g.corrupt, "rejoining": g.rejoining,
             })
         })
         .collect();

@@ -36,6 +36,10 @@ enum Command {
         /// The node's configuration file.
         #[arg(long)]
         config: PathBuf,
+        /// This node's disk was lost or replaced and its data directory is empty: every group
+        /// it hosts rejoins behind a fence (never a fresh acceptor under an id that voted).
+        #[arg(long)]
+        rejoin: bool,
     },
     /// Run a local cluster on loopback, each node its own process; Ctrl-C stops it.
     Dev {
@@ -175,7 +179,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let client = || client::Client::new(&cli.api);
     let out = match cli.command {
-        Command::Start { config } => return start(&config),
+        Command::Start { config, rejoin } => return start(&config, rejoin),
         Command::Dev {
             nodes,
             data,
@@ -242,14 +246,15 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-fn start(path: &std::path::Path) -> Result<()> {
+fn start(path: &std::path::Path, rejoin: bool) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let file = config::FileConfig::load(path)?;
-    let node_config = file.node_config()?;
+    let mut node_config = file.node_config()?;
+    node_config.rejoin |= rejoin;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

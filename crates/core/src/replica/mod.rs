@@ -248,6 +248,11 @@ impl Replica {
         for m in r.core.configs.all_members() {
             r.last_heard.insert(m, now);
         }
+        if let Some(nonce) = fence_nonce {
+            // The driver may hand over a fence it has not written yet (a group it must create
+            // fenced): record it before anything else leaves. Written again, it changes nothing.
+            r.out.persist.push(Record::Fence { nonce });
+        }
         // A snapshot can be durable before the records retiring proposals it shows delivered
         // (the node writes snapshots apart from the log): retire those now, or they would be
         // proposed again, dropped as duplicates on delivery, and never leave the proposal log.

@@ -204,7 +204,13 @@ impl Replica {
         for member in closing {
             let held = self.core.held.remove(&member).unwrap_or_default();
             for (_, p) in held {
-                if !self.core.delivered.entry(member).or_default().contains(p.id.lsn) {
+                if !self
+                    .core
+                    .delivered
+                    .entry(member)
+                    .or_default()
+                    .contains(p.id.lsn)
+                {
                     self.emit(gsn, p, delivery);
                 }
             }
@@ -220,7 +226,11 @@ impl Replica {
     /// exceed it, since after a rejoin our proposal log no longer remembers the old ones.
     pub(super) fn own_lsn_floor(&self) -> Lsn {
         let delivered = self.core.delivered.get(&self.id).map_or(Lsn(0), |d| {
-            d.sparse.last().copied().unwrap_or(d.contiguous).max(d.contiguous)
+            d.sparse
+                .last()
+                .copied()
+                .unwrap_or(d.contiguous)
+                .max(d.contiguous)
         });
         let held = self
             .core

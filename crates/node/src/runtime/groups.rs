@@ -281,8 +281,9 @@ impl Runtime {
             }
         }
         for info in catalog.groups() {
-            // A corrupt copy is never replaced by a fresh replica here: a fresh acceptor would
-            // have forgotten promises it made, which is unsafe under the same node id.
+            // A quarantined copy (its application failed) is never replaced by a fresh replica
+            // here: a fresh acceptor would have forgotten promises it made, which is unsafe
+            // under the same node id. Repairs go through a fence (`repair.rs`).
             if info.id == super::DEFAULT_GROUP
                 || self.groups.contains_key(&info.id)
                 || self.corrupt.contains_key(&info.id)
@@ -290,7 +291,10 @@ impl Runtime {
             {
                 continue;
             }
-            let state = self.dormant.remove(&info.id).unwrap_or_default();
+            let state = match self.dormant.remove(&info.id) {
+                Some(state) => state,
+                None => self.fresh_state(info.id),
+            };
             let opts = self.options(&info.genesis);
             match Group::open(
                 info.id,
@@ -306,12 +310,10 @@ impl Runtime {
                     self.groups.insert(info.id, g);
                     self.collect(info.id);
                 }
-                // Never retried with a fresh replica (it would have forgotten its votes):
-                // quarantined like a corrupt log.
-                Err(e) => {
-                    tracing::error!(group = info.id, error = %e, "group quarantined: cannot open it");
-                    self.corrupt.insert(info.id, e.to_string());
-                }
+                // Its state cannot be used (a snapshot that does not decode): never reopened
+                // as a fresh replica (it would have forgotten its votes), but wiped and
+                // rejoined behind a fence.
+                Err(e) => self.open_fenced(info.id, &info.genesis, e.to_string()),
             }
         }
         let removed: Vec<u32> = self

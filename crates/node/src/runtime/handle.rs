@@ -7,13 +7,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use synod_core::{ConfigChange, Payload, Slot};
 use synod_exec::WorkerPool;
-use synod_storage::{GroupId, StorageError, Store, UnsyncedFile};
+use synod_storage::{Store, UnsyncedFile};
 use synod_transport::{Transport, TransportConfig};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tracing::Instrument;
 
-use super::groups::{Dormant, Group};
+use super::groups::Group;
 use super::metrics::NodeMetrics;
+use super::repair::{Recovered, recover_store};
 use super::storage_task::{StorageJob, storage_thread};
 use super::{
     DEFAULT_GROUP, GroupStatus, NodeConfig, NodeError, Query, ReadResult, Request, RequestError,
@@ -49,7 +50,7 @@ impl Node {
             source,
         })?;
         let db = config.data_dir.join("synod.redb");
-        let store = if config.power_cut_test_mode {
+        let mut store = if config.power_cut_test_mode {
             let (backend, _) = UnsyncedFile::open(&db).map_err(|source| NodeError::DataDir {
                 path: db.clone(),
                 source,
@@ -60,27 +61,18 @@ impl Node {
         } else {
             Store::open(&db)?
         };
-        let mut dormant = Dormant::new();
-        let mut corrupt = BTreeMap::new();
-        for gid in store.groups()? {
-            if gid.0 == DEFAULT_GROUP {
-                continue;
-            }
-            match store.recover(gid) {
-                Ok(state) => {
-                    dormant.insert(gid.0, state);
-                }
-                // One bad group does not take the node down: it is quarantined (no votes, no
-                // reads, no writes) and the others serve. The default group holds the catalog,
-                // so its corruption does stop the node (below).
-                Err(e @ (StorageError::Corrupt { .. } | StorageError::SnapshotIo(_))) => {
-                    tracing::error!(group = gid.0, error = %e, "group quarantined: its log is corrupt");
-                    corrupt.insert(gid.0, e.to_string());
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let default_state = store.recover(GroupId(DEFAULT_GROUP))?;
+        // A group whose state on this disk cannot be trusted is wiped and rejoins from its
+        // peers; the node's other groups serve meanwhile.
+        let Recovered {
+            dormant,
+            default: default_state,
+            repairs,
+            marker,
+        } = recover_store(&mut store, &config)?;
+        let metrics = NodeMetrics {
+            repairs: repairs.len() as u64,
+            ..NodeMetrics::default()
+        };
         let fresh = Catalog::new(&config.members);
         let (catalog_tx, catalog_rx) = watch::channel(Arc::new(fresh.clone()));
 
@@ -101,7 +93,7 @@ impl Node {
             node: config.node,
             groups: BTreeMap::new(),
             dormant,
-            corrupt,
+            corrupt: BTreeMap::new(),
             known_peers: config.peers.clone(),
             timing: Timing {
                 takeover_ms: config.takeover_ms,
@@ -115,8 +107,11 @@ impl Node {
             snapshot_every: config.snapshot_every.max(1),
             log_retention: config.log_retention,
             remove_next: Vec::new(),
+            reset_next: Vec::new(),
+            repairs,
+            rejoin_marker: marker,
             snapshots_encoded,
-            metrics: NodeMetrics::default(),
+            metrics,
             pool: WorkerPool::new(workers),
             executor_capacity: config.executor_capacity.max(1),
             progress: Arc::new(Notify::new()),

@@ -14,6 +14,8 @@ pub(super) struct NodeMetrics {
     pub(super) forged_messages: u64,
     /// Times the event loop waited for an executor to make room (back-pressure).
     pub(super) executor_stalls: u64,
+    /// Groups wiped on this node because their state could not be trusted (they rejoin).
+    pub(super) repairs: u64,
 }
 
 pub(super) const FSYNC_BUCKETS: [f64; 10] = [
@@ -46,7 +48,14 @@ impl NodeMetrics {
 /// A per-group metric: name, help, kind, and how to read it.
 type GroupMetric = (&'static str, &'static str, &'static str, fn(&Group) -> f64);
 
-const GROUP_METRICS: [GroupMetric; 14] = [
+const GROUP_METRICS: [GroupMetric; 15] = [
+    (
+        "synod_group_rejoining",
+        "1 while this node's copy of the group rejoins after its state was lost or wiped: no \
+         votes below its fence, writes refused until it is past it.",
+        "gauge",
+        |g| f64::from(u8::from(g.replica.rejoin_status().is_some())),
+    ),
     (
         "synod_applied_gsn",
         "Slots whose commands have all finished executing (the next GSN).",
@@ -201,6 +210,13 @@ impl Runtime {
             "Times the event loop waited for an executor to make room (back-pressure).",
             "counter",
             &one(m.executor_stalls as f64),
+        );
+        family(
+            "synod_group_repairs_total",
+            "Groups wiped on this node because their state could not be trusted (corrupt log, \
+             unreadable snapshot); each rejoins from its peers behind a fence.",
+            "counter",
+            &one(m.repairs as f64),
         );
         family(
             "synod_collecting_readies",

@@ -30,6 +30,7 @@ use synod_exec::{Job, WorkerPool};
 mod groups;
 mod handle;
 mod metrics;
+mod repair;
 mod snapshot;
 mod storage_task;
 
@@ -77,6 +78,10 @@ pub struct NodeConfig {
     /// Commands a group's executor holds unfinished before the node stops taking in peer
     /// messages and requests until it has drained (back-pressure; 4,096 by default).
     pub executor_capacity: usize,
+    /// This node lost its disk (its data directory is new, under an id that voted before):
+    /// with an empty data directory, every group it hosts starts fenced and rejoins (see
+    /// docs/OPERATIONS.md). Ignored once the node has state and has finished rejoining.
+    pub rejoin: bool,
 }
 
 /// Why a node could not start.
@@ -161,6 +166,10 @@ pub struct GroupStatus {
     pub pending: usize,
     /// Set if this node's copy of the group is corrupt (quarantined): the error.
     pub corrupt: Option<String>,
+    /// Set while this node's copy of the group rejoins after its state was lost or wiped:
+    /// why, and how far it has come. It casts no vote below its fence and refuses writes
+    /// (503) until it has caught up past it.
+    pub rejoining: Option<String>,
 }
 
 fn now() -> Time {
@@ -228,6 +237,13 @@ struct Runtime {
     log_retention: u64,
     /// Groups whose log to delete with the next commit.
     remove_next: Vec<GroupId>,
+    /// Groups whose log to wipe, leaving a fence record, before the next commit's records.
+    reset_next: Vec<(GroupId, u64)>,
+    /// Why each group was wiped here, while it rejoins.
+    repairs: BTreeMap<u32, String>,
+    /// Present while the node rejoins after a lost disk: every group it creates starts
+    /// fenced. Removed once every hosted group has caught up past its fence.
+    rejoin_marker: Option<PathBuf>,
     /// Where snapshots encoded off the event loop come back (unbounded: at most one per
     /// group is in flight, and a worker thread must never block on the event loop).
     snapshots_encoded: mpsc::UnboundedSender<(u32, Arc<Snapshot>, Bytes)>,
@@ -340,6 +356,9 @@ impl Runtime {
                 g.replica.handle_timeout(t);
                 self.collect(id);
             }
+        }
+        if !self.repairs.is_empty() || self.rejoin_marker.is_some() {
+            self.maybe_finish_rejoin();
         }
     }
 
@@ -463,6 +482,7 @@ impl Runtime {
                             content_hash,
                             pending: g.replica.pending_proposals(),
                             corrupt: None,
+                            rejoining: self.rejoin_note(g),
                         }
                     })
                     .chain(self.corrupt.iter().map(|(id, e)| GroupStatus {
@@ -475,6 +495,7 @@ impl Runtime {
                         content_hash: 0,
                         pending: 0,
                         corrupt: Some(e.clone()),
+                        rejoining: None,
                     }))
                     .collect();
                 let _ = reply.send(status);
@@ -599,10 +620,14 @@ impl Runtime {
             if self.in_flight.is_some() {
                 return;
             }
-            if self.collecting.is_empty() && self.remove_next.is_empty() {
+            if self.collecting.is_empty()
+                && self.remove_next.is_empty()
+                && self.reset_next.is_empty()
+            {
                 return;
             }
             if self.remove_next.is_empty()
+                && self.reset_next.is_empty()
                 && self.collecting.iter().all(|(_, r)| r.persist.is_empty())
             {
                 let batch = std::mem::take(&mut self.collecting);
@@ -618,6 +643,7 @@ impl Runtime {
                     .extend(r.persist.iter().cloned());
             }
             let job = StorageJob::Commit {
+                reset: std::mem::take(&mut self.reset_next),
                 records: records.into_iter().map(|(g, r)| (GroupId(g), r)).collect(),
                 remove: std::mem::take(&mut self.remove_next),
             };

@@ -20,6 +20,9 @@ pub(super) enum StorageJob {
     /// One commit: records of many groups, then the groups whose log to delete. Answered on
     /// the `done` channel.
     Commit {
+        /// Groups whose log is wiped first, leaving one fence record with this nonce (their
+        /// state here could not be trusted; they rejoin).
+        reset: Vec<(GroupId, u64)>,
         records: Vec<(GroupId, Vec<Record>)>,
         /// Groups removed from the catalog: their log is deleted after these records.
         remove: Vec<GroupId>,
@@ -86,8 +89,18 @@ fn serve(
         }
         let Some(job) = job else { continue };
         match job {
-            StorageJob::Commit { records, remove } => {
+            StorageJob::Commit {
+                reset,
+                records,
+                remove,
+            } => {
                 let started = Instant::now();
+                for (g, nonce) in reset {
+                    if let Err(e) = store.reset_group(g, nonce) {
+                        let _ = done.blocking_send(Err(e.to_string()));
+                        return;
+                    }
+                }
                 let mut logged = Vec::with_capacity(records.len());
                 let mut snapshots = Vec::new();
                 for (g, rs) in records {

@@ -43,6 +43,7 @@ pub(crate) fn config(ca: &Pem, node: u16, addrs: &[SocketAddr], dir: &Path) -> N
         snapshot_every: 10_000,
         log_retention: 50_000,
         executor_capacity: 4096,
+        rejoin: false,
     }
 }
 

@@ -1,0 +1,223 @@
+//! Repairing a group whose state on this node cannot be trusted, and rejoining after a lost
+//! disk.
+//!
+//! A group's copy here is wiped and rejoins from its peers when:
+//! - a record of its log fails its checksum, or its snapshot file cannot be read (found at
+//!   startup: [`recover_store`]);
+//! - its snapshot's application state cannot be decoded (found when the group is opened:
+//!   [`Runtime::open_fenced`]);
+//! - the node runs with `rejoin` on an empty data directory (its disk was replaced): every
+//!   group it hosts starts fenced, as long as the `REJOINING` marker file stands.
+//!
+//! Wiping leaves one fence record in the group's log (in the same commit), so the replica
+//! casts no vote where it may have voted before and comes back by itself once the group has
+//! agreed on its rejoin (`synod-core`, `replica/rejoin.rs`). Never is a group reopened as a
+//! fresh acceptor under the same id. What is not repaired here: a group whose application
+//! failed (a bug that would recur) stays quarantined.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use synod_core::{DurableState, RejoinStatus};
+use synod_storage::{GroupId, StorageError, Store};
+
+use super::groups::{Dormant, Group};
+use super::{DEFAULT_GROUP, NodeConfig, NodeError, Runtime};
+
+/// The marker file that keeps a node in rejoin mode across restarts.
+const REJOIN_MARKER: &str = "REJOINING";
+
+/// A nonce for a rejoin: random, so that a second loss never matches an earlier rejoin.
+pub(super) fn fresh_nonce() -> u64 {
+    rand::random()
+}
+
+/// What startup found on disk, after wiping what could not be trusted.
+pub(super) struct Recovered {
+    /// Groups other than the default one, until the catalog claims them.
+    pub(super) dormant: Dormant,
+    /// The default group's state.
+    pub(super) default: DurableState,
+    /// Groups wiped at startup, and why.
+    pub(super) repairs: BTreeMap<u32, String>,
+    /// The rejoin marker, if the node is rejoining after a lost disk.
+    pub(super) marker: Option<PathBuf>,
+}
+
+/// Recovers every group from `store`. A group whose log fails its checksum or whose snapshot
+/// cannot be read is wiped (a fence record in its place) and rejoins; with `config.rejoin`
+/// and an empty store, the node enters rejoin mode.
+///
+/// # Errors
+/// The engine's errors (a disk that cannot be read or written at all stops the node), or the
+/// marker file's.
+pub(super) fn recover_store(
+    store: &mut Store,
+    config: &NodeConfig,
+) -> Result<Recovered, NodeError> {
+    let groups = store.groups()?;
+    let marker_path = config.data_dir.join(REJOIN_MARKER);
+    let mut marker = marker_path.exists().then(|| marker_path.clone());
+    if config.rejoin && marker.is_none() {
+        if groups.is_empty() {
+            write_marker(&marker_path).map_err(|source| NodeError::DataDir {
+                path: marker_path.clone(),
+                source,
+            })?;
+            tracing::warn!(
+                "rejoining: this node's data directory is empty; every group it hosts starts \
+                 fenced and rejoins from its peers"
+            );
+            marker = Some(marker_path);
+        } else {
+            tracing::info!("`rejoin` ignored: the data directory holds this node's state");
+        }
+    }
+    let mut repairs = BTreeMap::new();
+    let mut recover = |store: &mut Store, gid: GroupId| match store.recover(gid) {
+        Ok(state) => Ok(state),
+        Err(e @ (StorageError::Corrupt { .. } | StorageError::SnapshotIo(_))) => {
+            tracing::error!(
+                group = gid.0,
+                error = %e,
+                "group wiped: its state on this disk cannot be trusted; it rejoins from its peers"
+            );
+            store.reset_group(gid, fresh_nonce())?;
+            repairs.insert(gid.0, e.to_string());
+            store.recover(gid)
+        }
+        Err(e) => Err(e),
+    };
+    let mut dormant = Dormant::new();
+    for gid in groups {
+        if gid.0 != DEFAULT_GROUP {
+            dormant.insert(gid.0, recover(store, gid)?);
+        }
+    }
+    let mut default = recover(store, GroupId(DEFAULT_GROUP))?;
+    if marker.is_some() && default == DurableState::default() {
+        // Rejoin mode, and the default group not written yet (a crash may have come between
+        // the marker and this): fence it now, before anything else is written.
+        store.reset_group(GroupId(DEFAULT_GROUP), fresh_nonce())?;
+        default = store.recover(GroupId(DEFAULT_GROUP))?;
+    }
+    if marker.is_some() {
+        repairs
+            .entry(DEFAULT_GROUP)
+            .or_insert_with(|| "this node lost its disk".into());
+    }
+    Ok(Recovered {
+        dormant,
+        default,
+        repairs,
+        marker,
+    })
+}
+
+/// Creates the marker durably (the file, then its directory entry).
+fn write_marker(path: &Path) -> std::io::Result<()> {
+    let file = std::fs::File::create(path)?;
+    file.sync_all()?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+impl Runtime {
+    /// Opens group `id` fenced, with nothing of its old state: its log is wiped before the
+    /// next commit's records (a fence record in its place), and it rejoins from its peers.
+    pub(super) fn open_fenced(&mut self, id: u32, genesis: &[u16], reason: String) {
+        let nonce = fresh_nonce();
+        tracing::error!(group = id, error = %reason, "group wiped: it rejoins from its peers");
+        self.reset_next.push((GroupId(id), nonce));
+        self.repairs.insert(id, reason);
+        self.metrics.repairs += 1;
+        let state = DurableState {
+            fence: Some(nonce),
+            ..DurableState::default()
+        };
+        let opts = self.options(genesis);
+        match Group::open(
+            id,
+            opts,
+            state,
+            None,
+            &self.pool,
+            self.executor_capacity,
+            self.progress.clone(),
+        ) {
+            Ok(g) => {
+                self.groups.insert(id, g);
+                self.collect(id);
+            }
+            // With no snapshot to decode, opening cannot fail; if it did, stop serving.
+            Err(e) => {
+                self.corrupt.insert(id, e.to_string());
+            }
+        }
+    }
+
+    /// The state a group this node hosts but has nothing of starts from: empty, or fenced
+    /// while the node rejoins after a lost disk (it may have voted in the group before).
+    pub(super) fn fresh_state(&mut self, id: u32) -> DurableState {
+        if self.rejoin_marker.is_none() {
+            return DurableState::default();
+        }
+        self.repairs.insert(id, "this node lost its disk".into());
+        DurableState {
+            fence: Some(fresh_nonce()),
+            ..DurableState::default()
+        }
+    }
+
+    /// For `/v1/status`: why and how far a group rejoins, if it does.
+    pub(super) fn rejoin_note(&self, g: &Group) -> Option<String> {
+        let reason = self.repairs.get(&g.id).map_or("", String::as_str);
+        match g.replica.rejoin_status()? {
+            RejoinStatus::Waiting => Some(format!(
+                "waiting for the group to agree on its rejoin (wiped: {reason})"
+            )),
+            RejoinStatus::CatchingUp { fence } => Some(format!(
+                "catching up to its fence at slot {fence}; no votes below it, writes refused \
+                 until then (wiped: {reason})"
+            )),
+        }
+    }
+
+    /// Leaves rejoin mode once every group the catalog has this node host is open and past
+    /// its fence: groups created from then on were never voted in here.
+    pub(super) fn maybe_finish_rejoin(&mut self) {
+        self.repairs.retain(|id, _| {
+            self.groups
+                .get(id)
+                .is_none_or(|g| g.replica.rejoin_status().is_some())
+        });
+        let Some(marker) = &self.rejoin_marker else {
+            return;
+        };
+        let rejoining = |id: &u32| {
+            self.groups
+                .get(id)
+                .is_none_or(|g| g.replica.rejoin_status().is_some())
+        };
+        if rejoining(&DEFAULT_GROUP) {
+            return;
+        }
+        let catalog = self.catalog.borrow().clone();
+        let all_done = catalog
+            .groups()
+            .filter(|info| info.hosts.contains(&self.node))
+            .all(|info| !rejoining(&info.id));
+        if !all_done {
+            return;
+        }
+        match std::fs::remove_file(marker) {
+            Ok(()) => {
+                tracing::info!("rejoined every group: leaving rejoin mode");
+                self.rejoin_marker = None;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot remove the rejoin marker"),
+        }
+    }
+}
