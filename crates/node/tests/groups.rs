@@ -373,6 +373,55 @@ async fn a_node_with_a_replaced_disk_rejoins_every_group_it_hosts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_database_is_set_aside_and_every_group_rejoins() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs::generate_ca("test").unwrap();
+    let addrs = free_ports(3);
+    let cfg = |n| config(&ca, n, &addrs, dir.path());
+    let [n0, n1, n2] = three_nodes_with_orders(&cfg).await;
+    for i in 0..10 {
+        write_in(&n0, 1, put(&format!("o{i}"), "v")).await;
+        write_with_retry(&n1, put(&format!("d{i}"), "v")).await;
+    }
+    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+    n2.stop().await;
+
+    // The tail of node 2's database file is gone: redb finds it shorter than its own layout.
+    let db = dir.path().join("node2/synod.redb");
+    let len = std::fs::metadata(&db).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&db)
+        .unwrap()
+        .set_len(len - 4096)
+        .unwrap();
+    let n2 = Node::start(cfg(2)).await.unwrap();
+    let aside: Vec<_> = std::fs::read_dir(dir.path().join("node2"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("synod.redb.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "the damaged file is kept for inspection");
+    assert!(
+        hosts(&n2, 1, true).await,
+        "the catalog came back from the peers"
+    );
+    let status = rejoined(&n2).await;
+    assert!(status.iter().all(|s| s.rejoining.is_none()), "{status:?}");
+    write_in(&n2, 1, put("o-after", "v")).await;
+    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+    assert!(converged(&[&n0, &n1, &n2]).await);
+    assert_eq!(
+        n2.read(DEFAULT_GROUP, "d9", true)
+            .await
+            .unwrap()
+            .entry
+            .map(|e| e.value),
+        Some(Bytes::from("v"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_whose_snapshot_state_is_unreadable_is_wiped_and_rejoins() {
     let dir = tempfile::tempdir().unwrap();
     let ca = certs::generate_ca("test").unwrap();

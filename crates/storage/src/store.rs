@@ -56,6 +56,16 @@ pub enum StorageError {
     SnapshotIo(#[from] std::io::Error),
 }
 
+impl StorageError {
+    /// Whether the database itself is damaged (redb found a bad page checksum, a file shorter
+    /// than its own layout, ...), as opposed to an I/O failure: its content cannot be trusted
+    /// and the node must not serve from it.
+    #[must_use]
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, StorageError::Engine(redb::Error::Corrupted(_)))
+    }
+}
+
 /// Folds a group's log records in order; returns the state and the sequence number after the
 /// last record.
 fn fold_log(db: &Database, group: GroupId) -> Result<(DurableState, u64), StorageError> {
@@ -478,6 +488,35 @@ impl Store {
             self.snapshots.remove(group)?;
         }
         Ok(())
+    }
+
+    /// Test hook: overwrites the bytes of a group's last stored record (a damaged log tail).
+    ///
+    /// # Errors
+    /// The engine's error; [`StorageError::Corrupt`] (seq 0) if the group has no record.
+    #[doc(hidden)]
+    pub fn dangerous_overwrite_last_raw(
+        &mut self,
+        group: GroupId,
+        bytes: &[u8],
+    ) -> Result<(), StorageError> {
+        let last = {
+            let tx = self.db.begin_read().map_err(engine)?;
+            let table = tx.open_table(LOG).map_err(engine)?;
+            let (lo, hi) = (key(group, 0), key(group, u64::MAX));
+            let mut range = table.range(lo.as_slice()..=hi.as_slice()).map_err(engine)?;
+            match range.next_back() {
+                Some(entry) => split_key(entry.map_err(engine)?.0.value()).1,
+                None => {
+                    return Err(StorageError::Corrupt {
+                        group: group.0,
+                        seq: 0,
+                        source: DecodeError::Truncated(0),
+                    });
+                }
+            }
+        };
+        self.dangerous_overwrite_raw(group, last, bytes)
     }
 
     /// Test hook: overwrites one stored record's bytes (as a bit flip on disk would, below the

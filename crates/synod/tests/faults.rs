@@ -1,7 +1,8 @@
 //! Fault scenarios on real processes: a cluster of the real binary, each node in its own
 //! network namespace, clients recording every operation (`synod workload`), faults applied on
 //! a timeline (nftables partitions, one-way partitions and packet loss inside the nodes'
-//! namespaces; SIGKILL with power-cut storage; SIGSTOP/SIGCONT). After each scenario every
+//! namespaces; SIGKILL with power-cut storage; SIGSTOP/SIGCONT; damaged and replaced disks;
+//! members added and removed). After each scenario every
 //! node must hold the same state, the history must be linearizable key by key and GSNs must
 //! follow real time (`common::netns::run`); each scenario adds its own checks below. Reports
 //! (JSON, markdown, an SVG of throughput with the fault window shaded) go to
@@ -31,6 +32,7 @@ fn an_isolated_node_refuses_writes_the_majority_goes_on_and_it_recovers_after_th
         name: "isolate-one-of-three",
         what: "node 0 cut off from both peers by nftables for 5 s, then healed",
         nodes: 3,
+        spares: 0,
         clients: 6,
         secs: 14.0,
         faults: vec![(4.0, Fault::Isolate(0)), (9.0, Fault::Heal(0))],
@@ -63,6 +65,7 @@ fn a_node_killed_with_sigkill_loses_nothing_acknowledged_and_rejoins() {
         what: "node 1 killed with SIGKILL (power-cut storage: unsynced writes lost), \
                restarted 3 s later",
         nodes: 3,
+        spares: 0,
         clients: 6,
         secs: 12.0,
         faults: vec![(4.0, Fault::Kill(1)), (7.0, Fault::Restart(1))],
@@ -89,6 +92,7 @@ fn a_paused_node_a_one_way_partition_and_lossy_links_keep_the_history_linearizab
         what: "node 2 paused (SIGSTOP) for 3 s; then node 0 stops hearing node 1 (one-way) for \
                3 s; then every node loses 10% of its incoming peer packets for 3 s",
         nodes: 3,
+        spares: 0,
         clients: 6,
         secs: 16.0,
         faults: vec![
@@ -130,6 +134,7 @@ fn a_minority_of_five_refuses_writes_while_the_majority_goes_on() {
         name: "split-two-of-five",
         what: "five nodes; nodes 0 and 1 cut off from nodes 2, 3 and 4 for 5 s, then joined",
         nodes: 5,
+        spares: 0,
         clients: 5,
         secs: 22.0,
         faults: vec![(4.0, Fault::Split(MINORITY)), (9.0, Fault::Join(MINORITY))],
@@ -170,6 +175,7 @@ fn a_majorities_ring_of_five_keeps_the_history_linearizable_and_heals() {
         what: "five nodes; each hears only its two ring neighbours for 5 s (every node has a \
                majority, no two the same), then healed",
         nodes: 5,
+        spares: 0,
         clients: 5,
         secs: 16.0,
         faults: vec![(4.0, Fault::Ring), (9.0, Fault::Unring)],
@@ -184,4 +190,95 @@ fn a_majorities_ring_of_five_keeps_the_history_linearizable_and_heals() {
             "node {n} did not serve writes after the ring healed"
         );
     }
+}
+
+#[test]
+fn damaged_and_replaced_disks_are_repaired_from_the_peers_under_load() {
+    let _one = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let run = run(&Scenario {
+        name: "damaged-disks",
+        what: "each node in turn killed and its disk damaged: node 1's last log record \
+               overwritten, node 2's database file cut to half its length, node 0's data \
+               directory deleted (restarted with --rejoin); each must repair from its peers",
+        nodes: 3,
+        spares: 0,
+        clients: 6,
+        secs: 22.0,
+        faults: vec![
+            (3.0, Fault::Kill(1)),
+            (3.2, Fault::CorruptTail(1)),
+            (3.4, Fault::Restart(1)),
+            (3.5, Fault::AwaitRejoined(1)),
+            (8.0, Fault::Kill(2)),
+            (8.2, Fault::TruncateDb(2)),
+            (8.4, Fault::Restart(2)),
+            (8.5, Fault::AwaitRejoined(2)),
+            (13.0, Fault::Kill(0)),
+            (13.2, Fault::WipeData(0)),
+            (13.4, Fault::RestartRejoin(0)),
+            (13.5, Fault::AwaitRejoined(0)),
+        ],
+        window: (3.0, 14.0),
+    });
+    for (node, what) in [
+        (1, "group wiped: its state on this disk cannot be trusted"),
+        (2, "the database is damaged: set aside"),
+        (0, "rejoining: this node's data directory is empty"),
+    ] {
+        assert!(
+            run.logs[node].contains(what),
+            "node {node} did not report its repair ({what:?})"
+        );
+    }
+    // Every damaged node serves writes again once repaired, and the others kept writing
+    // while it was down.
+    for (node, rejoined) in [(1, run.at(3)), (2, run.at(7)), (0, run.at(11))] {
+        assert!(
+            run.acked_puts(node, rejoined, u64::MAX) > 0,
+            "node {node} did not serve writes after its repair"
+        );
+    }
+    let (first_down, back) = (run.at(0), run.at(3));
+    assert!(
+        run.acked_puts(0, first_down, back) + run.acked_puts(2, first_down, back) > 0,
+        "the others stopped writing while node 1 was repaired"
+    );
+}
+
+#[test]
+fn a_member_added_and_removed_under_load_keeps_the_history_linearizable() {
+    let _one = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let run = run(&Scenario {
+        name: "member-add-remove",
+        what: "node 3 started empty and added to the default group under load (it catches up, \
+               then votes), then removed again under load",
+        nodes: 3,
+        spares: 1,
+        clients: 6,
+        secs: 16.0,
+        faults: vec![
+            (3.0, Fault::StartSpare(3)),
+            (3.5, Fault::AddMember(3)),
+            (3.6, Fault::AwaitCaughtUp(3)),
+            (9.0, Fault::RemoveMember(3)),
+        ],
+        window: (3.0, 10.0),
+    });
+    let total = |from: u64, to: u64| (0..3).map(|n| run.acked_puts(n, from, to)).sum::<usize>();
+    assert!(
+        total(run.at(1), run.at(2)) > 0,
+        "nothing was written while node 3 caught up"
+    );
+    assert!(
+        total(run.at(2), run.at(3)) > 0,
+        "nothing was written while node 3 voted"
+    );
+    assert!(
+        total(run.at(3), u64::MAX) > 0,
+        "nothing was written after node 3 was removed"
+    );
 }

@@ -7,14 +7,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use synod_core::{ConfigChange, Payload, Slot};
 use synod_exec::WorkerPool;
-use synod_storage::{Store, UnsyncedFile};
 use synod_transport::{Transport, TransportConfig};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tracing::Instrument;
 
 use super::groups::Group;
 use super::metrics::NodeMetrics;
-use super::repair::{Recovered, recover_store};
+use super::repair::{Recovered, open_store};
 use super::storage_task::{StorageJob, storage_thread};
 use super::{
     DEFAULT_GROUP, GroupStatus, NodeConfig, NodeError, Query, ReadResult, Request, RequestError,
@@ -50,25 +49,18 @@ impl Node {
             source,
         })?;
         let db = config.data_dir.join("synod.redb");
-        let mut store = if config.power_cut_test_mode {
-            let (backend, _) = UnsyncedFile::open(&db).map_err(|source| NodeError::DataDir {
-                path: db.clone(),
-                source,
-            })?;
-            let mut snapshots = db.as_os_str().to_os_string();
-            snapshots.push(".snapshots");
-            Store::open_with_backend(backend, std::path::Path::new(&snapshots))?
-        } else {
-            Store::open(&db)?
-        };
         // A group whose state on this disk cannot be trusted is wiped and rejoins from its
-        // peers; the node's other groups serve meanwhile.
-        let Recovered {
-            dormant,
-            default: default_state,
-            repairs,
-            marker,
-        } = recover_store(&mut store, &config)?;
+        // peers, the node's other groups serving meanwhile; a database that is damaged as a
+        // whole is set aside and every group rejoins.
+        let (
+            store,
+            Recovered {
+                dormant,
+                default: default_state,
+                repairs,
+                marker,
+            },
+        ) = open_store(&config)?;
         let metrics = NodeMetrics {
             repairs: repairs.len() as u64,
             ..NodeMetrics::default()

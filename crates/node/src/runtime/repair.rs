@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use synod_core::{DurableState, RejoinStatus};
-use synod_storage::{GroupId, StorageError, Store};
+use synod_storage::{GroupId, StorageError, Store, UnsyncedFile};
 
 use super::groups::{Dormant, Group};
 use super::{DEFAULT_GROUP, NodeConfig, NodeError, Runtime};
@@ -44,21 +44,96 @@ pub(super) struct Recovered {
     pub(super) marker: Option<PathBuf>,
 }
 
+/// Opens the node's database and recovers every group (see [`recover_store`]). If redb finds
+/// the database itself damaged (a bad page, a file truncated below its layout), the files are
+/// renamed aside (`synod.redb.corrupt-<unix seconds>`, kept for inspection) and the node starts
+/// from an empty database in rejoin mode: every group it hosts rejoins from its peers.
+///
+/// # Errors
+/// A database that cannot be opened for any other reason (I/O, permissions), or the data
+/// directory's errors.
+pub(super) fn open_store(config: &NodeConfig) -> Result<(Store, Recovered), NodeError> {
+    let db = config.data_dir.join("synod.redb");
+    let attempt = |rejoin: bool| {
+        let mut store = open_db(&db, config.power_cut_test_mode)?;
+        let recovered = recover_store(&mut store, config, rejoin)?;
+        Ok::<_, NodeError>((store, recovered))
+    };
+    match attempt(false) {
+        Err(NodeError::Storage(e)) if e.is_corruption() => {
+            let aside = set_aside(&db).map_err(|source| NodeError::DataDir {
+                path: db.clone(),
+                source,
+            })?;
+            tracing::error!(
+                error = %e,
+                moved_to = %aside.display(),
+                "the database is damaged: set aside; every group this node hosts rejoins from \
+                 its peers"
+            );
+            attempt(true)
+        }
+        other => other,
+    }
+}
+
+fn snapshots_dir(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_os_string();
+    name.push(".snapshots");
+    PathBuf::from(name)
+}
+
+fn open_db(db: &Path, power_cut_test_mode: bool) -> Result<Store, NodeError> {
+    if power_cut_test_mode {
+        let (backend, _) = UnsyncedFile::open(db).map_err(|source| NodeError::DataDir {
+            path: db.to_path_buf(),
+            source,
+        })?;
+        Ok(Store::open_with_backend(backend, &snapshots_dir(db))?)
+    } else {
+        Ok(Store::open(db)?)
+    }
+}
+
+/// Renames a damaged database (and its snapshot directory) aside; returns the new name.
+fn set_aside(db: &Path) -> std::io::Result<PathBuf> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let with_suffix = |p: &Path| {
+        let mut name = p.as_os_str().to_os_string();
+        name.push(format!(".corrupt-{secs}"));
+        PathBuf::from(name)
+    };
+    let aside = with_suffix(db);
+    std::fs::rename(db, &aside)?;
+    let snapshots = snapshots_dir(db);
+    if snapshots.exists() {
+        std::fs::rename(&snapshots, with_suffix(&snapshots))?;
+    }
+    if let Some(dir) = db.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(aside)
+}
+
 /// Recovers every group from `store`. A group whose log fails its checksum or whose snapshot
 /// cannot be read is wiped (a fence record in its place) and rejoins; with `config.rejoin`
-/// and an empty store, the node enters rejoin mode.
+/// (or `force_rejoin`: the database was set aside) and an empty store, the node enters
+/// rejoin mode.
 ///
 /// # Errors
 /// The engine's errors (a disk that cannot be read or written at all stops the node), or the
 /// marker file's.
-pub(super) fn recover_store(
+fn recover_store(
     store: &mut Store,
     config: &NodeConfig,
+    force_rejoin: bool,
 ) -> Result<Recovered, NodeError> {
     let groups = store.groups()?;
     let marker_path = config.data_dir.join(REJOIN_MARKER);
     let mut marker = marker_path.exists().then(|| marker_path.clone());
-    if config.rejoin && marker.is_none() {
+    if (config.rejoin || force_rejoin) && marker.is_none() {
         if groups.is_empty() {
             write_marker(&marker_path).map_err(|source| NodeError::DataDir {
                 path: marker_path.clone(),

@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub(crate) mod netns;
+pub(crate) mod report;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,17 @@ pub(crate) struct Proc {
 
 /// Spawns `synod start --config config` through `command` (the binary itself, or a wrapper
 /// such as `ip netns exec`), its output appended to `log`.
-pub(crate) fn spawn_node(mut command: Command, config: &Path, log: &Path) -> Child {
+pub(crate) fn spawn_node(command: Command, config: &Path, log: &Path) -> Child {
+    spawn_node_with(command, config, log, &[])
+}
+
+/// Like [`spawn_node`], with extra arguments to `synod start` (`--rejoin`).
+pub(crate) fn spawn_node_with(
+    mut command: Command,
+    config: &Path,
+    log: &Path,
+    extra: &[&str],
+) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -30,6 +41,7 @@ pub(crate) fn spawn_node(mut command: Command, config: &Path, log: &Path) -> Chi
     command
         .args(["start", "--config"])
         .arg(config)
+        .args(extra)
         .stdout(Stdio::from(log.try_clone().unwrap()))
         .stderr(Stdio::from(log))
         .spawn()

@@ -213,6 +213,7 @@ impl Drop for Net {
 pub(crate) struct NodeProc {
     id: usize,
     config: PathBuf,
+    data: PathBuf,
     log: PathBuf,
     child: Option<Child>,
 }
@@ -223,8 +224,17 @@ impl NodeProc {
     }
 
     fn start(&mut self, net: &Net) {
+        self.start_with(net, &[]);
+    }
+
+    fn start_with(&mut self, net: &Net, extra: &[&str]) {
         let command = net.command(Some(self.id), BIN);
-        self.child = Some(super::spawn_node(command, &self.config, &self.log));
+        self.child = Some(super::spawn_node_with(
+            command,
+            &self.config,
+            &self.log,
+            extra,
+        ));
         // Up when it answers `synod status` from where the clients are.
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -271,17 +281,21 @@ impl Drop for NodeProc {
     }
 }
 
-fn write_config(dir: &Path, net: &Net, id: usize, nodes: usize) -> PathBuf {
+/// Node `id`'s config: nodes `0..genesis` found the cluster, the others (up to `total`)
+/// join it later (`synod member add`).
+fn write_config(dir: &Path, net: &Net, id: usize, genesis: usize, total: usize) -> PathBuf {
     let certs = dir.join("certs");
-    let members: Vec<String> = (0..nodes).map(|i| i.to_string()).collect();
+    let members: Vec<String> = (0..genesis).map(|i| i.to_string()).collect();
     let mut peers = String::new();
-    for j in (0..nodes).filter(|j| *j != id) {
+    for j in (0..total).filter(|j| *j != id) {
         peers.push_str(&format!("\"{j}\" = \"{}:7000\"\n", net.ip(j)));
     }
     let config = format!(
         "node = {id}\ndata_dir = {data:?}\nlisten_peer = \"{ip}:7000\"\nlisten_api = \"{ip}:8000\"\n\
-         members = [{members}]\npower_cut_test_mode = true\nrequest_timeout_ms = 1000\n\
-         {plaintext}\n[peers]\n{peers}[tls]\nca = {ca:?}\ncert = {cert:?}\nkey = {key:?}\n",
+         members = [{members}]\njoin = {join}\npower_cut_test_mode = true\n\
+         request_timeout_ms = 1000\n{plaintext}\n[peers]\n{peers}[tls]\nca = {ca:?}\n\
+         cert = {cert:?}\nkey = {key:?}\n",
+        join = id >= genesis,
         ip = net.ip(id),
         data = dir.join(format!("node-{id}")),
         members = members.join(", "),
@@ -327,6 +341,27 @@ pub(crate) enum Fault {
     Ring,
     /// Undo `Ring`.
     Unring,
+    /// Overwrite the last record of the default group's log of node `i` (stopped) with
+    /// garbage, as a bad sector would: the node must find it and repair from its peers.
+    CorruptTail(usize),
+    /// Cut node `i`'s database file (stopped) to half its length: redb finds pages missing;
+    /// the node must set the file aside and rejoin from its peers. (Cutting only free space
+    /// at the end, which redb reclaims after a crash, loses nothing and is not detected.)
+    TruncateDb(usize),
+    /// Delete node `i`'s data directory (stopped): a replaced disk.
+    WipeData(usize),
+    /// Start node `i` with `--rejoin` (its disk was replaced).
+    RestartRejoin(usize),
+    /// Wait (up to 30 s) until node `i` reports no group rejoining; fails the test if not.
+    AwaitRejoined(usize),
+    /// Start spare node `i` (not a founding member; `join = true`).
+    StartSpare(usize),
+    /// Add node `i` to the default group's voters, through node 0's API.
+    AddMember(usize),
+    /// Remove node `i` from the default group's voters, through node 0's API.
+    RemoveMember(usize),
+    /// Wait (up to 30 s) until node `i` has applied as far as node 0 had when asked.
+    AwaitCaughtUp(usize),
 }
 
 /// What a scenario does.
@@ -334,6 +369,8 @@ pub(crate) struct Scenario {
     pub(crate) name: &'static str,
     pub(crate) what: &'static str,
     pub(crate) nodes: usize,
+    /// Nodes beyond `nodes`, started later by `StartSpare` to join (no clients).
+    pub(crate) spares: usize,
     pub(crate) clients: usize,
     pub(crate) secs: f64,
     pub(crate) faults: Vec<(f64, Fault)>,
@@ -357,6 +394,8 @@ pub(crate) struct Run {
     /// When each fault was applied, µs on the workload's clock (approximately: the workload
     /// starts a few ms after the scenario's clock).
     pub(crate) applied: Vec<(u64, Fault)>,
+    /// Each node's log (its own and every later incarnation's).
+    pub(crate) logs: Vec<String>,
 }
 
 impl Run {
@@ -395,6 +434,7 @@ pub(crate) fn run(s: &Scenario) -> Run {
         name: s.name,
         what: s.what,
         nodes: s.nodes,
+        spares: s.spares,
         clients: s.clients,
         secs: s.secs * scale,
         faults: s.faults.iter().map(|(t, f)| (t * scale, *f)).collect(),
@@ -405,18 +445,20 @@ pub(crate) fn run(s: &Scenario) -> Run {
 
 fn run_scaled(s: &Scenario) -> Run {
     let dir = tempfile::tempdir().unwrap();
-    let net = Net::create(s.nodes);
-    let ids: Vec<u16> = (0..s.nodes as u16).collect();
+    let total = s.nodes + s.spares;
+    let net = Net::create(total);
+    let ids: Vec<u16> = (0..total as u16).collect();
     super::certs(dir.path(), &ids);
-    let mut nodes: Vec<NodeProc> = (0..s.nodes)
+    let mut nodes: Vec<NodeProc> = (0..total)
         .map(|id| NodeProc {
             id,
-            config: write_config(dir.path(), &net, id, s.nodes),
+            config: write_config(dir.path(), &net, id, s.nodes, total),
+            data: dir.path().join(format!("node-{id}")),
             log: dir.path().join(format!("node-{id}.log")),
             child: None,
         })
         .collect();
-    for n in &mut nodes {
+    for n in &mut nodes[..s.nodes] {
         n.start(&net);
     }
     let out = dir.path().join("history.json");
@@ -501,6 +543,38 @@ fn run_scaled(s: &Scenario) -> Run {
                     net.unload(n, "synod_ring");
                 }
             }
+            Fault::CorruptTail(i) => corrupt_tail(&nodes[i]),
+            Fault::TruncateDb(i) => {
+                let db = nodes[i].data.join("synod.redb");
+                let len = std::fs::metadata(&db).unwrap().len();
+                let file = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+                file.set_len(len / 2).unwrap();
+            }
+            Fault::WipeData(i) => std::fs::remove_dir_all(&nodes[i].data).unwrap(),
+            Fault::RestartRejoin(i) => nodes[i].start_with(&net, &["--rejoin"]),
+            Fault::AwaitRejoined(i) => await_status(&net, i, "no group rejoining", |groups| {
+                groups.iter().all(|g| g["rejoining"].is_null())
+            }),
+            Fault::StartSpare(i) => nodes[i].start(&net),
+            Fault::AddMember(i) => {
+                let addr = format!("{}:7000", net.ip(i));
+                member(&net, &["add", "--id", &i.to_string(), "--addr", &addr]);
+            }
+            Fault::RemoveMember(i) => member(&net, &["remove", "--id", &i.to_string()]),
+            Fault::AwaitCaughtUp(i) => {
+                let target = default_group(&status_of(&net, 0))["applied_gsn"]
+                    .as_u64()
+                    .unwrap_or(0);
+                await_status(&net, i, "a caught-up voter", |groups| {
+                    groups.iter().any(|g| {
+                        g["id"] == 0
+                            && g["applied_gsn"].as_u64().unwrap_or(0) >= target
+                            && g["members"]
+                                .as_array()
+                                .is_some_and(|m| m.iter().any(|x| *x == i))
+                    })
+                });
+            }
         }
         applied.push((started.elapsed().as_micros() as u64, *fault));
     }
@@ -522,8 +596,16 @@ fn run_scaled(s: &Scenario) -> Run {
         keep(dir, &out, s.name);
         panic!("{}: GSNs out of real-time order: {v:?}", s.name);
     }
-    let run = Run { record, applied };
-    report(s, &run, &net, &out);
+    let logs = nodes
+        .iter()
+        .map(|n| std::fs::read_to_string(&n.log).unwrap_or_default())
+        .collect();
+    let run = Run {
+        record,
+        applied,
+        logs,
+    };
+    super::report::report(s, &run, &net, &out);
     if std::env::var_os("SYNOD_FAULTS_KEEP").is_some() {
         drop(nodes);
         keep(dir, &out, s.name);
@@ -536,128 +618,74 @@ fn keep(dir: tempfile::TempDir, _out: &Path, name: &str) {
     println!("{name}: data, logs and history kept in {}", path.display());
 }
 
-fn report(s: &Scenario, run: &Run, net: &Net, history: &Path) {
-    let record = &run.record;
-    let count =
-        |f: &dyn Fn(&Outcome<KvRet>) -> bool| record.ops.iter().filter(|o| f(&o.outcome)).count();
-    let mut acks: Vec<u64> = record
-        .ops
-        .iter()
-        .filter(|o| matches!(o.call, KvCall::Put { .. }) && matches!(o.outcome, Outcome::Ok(_)))
-        .map(|o| o.complete)
-        .collect();
-    acks.sort_unstable();
-    let longest_stall_ms = acks.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0) as f64 / 1e3;
-    let window = ((s.window.0 * 1e6) as u64, (s.window.1 * 1e6) as u64);
-    // Recovery: from the end of the fault window to the first second in which acknowledged
-    // writes reach half the rate of the seconds before the window.
-    let rate_before = acks.iter().filter(|t| **t < window.0).count() as f64 / s.window.0.max(1.0);
-    let recovery_ms = (0..((s.secs - s.window.1) * 10.0) as u64)
-        .map(|k| window.1 + k * 100_000)
-        .find(|t| {
-            let n = acks
-                .iter()
-                .filter(|a| **a >= *t && **a < t + 1_000_000)
-                .count() as f64;
-            n >= rate_before / 2.0
-        })
-        .map_or(f64::NAN, |t| (t - window.1) as f64 / 1e3);
-    let backend = match net.backend {
-        Backend::Netns { .. } => "network namespaces",
-        Backend::Loopback { .. } => "loopback (netns refused)",
-    };
-    let json = serde_json::json!({
-        "scenario": s.name,
-        "what": s.what,
-        "backend": backend,
-        "nodes": s.nodes,
-        "clients": s.clients,
-        "seconds": s.secs,
-        "operations": record.ops.len(),
-        "ok": count(&|o| matches!(o, Outcome::Ok(_))),
-        "failed": count(&|o| matches!(o, Outcome::Fail)),
-        "unknown": count(&|o| matches!(o, Outcome::Unknown)),
-        "acknowledged_writes": acks.len(),
-        "longest_write_stall_ms": longest_stall_ms,
-        "recovery_after_window_ms": recovery_ms,
-        "faults": run.applied.iter().map(|(t, f)| format!("{:.2}s {f:?}", *t as f64 / 1e6)).collect::<Vec<_>>(),
-        "checks": ["same state on every node", "per-key linearizability", "GSN real-time order"],
-    });
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../fault-reports");
-    std::fs::create_dir_all(&dir).unwrap();
-    let name = s.name;
-    std::fs::write(
-        dir.join(format!("{name}.json")),
-        serde_json::to_string_pretty(&json).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join(format!("{name}.md")),
-        format!(
-            "# {name}\n\n{}. Backend: {backend}; {} nodes, {} clients, {} s.\n\n\
-             | operations | ok | failed | unknown | acknowledged writes | longest write stall | \
-             recovery after the fault window |\n|---|---|---|---|---|---|---|\n\
-             | {} | {} | {} | {} | {} | {longest_stall_ms:.1} ms | {recovery_ms:.0} ms |\n\n\
-             Faults: {}.\n\nChecks passed: same state on every node, per-key linearizability, \
-             GSN real-time order, and the scenario's own.\n\n![throughput]({name}.svg)\n",
-            s.what,
-            s.nodes,
-            s.clients,
-            s.secs,
-            record.ops.len(),
-            json["ok"],
-            json["failed"],
-            json["unknown"],
-            acks.len(),
-            json["faults"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| f.as_str().unwrap())
-                .collect::<Vec<_>>()
-                .join(", "),
-        ),
-    )
-    .unwrap();
-    plot(&dir.join(format!("{name}.svg")), &acks, window, s.secs);
-    std::fs::copy(history, dir.join(format!("{name}.history.json"))).unwrap();
-    println!("{}", serde_json::to_string_pretty(&json).unwrap());
+/// Overwrites the last record of the default group in a stopped node's log with bytes that
+/// fail their checksum.
+fn corrupt_tail(node: &NodeProc) {
+    assert!(node.child.is_none(), "corrupt a stopped node's disk only");
+    let mut store = synod_storage::Store::open(&node.data.join("synod.redb")).unwrap();
+    let group = synod_storage::GroupId(0);
+    assert!(store.len(group).unwrap() > 0, "node {} has no log", node.id);
+    store
+        .dangerous_overwrite_last_raw(group, b"\x00garbage that fails its checksum")
+        .unwrap();
 }
 
-/// Acknowledged writes per 250 ms, as an SVG with the fault window shaded.
-fn plot(path: &Path, acks: &[u64], window: (u64, u64), secs: f64) {
-    let bucket = 250_000u64;
-    let n = (secs * 4.0).ceil() as usize + 1;
-    let mut counts = vec![0u32; n];
-    for t in acks {
-        if let Some(c) = counts.get_mut((t / bucket) as usize) {
-            *c += 1;
-        }
-    }
-    let max = f64::from(counts.iter().copied().max().unwrap_or(1).max(1));
-    let (w, h) = (600.0, 200.0);
-    let x = |us: u64| us as f64 / (secs * 1e6) * w;
-    let points: Vec<String> = counts
+/// Node `i`'s `/v1/status` groups (empty if it does not answer).
+fn status_of(net: &Net, i: usize) -> Vec<serde_json::Value> {
+    let out = net
+        .command(None, BIN)
+        .args(["status", "--api", &format!("http://{}:8000", net.ip(i))])
+        .output()
+        .unwrap();
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v["groups"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+fn default_group(groups: &[serde_json::Value]) -> serde_json::Value {
+    groups
         .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            format!(
-                "{:.1},{:.1}",
-                (i as f64 + 0.5) / n as f64 * w,
-                h - f64::from(*c) / max * (h - 20.0)
-            )
-        })
-        .collect();
-    let svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\">\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\
-         <rect x=\"{:.1}\" y=\"0\" width=\"{:.1}\" height=\"{h}\" fill=\"#fdd\"/>\
-         <polyline fill=\"none\" stroke=\"#036\" stroke-width=\"2\" points=\"{}\"/>\
-         <text x=\"4\" y=\"14\" font-size=\"12\">acknowledged writes per 250 ms (peak {max}) \
-         over {secs} s; shaded: fault window</text></svg>",
-        x(window.0),
-        x(window.1) - x(window.0),
-        points.join(" ")
-    );
-    std::fs::write(path, svg).unwrap();
+        .find(|g| g["id"] == 0)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Polls node `i`'s status until `done` holds (up to 30 s).
+fn await_status(net: &Net, i: usize, what: &str, done: impl Fn(&[serde_json::Value]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let groups = status_of(net, i);
+        if !groups.is_empty() && done(&groups) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {i} not {what} after 30 s: {groups:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `synod member ARGS` through node 0's API, retried while the cluster refuses (up to 20 s).
+fn member(net: &Net, args: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = net
+            .command(None, BIN)
+            .arg("member")
+            .args(args)
+            .args(["--api", &format!("http://{}:8000", net.ip(0))])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "synod member {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
