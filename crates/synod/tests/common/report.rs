@@ -133,4 +133,3 @@ fn plot(path: &Path, acks: &[u64], window: (u64, u64), secs: f64) {
     );
     std::fs::write(path, svg).unwrap();
 }
-
