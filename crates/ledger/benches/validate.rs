@@ -1,0 +1,74 @@
+//! Transactions validated and committed per second by one channel: the serial
+//! [`synod_ledger::Channel`] against [`synod_ledger::ParallelChannel`] on a 2-worker pool,
+//! blocks of 500 signed transactions (one read and one write each; an Ed25519 check each),
+//! with every transaction on its own key (no conflicts) or every one on the same key (all
+//! conflict: after the first, each is an MVCC read conflict, still checked in order).
+//! Figures are in docs/BENCHMARKS.md.
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ed25519_dalek::SigningKey;
+use synod_exec::WorkerPool;
+use synod_ledger::{BatchConfig, Channel, Envelope, ParallelChannel, Transaction, TxBody};
+
+const TXS: usize = 2_000;
+
+fn workload(conflicting: bool) -> Vec<Bytes> {
+    let signer = SigningKey::from_bytes(&[5; 32]);
+    (0..TXS)
+        .map(|i| {
+            let k = if conflicting {
+                "hot".to_string()
+            } else {
+                format!("k{i}")
+            };
+            let body = TxBody {
+                id: format!("tx{i}"),
+                creator: signer.verifying_key().to_bytes(),
+                reads: vec![(k.clone(), None)],
+                ranges: vec![],
+                writes: vec![(k, Some(Bytes::from(vec![7u8; 64])))],
+            };
+            Envelope::Tx(Transaction::sign(body, &signer).encode()).encode()
+        })
+        .collect()
+}
+
+fn config() -> BatchConfig {
+    BatchConfig::default()
+}
+
+fn validate(c: &mut Criterion) {
+    let pool = WorkerPool::new(2);
+    let mut group = c.benchmark_group("validate_and_commit");
+    group.throughput(Throughput::Elements(TXS as u64));
+    group.sample_size(10);
+    for (name, conflicting) in [("no_conflicts", false), ("all_conflict", true)] {
+        let envelopes = workload(conflicting);
+        group.bench_with_input(BenchmarkId::new("serial", name), &envelopes, |b, es| {
+            b.iter(|| {
+                let mut ch = Channel::genesis(config(), Bytes::new(), 0);
+                for e in es {
+                    ch.deliver(e, 0);
+                }
+                assert_eq!(ch.height(), 1 + (TXS / 500) as u64);
+            });
+        });
+        group.bench_with_input(BenchmarkId::new("parallel_2", name), &envelopes, |b, es| {
+            b.iter(|| {
+                let mut ch = ParallelChannel::genesis(config(), Bytes::new(), 0, &pool, 4096);
+                for e in es {
+                    ch.deliver(e, 0).unwrap();
+                }
+                ch.wait();
+                assert_eq!(ch.app().blocks().len(), 1 + TXS / 500);
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, validate);
+criterion_main!(benches);

@@ -1,0 +1,328 @@
+//! A channel's ledger: what every member applies, in agreed order, and the queries on it.
+//!
+//! [`Channel::deliver`] takes each envelope the agreement delivers (a transaction or a tick)
+//! with the agreed time, cuts blocks ([`crate::cutter`]), validates each block's transactions
+//! in order (signature, duplicate id, bad read/write set, MVCC read conflicts, phantom range
+//! reads) and commits the valid ones' writes with version `(block, index)`. Everything here is
+//! deterministic: members fed the same envelopes hold byte-identical chains and state.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::block::{Block, BlockMetadata, commit_hash, genesis_block};
+use crate::cutter::{BatchConfig, BlockCutter};
+use crate::merkle::{self, Hash};
+use crate::tx::{Key, Transaction, ValidationCode, Version};
+use crate::validate::{View, judge};
+
+/// What the agreement delivers to a channel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Envelope {
+    /// An encoded [`Transaction`] (decoded, and judged, at validation).
+    Tx(Bytes),
+    /// Agreed time moved on (proposed by a node whose pending batch fell due).
+    Tick,
+}
+
+impl Envelope {
+    /// The canonical encoding.
+    #[must_use]
+    pub fn encode(&self) -> Bytes {
+        Bytes::from(postcard::to_stdvec(self).expect("encoding an envelope cannot fail"))
+    }
+
+    /// Decodes [`Self::encode`]'s output.
+    ///
+    /// # Errors
+    /// The bytes are not an envelope.
+    pub fn decode(bytes: &[u8]) -> Result<Envelope, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}
+
+/// Where a transaction ended up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxStatus {
+    /// Its block.
+    pub block: u64,
+    /// Its index in the block.
+    pub index: u32,
+    /// Its validation code.
+    pub code: ValidationCode,
+}
+
+/// Proof that a transaction is in a block: check the header against a trusted tip (chain
+/// consistency proof) and the transaction against the header (this inclusion proof).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxProof {
+    /// The block's header.
+    pub header: crate::block::BlockHeader,
+    /// Transactions in the block.
+    pub size: u64,
+    /// The transaction's index.
+    pub index: u64,
+    /// The encoded transaction.
+    pub tx: Bytes,
+    /// The RFC 6962 audit path.
+    pub path: Vec<u8>,
+}
+
+impl TxProof {
+    /// Checks the proof against its header, trusting nothing else from the node.
+    ///
+    /// # Errors
+    /// The transaction is not in the block the header describes.
+    pub fn verify(&self) -> Result<(), merkle::ProofError> {
+        merkle::verify_inclusion(
+            self.header.data_hash,
+            self.size,
+            &self.tx,
+            self.index,
+            &self.path,
+        )
+    }
+}
+
+/// One channel's ledger and world state.
+#[derive(Clone, Debug)]
+pub struct Channel {
+    config: BatchConfig,
+    cutter: BlockCutter,
+    blocks: Vec<Block>,
+    header_hashes: Vec<Hash>,
+    by_hash: HashMap<Hash, u64>,
+    state: BTreeMap<Key, (Bytes, Version)>,
+    history: BTreeMap<Key, Vec<(Version, Option<Bytes>)>>,
+    txs: HashMap<String, TxStatus>,
+    commit: Hash,
+}
+
+impl Channel {
+    /// A channel whose genesis block holds `genesis` (its configuration, encoded by the
+    /// caller) and which cuts blocks by `config`.
+    #[must_use]
+    pub fn genesis(config: BatchConfig, genesis: Bytes, time: u64) -> Channel {
+        let mut c = Channel {
+            config,
+            cutter: BlockCutter::default(),
+            blocks: Vec::new(),
+            header_hashes: Vec::new(),
+            by_hash: HashMap::new(),
+            state: BTreeMap::new(),
+            history: BTreeMap::new(),
+            txs: HashMap::new(),
+            commit: [0; 32],
+        };
+        let block = genesis_block(genesis, time);
+        c.commit = block.metadata.commit_hash;
+        c.push(block);
+        c
+    }
+
+    /// Applies one delivered envelope at agreed time `time`; returns the numbers of the blocks
+    /// it committed (usually none, at most two). Undecodable bytes count as a tick.
+    pub fn deliver(&mut self, envelope: &[u8], time: u64) -> Vec<u64> {
+        let config = self.config;
+        let batches = match Envelope::decode(envelope) {
+            Ok(Envelope::Tx(tx)) => self.cutter.ordered(&config, tx, time),
+            Ok(Envelope::Tick) | Err(_) => self.cutter.on_time(&config, time),
+        };
+        batches
+            .into_iter()
+            .map(|data| self.commit_block(data, time))
+            .collect()
+    }
+
+    /// When (agreed time) the pending batch falls due, if there is one: the driver proposes a
+    /// [`Envelope::Tick`] once its clock passes it.
+    #[must_use]
+    pub fn due_at(&self) -> Option<u64> {
+        self.cutter.due_at(&self.config)
+    }
+
+    /// Validates `data` in order and commits it as the next block; returns its number.
+    pub fn commit_block(&mut self, data: Vec<Bytes>, time: u64) -> u64 {
+        let number = self.blocks.len() as u64;
+        let previous = self.header_hashes.last().copied().unwrap_or([0; 32]);
+        let mut flags = Vec::with_capacity(data.len());
+        let mut writes = Vec::new();
+        for (index, bytes) in data.iter().enumerate() {
+            let index = index as u32;
+            let code = match Transaction::decode(bytes) {
+                Err(_) => ValidationCode::BadPayload,
+                Ok(tx) => {
+                    let code = judge(&tx, &*self);
+                    // Only a correctly signed transaction claims its id: a forgery must not
+                    // make the genuine one a duplicate.
+                    if !matches!(
+                        code,
+                        ValidationCode::BadCreatorSignature | ValidationCode::DuplicateTxid
+                    ) {
+                        self.txs.insert(
+                            tx.body.id.clone(),
+                            TxStatus {
+                                block: number,
+                                index,
+                                code,
+                            },
+                        );
+                    }
+                    if code == ValidationCode::Valid {
+                        let version = Version {
+                            block: number,
+                            tx: index,
+                        };
+                        for (key, value) in &tx.body.writes {
+                            self.write(key, value.clone(), version);
+                        }
+                        writes.extend(tx.body.writes);
+                    }
+                    code
+                }
+            };
+            flags.push(code);
+        }
+        let header = Block::header_for(number, previous, &data);
+        self.commit = commit_hash(self.commit, number, &flags, &writes);
+        self.push(Block {
+            header,
+            data,
+            metadata: BlockMetadata {
+                flags,
+                time,
+                commit_hash: self.commit,
+            },
+        });
+        number
+    }
+
+    fn write(&mut self, key: &Key, value: Option<Bytes>, version: Version) {
+        match &value {
+            Some(v) => {
+                self.state.insert(key.clone(), (v.clone(), version));
+            }
+            None => {
+                self.state.remove(key);
+            }
+        }
+        self.history
+            .entry(key.clone())
+            .or_default()
+            .push((version, value));
+    }
+
+    fn push(&mut self, block: Block) {
+        let hash = block.header.hash();
+        self.by_hash.insert(hash, block.header.number);
+        self.header_hashes.push(hash);
+        self.blocks.push(block);
+    }
+
+    // ----- Queries ------------------------------------------------------------------------
+
+    /// Blocks committed (the next block's number).
+    #[must_use]
+    pub fn height(&self) -> u64 {
+        self.blocks.len() as u64
+    }
+
+    /// The tip: height and the last header's hash.
+    #[must_use]
+    pub fn tip(&self) -> (u64, Hash) {
+        (
+            self.height(),
+            self.header_hashes.last().copied().unwrap_or([0; 32]),
+        )
+    }
+
+    /// The commit hash after the last block (equal on members with equal final state).
+    #[must_use]
+    pub fn commit_hash(&self) -> Hash {
+        self.commit
+    }
+
+    /// A block by number.
+    #[must_use]
+    pub fn block(&self, number: u64) -> Option<&Block> {
+        self.blocks.get(usize::try_from(number).ok()?)
+    }
+
+    /// A block by its header hash.
+    #[must_use]
+    pub fn block_by_hash(&self, hash: &Hash) -> Option<&Block> {
+        self.block(*self.by_hash.get(hash)?)
+    }
+
+    /// Every block, from genesis.
+    #[must_use]
+    pub fn blocks(&self) -> &[Block] {
+        &self.blocks
+    }
+
+    /// A transaction's outcome, if it was ordered (and correctly signed).
+    #[must_use]
+    pub fn tx_status(&self, id: &str) -> Option<TxStatus> {
+        self.txs.get(id).copied()
+    }
+
+    /// A key's current value and version.
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<(&Bytes, Version)> {
+        self.state.get(key).map(|(v, ver)| (v, *ver))
+    }
+
+    /// Every committed write to a key, oldest first (`None`: deleted).
+    #[must_use]
+    pub fn history(&self, key: &str) -> &[(Version, Option<Bytes>)] {
+        self.history.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// The RFC 6962 root over the first `height` block header hashes (the chain tree).
+    #[must_use]
+    pub fn chain_root(&self, height: u64) -> Option<Hash> {
+        let h = usize::try_from(height).ok()?;
+        (h <= self.header_hashes.len()).then(|| merkle::root(&self.header_hashes[..h]))
+    }
+
+    /// Proof that the chain at `old` blocks is a prefix of the chain at `new` blocks.
+    #[must_use]
+    pub fn prove_consistency(&self, old: u64, new: u64) -> Option<Vec<u8>> {
+        let (old, new) = (usize::try_from(old).ok()?, usize::try_from(new).ok()?);
+        (old > 0 && old < new && new <= self.header_hashes.len())
+            .then(|| merkle::prove_consistency(&self.header_hashes[..new], old))
+    }
+
+    /// Proof that transaction `id` is in its block.
+    #[must_use]
+    pub fn prove_tx(&self, id: &str) -> Option<TxProof> {
+        let status = self.tx_status(id)?;
+        let block = self.block(status.block)?;
+        let index = status.index as usize;
+        Some(TxProof {
+            header: block.header,
+            size: block.data.len() as u64,
+            index: index as u64,
+            tx: block.data.get(index)?.clone(),
+            path: merkle::prove_inclusion(&block.data, index),
+        })
+    }
+}
+
+impl View for Channel {
+    fn version(&self, key: &Key) -> Option<Version> {
+        self.state.get(key).map(|(_, v)| *v)
+    }
+
+    fn id_taken(&self, id: &str) -> bool {
+        self.txs.contains_key(id)
+    }
+
+    fn range(&self, start: &Key, end: &Key) -> Vec<(Key, Version)> {
+        self.state
+            .range(start.clone()..end.clone())
+            .map(|(k, (_, v))| (k.clone(), *v))
+            .collect()
+    }
+}

@@ -1,0 +1,42 @@
+//! # synod-ledger: a channel's ledger and a notary, as deterministic state machines
+//!
+//! What the ordering service is for. Every member of a channel feeds the envelopes the
+//! agreement delivers, with the agreed time, to the same [`Channel`]; so every member cuts the
+//! same blocks (no leader: Fabric's batch rules applied in GSN order, the batch timeout on
+//! agreed time), validates them the same way (execute-order-validate: signatures, duplicate
+//! ids, MVCC read conflicts and phantom range reads, with Fabric's codes) and holds a
+//! byte-identical hash-chained chain and world state.
+//!
+//! - [`cutter`]: block cutting; [`block`]: headers (number, previous hash, RFC 6962 data
+//!   hash), metadata outside the header hash (flags, time, commit hash);
+//! - [`channel`]: validation, world state with versions and history, queries, proofs;
+//! - [`merkle`]: RFC 6962 roots, inclusion and consistency proofs and their verifiers;
+//! - [`audit`]: a whole chain audited from genesis by replay, trusting nothing;
+//! - [`parallel`]: the same validation run in parallel on the locking scheduler
+//!   (`synod-exec`), transactions on disjoint keys at once, with the serial result;
+//! - [`notary`]: a Corda-style notary (consumed states, conflicts named, time windows on
+//!   agreed time, the node's Ed25519 signature on success).
+//!
+//! What it does not do (yet): run inside a node (channels as agreement groups, the API and
+//! `synod ledger verify`), or identities from the cluster CA and per-channel roles. No I/O, no
+//! clock, no randomness here.
+
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod block;
+pub mod channel;
+pub mod cutter;
+pub mod merkle;
+pub mod notary;
+pub mod parallel;
+pub mod tx;
+mod validate;
+
+pub use audit::{AuditError, AuditReport, audit};
+pub use block::{Block, BlockHeader, BlockMetadata};
+pub use channel::{Channel, Envelope, TxProof, TxStatus};
+pub use cutter::{BatchConfig, BlockCutter};
+pub use notary::{NotariseRequest, Notary, NotaryOutcome, StateRef};
+pub use parallel::{LedgerApp, ParallelChannel};
+pub use tx::{Key, RangeRead, Transaction, TxBody, ValidationCode, Version};

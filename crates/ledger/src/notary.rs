@@ -1,0 +1,126 @@
+//! A Corda-style notary: the replicated state is the set of consumed state references. A
+//! request consumes its inputs if none was consumed by another transaction; the same request
+//! again gets the same success; a conflict names each input and the transaction that consumed
+//! it. Time windows are checked against agreed time (carried in the log), never a node's
+//! clock. The node signs a success with its own Ed25519 key, outside the replicated state.
+
+use std::collections::BTreeMap;
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+/// An output of a transaction: the transaction's id and the output's index.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct StateRef {
+    /// The transaction that created the state.
+    pub tx: String,
+    /// Its index among that transaction's outputs.
+    pub index: u32,
+}
+
+/// A notarisation request, as ordered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotariseRequest {
+    /// The transaction to notarise.
+    pub tx_id: String,
+    /// States it consumes.
+    pub inputs: Vec<StateRef>,
+    /// States it only refers to: they must be unconsumed, and stay so.
+    pub references: Vec<StateRef>,
+    /// Agreed time must be in `[from, until)`, nanoseconds since the Unix epoch.
+    pub time_window: Option<(Option<u64>, Option<u64>)>,
+}
+
+/// The notary's answer (before the node's signature).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NotaryOutcome {
+    /// The inputs are now consumed by this transaction (or were already, by this same one).
+    Notarised,
+    /// Some inputs or references were consumed by other transactions: each, with the
+    /// consuming transaction. Nothing was consumed.
+    Conflict(Vec<(StateRef, String)>),
+    /// Agreed time `now` was outside the request's window. Nothing was consumed.
+    OutsideTimeWindow {
+        /// Agreed time when the request was ordered.
+        now: u64,
+    },
+    /// The request is malformed (no id, no inputs, an input listed twice).
+    Invalid,
+}
+
+/// The consumed-states set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notary {
+    consumed: BTreeMap<StateRef, String>,
+}
+
+impl Notary {
+    /// Applies one ordered request at agreed time `now`.
+    pub fn notarise(&mut self, req: &NotariseRequest, now: u64) -> NotaryOutcome {
+        let mut inputs: Vec<&StateRef> = req.inputs.iter().collect();
+        inputs.sort();
+        let twice = inputs.windows(2).any(|w| w[0] == w[1]);
+        if req.tx_id.is_empty() || req.inputs.is_empty() || twice {
+            return NotaryOutcome::Invalid;
+        }
+        if let Some((from, until)) = req.time_window {
+            let early = from.is_some_and(|f| now < f);
+            let late = until.is_some_and(|u| now >= u);
+            if early || late {
+                return NotaryOutcome::OutsideTimeWindow { now };
+            }
+        }
+        let mut conflicts = Vec::new();
+        for input in &req.inputs {
+            match self.consumed.get(input) {
+                Some(by) if *by != req.tx_id => conflicts.push((input.clone(), by.clone())),
+                _ => {}
+            }
+        }
+        for reference in &req.references {
+            if let Some(by) = self.consumed.get(reference) {
+                conflicts.push((reference.clone(), by.clone()));
+            }
+        }
+        if !conflicts.is_empty() {
+            return NotaryOutcome::Conflict(conflicts);
+        }
+        for input in &req.inputs {
+            self.consumed.insert(input.clone(), req.tx_id.clone());
+        }
+        NotaryOutcome::Notarised
+    }
+
+    /// The transaction that consumed `state`, if any.
+    #[must_use]
+    pub fn consumed_by(&self, state: &StateRef) -> Option<&str> {
+        self.consumed.get(state).map(String::as_str)
+    }
+
+    /// States consumed so far.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.consumed.len()
+    }
+
+    /// Whether nothing was consumed yet.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.consumed.is_empty()
+    }
+}
+
+const NOTARY_DOMAIN: &[u8] = b"synod-ledger/notarised/v1\0";
+
+/// The node's signature over a notarised transaction id.
+#[must_use]
+pub fn sign_notarisation(key: &SigningKey, tx_id: &str) -> Signature {
+    key.sign(&[NOTARY_DOMAIN, tx_id.as_bytes()].concat())
+}
+
+/// Checks a notary's signature over `tx_id`.
+#[must_use]
+pub fn verify_notarisation(key: &VerifyingKey, tx_id: &str, signature: &Signature) -> bool {
+    key.verify(&[NOTARY_DOMAIN, tx_id.as_bytes()].concat(), signature)
+        .is_ok()
+}

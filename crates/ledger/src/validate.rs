@@ -1,0 +1,61 @@
+//! The validation rules, once, for the serial [`crate::Channel`] and the parallel
+//! [`crate::parallel::LedgerApp`]: each reads the state through a [`View`].
+
+use std::collections::HashSet;
+
+use crate::tx::{Key, Transaction, ValidationCode, Version};
+
+/// The committed state a transaction is judged against: everything before it in the agreed
+/// order (earlier blocks, and earlier valid transactions of its own block).
+pub(crate) trait View {
+    /// A key's current version (`None`: absent).
+    fn version(&self, key: &Key) -> Option<Version>;
+    /// Whether a correctly signed transaction with this id was ordered before.
+    fn id_taken(&self, id: &str) -> bool;
+    /// Every key in `start..end` with its version, in key order.
+    fn range(&self, start: &Key, end: &Key) -> Vec<(Key, Version)>;
+}
+
+/// Fabric's order of checks: the creator's signature, a duplicate id, a malformed read/write
+/// set, then MVCC: every key read still at the version read, every range read still holding
+/// exactly the keys and versions seen (else a phantom).
+pub(crate) fn judge(tx: &Transaction, view: &impl View) -> ValidationCode {
+    let body = &tx.body;
+    if !tx.signature_valid() {
+        return ValidationCode::BadCreatorSignature;
+    }
+    if view.id_taken(&body.id) {
+        return ValidationCode::DuplicateTxid;
+    }
+    if !well_formed(tx) {
+        return ValidationCode::BadRwset;
+    }
+    for (key, seen) in &body.reads {
+        if view.version(key) != *seen {
+            return ValidationCode::MvccReadConflict;
+        }
+    }
+    for range in &body.ranges {
+        if view.range(&range.start, &range.end) != range.seen {
+            return ValidationCode::PhantomReadConflict;
+        }
+    }
+    ValidationCode::Valid
+}
+
+/// An id, keys that are not empty and not listed twice, ranges that go forwards.
+pub(crate) fn well_formed(tx: &Transaction) -> bool {
+    let body = &tx.body;
+    let mut reads = HashSet::new();
+    let mut writes = HashSet::new();
+    !body.id.is_empty()
+        && body
+            .reads
+            .iter()
+            .all(|(k, _)| !k.is_empty() && reads.insert(k))
+        && body
+            .writes
+            .iter()
+            .all(|(k, _)| !k.is_empty() && writes.insert(k))
+        && body.ranges.iter().all(|r| r.start <= r.end)
+}
