@@ -153,7 +153,7 @@ impl Channel {
             let code = match Transaction::decode(bytes) {
                 Err(_) => ValidationCode::BadPayload,
                 Ok(tx) => {
-                    let code = judge(&tx, &*self);
+                    let code = judge(&tx, tx.signature_valid(), &*self);
                     // Only a correctly signed transaction claims its id: a forgery must not
                     // make the genuine one a duplicate.
                     if !matches!(

@@ -16,12 +16,13 @@ pub(crate) trait View {
     fn range(&self, start: &Key, end: &Key) -> Vec<(Key, Version)>;
 }
 
-/// Fabric's order of checks: the creator's signature, a duplicate id, a malformed read/write
+/// Fabric's order of checks: the creator's signature (checked by the caller, which may do it
+/// apart, in parallel: it depends on nothing else), a duplicate id, a malformed read/write
 /// set, then MVCC: every key read still at the version read, every range read still holding
 /// exactly the keys and versions seen (else a phantom).
-pub(crate) fn judge(tx: &Transaction, view: &impl View) -> ValidationCode {
+pub(crate) fn judge(tx: &Transaction, signature_valid: bool, view: &impl View) -> ValidationCode {
     let body = &tx.body;
-    if !tx.signature_valid() {
+    if !signature_valid {
         return ValidationCode::BadCreatorSignature;
     }
     if view.id_taken(&body.id) {
