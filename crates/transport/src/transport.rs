@@ -429,10 +429,21 @@ async fn serve_connection(
                 return;
             }
         };
-        let frame = match next
-            .map_err(|e| e.to_string())
-            .and_then(|b| frame::decode(&b).map_err(|e| e.to_string()))
-        {
+        let bytes = match next {
+            Ok(b) => b,
+            // The codec reports an oversized frame as invalid data; anything else is the
+            // connection itself failing (a reset when the peer restarts), not a bad frame.
+            Err(e) if e.kind() != std::io::ErrorKind::InvalidData => {
+                tracing::debug!(node, error = %e, "peer connection closed");
+                return;
+            }
+            Err(e) => {
+                stats.bad_frames.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(node, error = %e, "closing a connection after a bad frame");
+                return;
+            }
+        };
+        let frame = match frame::decode(&bytes) {
             Ok(f) => f,
             Err(e) => {
                 stats.bad_frames.fetch_add(1, Ordering::Relaxed);

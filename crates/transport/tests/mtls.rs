@@ -200,3 +200,57 @@ fn bad_pem_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// A peer with a valid certificate that has said Hello, over a raw TLS stream (to send what a
+/// well-behaved transport never would).
+async fn raw_peer(
+    ca: &Pem,
+    node: u16,
+    to: u16,
+    addr: SocketAddr,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let connector = tokio_rustls::TlsConnector::from(identity(ca, node).client_config().unwrap());
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from(certs::node_name(to)).unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let body = synod_transport::frame::encode(&Frame::Hello { node }).unwrap();
+    let mut wire = (body.len() as u32).to_be_bytes().to_vec();
+    wire.extend_from_slice(&body);
+    tls.write_all(&wire).await.unwrap();
+    tls
+}
+
+#[tokio::test]
+async fn a_malformed_frame_closes_the_connection_and_is_counted_but_a_reset_is_not() {
+    let ca = certs::generate_ca("test").unwrap();
+    let (b, mut b_rx) = start(2, identity(&ca, 2), any_port()).await;
+
+    // A peer that simply goes away (as when it restarts) is not a bad frame.
+    let quitter = raw_peer(&ca, 1, 2, b.local_addr()).await;
+    drop(quitter);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(TransportStats::get(&b.stats().bad_frames), 0);
+
+    // Garbage in a well-delimited frame, then a frame claiming more than the limit.
+    for wire in [
+        [&8u32.to_be_bytes()[..], b"garbage!"].concat(),
+        u32::MAX.to_be_bytes().to_vec(),
+    ] {
+        let mut liar = raw_peer(&ca, 1, 2, b.local_addr()).await;
+        liar.write_all(&wire).await.unwrap();
+        liar.flush().await.unwrap();
+        let before = TransportStats::get(&b.stats().bad_frames);
+        assert!(
+            eventually(|| TransportStats::get(&b.stats().bad_frames) > before).await,
+            "counted as a bad frame"
+        );
+    }
+    assert!(recv(&mut b_rx, Duration::from_millis(200)).await.is_none());
+
+    // The node is unharmed: a well-behaved peer still gets through.
+    let (a, _a_rx) = start(1, identity(&ca, 1), any_port()).await;
+    a.add_peer(2, b.local_addr());
+    a.send(2, &heartbeat(1, 2, 7)).unwrap();
+    let got = recv(&mut b_rx, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(got.from, 1);
+}
