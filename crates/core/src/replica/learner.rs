@@ -281,6 +281,7 @@ impl Replica {
             },
         );
         self.catchup_deadline = Some(self.now.add_nanos(self.opts.catchup_timeout_ns));
+        self.catchup_to = to;
         self.metrics.catchup_requests += 1;
     }
 

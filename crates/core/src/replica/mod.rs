@@ -111,6 +111,8 @@ pub struct Replica {
     suspected: BTreeSet<ReplicaId>,
     revoked_upto: BTreeMap<ReplicaId, Slot>,
     catchup_deadline: Option<Time>,
+    /// The end of the range the catch-up in flight asked for.
+    catchup_to: Slot,
     snapshot_deadline: Option<Time>,
 
     // Rejoining after lost state (`rejoin.rs`).
@@ -234,6 +236,7 @@ impl Replica {
             fence_nonce,
             rejoin_requests: BTreeMap::new(),
             catchup_deadline: None,
+            catchup_to: Slot(0),
             snapshot_deadline: None,
             undurable_accepts: BTreeMap::new(),
             undurable_decisions: BTreeMap::new(),
@@ -593,10 +596,16 @@ impl Replica {
                 for (slot, value) in entries {
                     self.learn_from_peer(slot, value);
                 }
-                if self.catchup_deadline.is_some()
-                    && self.next_deliver >= self.highest_applied_peer()
-                {
-                    self.catchup_deadline = None;
+                if self.catchup_deadline.is_some() {
+                    if self.next_deliver >= self.highest_applied_peer() {
+                        self.catchup_deadline = None;
+                    } else if self.next_deliver >= self.catchup_to {
+                        // The range asked for is all here and we are still behind: ask for
+                        // the next one now, not at the next timeout, so a far-behind replica
+                        // catches up at the pace of round trips.
+                        self.catchup_deadline = None;
+                        self.maybe_catch_up();
+                    }
                 }
             }
             Message::Heartbeat {
