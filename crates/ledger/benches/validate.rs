@@ -3,6 +3,8 @@
 //! blocks of 500 signed transactions (one read and one write each; an Ed25519 check each),
 //! with every transaction on its own key (no conflicts) or every one on the same key (all
 //! conflict: after the first, each is an MVCC read conflict, still checked in order).
+//! Also notarisations per second: requests consuming 1 or 4 fresh inputs, each success signed
+//! with the node's Ed25519 key, as a notary node answers them (one thread; no agreement).
 //! Figures are in docs/BENCHMARKS.md.
 
 #![allow(missing_docs, clippy::unwrap_used)]
@@ -11,7 +13,11 @@ use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ed25519_dalek::SigningKey;
 use synod_exec::WorkerPool;
-use synod_ledger::{BatchConfig, Channel, Envelope, ParallelChannel, Transaction, TxBody};
+use synod_ledger::notary::sign_notarisation;
+use synod_ledger::{
+    BatchConfig, Channel, Envelope, NotariseRequest, Notary, NotaryOutcome, ParallelChannel,
+    StateRef, Transaction, TxBody,
+};
 
 const TXS: usize = 2_000;
 
@@ -70,5 +76,37 @@ fn validate(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, validate);
+fn notarise(c: &mut Criterion) {
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let mut group = c.benchmark_group("notarise");
+    group.throughput(Throughput::Elements(TXS as u64));
+    group.sample_size(10);
+    for inputs in [1u32, 4] {
+        let requests: Vec<NotariseRequest> = (0..TXS as u32)
+            .map(|i| NotariseRequest {
+                tx_id: format!("tx{i}"),
+                inputs: (0..inputs)
+                    .map(|k| StateRef {
+                        tx: "issue".into(),
+                        index: i * inputs + k,
+                    })
+                    .collect(),
+                references: vec![],
+                time_window: None,
+            })
+            .collect();
+        group.bench_with_input(BenchmarkId::new("inputs", inputs), &requests, |b, reqs| {
+            b.iter(|| {
+                let mut notary = Notary::default();
+                for r in reqs {
+                    assert_eq!(notary.notarise(r, 0), NotaryOutcome::Notarised);
+                    std::hint::black_box(sign_notarisation(&key, &r.tx_id));
+                }
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, validate, notarise);
 criterion_main!(benches);
