@@ -130,6 +130,10 @@ pub enum ConfigChange {
         /// Chosen at random by the member when it found its state lost, to recognise the
         /// delivery of its own request (and not an older one).
         nonce: u64,
+        /// The slot that delivered the member's previous rejoin, as the proposer knew it
+        /// (`None`: none). Applied only if that is still the latest: a compare-and-set, so a
+        /// stale request delayed past a newer one changes nothing.
+        after: Option<Slot>,
     },
 }
 

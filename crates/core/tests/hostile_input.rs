@@ -45,7 +45,11 @@ fn payload() -> impl Strategy<Value = Payload> {
         1 => replica_id().prop_map(|r| Payload::Config(ConfigChange::AddMember(r))),
         1 => replica_id().prop_map(|r| Payload::Config(ConfigChange::RemoveMember(r))),
         1 => (replica_id(), any::<u64>())
-            .prop_map(|(member, nonce)| Payload::Config(ConfigChange::Rejoin { member, nonce })),
+            .prop_map(|(member, nonce)| Payload::Config(ConfigChange::Rejoin {
+                member,
+                nonce,
+                after: None
+            })),
         1 => replica_id().prop_map(|r| Payload::Config(ConfigChange::SetPolicy(QuorumPolicy::Singleton { replica: r }))),
     ]
 }

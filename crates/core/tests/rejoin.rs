@@ -153,3 +153,42 @@ fn a_rejoin_sets_the_same_fence_on_every_replica_and_survives_a_restart() {
     net.assert_same_logs(&[0, 1, 2]);
     assert!(net.log(1).contains(&w));
 }
+
+#[test]
+fn a_stale_rejoin_delivered_after_a_newer_one_changes_nothing() {
+    let mut net = Net::with(3, |o| o.takeover_timeout_ns = 10 * MS);
+    net.propose(0, "a");
+    net.run_for(100);
+    // Two losses in a row, each rejoined.
+    net.lose_disk(2, 1);
+    net.run_for(2_000);
+    assert_eq!(net.r(2).rejoin_status(), None);
+    net.lose_disk(2, 2);
+    net.run_for(2_000);
+    assert_eq!(net.r(2).rejoin_status(), None);
+    let before = net.r(2).metrics().proposals;
+    // A request for the first loss, delayed somewhere, is agreed only now.
+    let now = net.now;
+    net.r(0)
+        .propose(
+            now,
+            Payload::Config(synod_core::ConfigChange::Rejoin {
+                member: ReplicaId(2),
+                nonce: 1,
+                after: None,
+            }),
+        )
+        .unwrap();
+    net.drain(ReplicaId(0));
+    net.run_for(500);
+    assert_eq!(
+        net.r(2).rejoin_status(),
+        None,
+        "the stale rejoin did not fence r2 again"
+    );
+    let w = net.propose(2, "still writing");
+    net.run_for(300);
+    net.assert_same_logs(&[0, 1]);
+    assert!(net.log(0).contains(&w));
+    assert_eq!(net.r(2).metrics().proposals, before + 1);
+}

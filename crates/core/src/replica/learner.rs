@@ -155,11 +155,14 @@ impl Replica {
         gsn: Slot,
         change: &ConfigChange,
     ) -> Result<Slot, crate::ConfigError> {
-        if let ConfigChange::Rejoin { member, nonce } = change {
+        if let ConfigChange::Rejoin {
+            member,
+            nonce,
+            after,
+        } = change
+        {
             // No configuration changes: the delivery only sets the member's fence.
-            self.core.configs.latest().apply(change)?;
-            self.apply_rejoin(gsn, *member, *nonce);
-            return Ok(self.core.rejoined[member].fence);
+            return self.apply_rejoin(gsn, *member, *nonce, *after);
         }
         let from = Slot(gsn.0 + self.opts.params.config_lag);
         let before = self.core.configs.latest();
@@ -354,6 +357,7 @@ impl Replica {
         self.catchup_deadline = None;
         self.metrics.snapshots_installed += 1;
         self.deliver_ready_slots();
+        self.observe_pending_fences();
         self.after_input();
         true
     }

@@ -261,6 +261,7 @@ impl Replica {
         // proposed again, dropped as duplicates on delivery, and never leave the proposal log.
         r.retire_delivered_own();
         r.deliver_ready_slots();
+        r.observe_pending_fences();
         r.after_input();
         r
     }

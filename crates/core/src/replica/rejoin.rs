@@ -119,6 +119,19 @@ impl Replica {
         }
     }
 
+    /// The slot that delivered this replica's own rejoin, once known. Everything this replica
+    /// had delivered before it lost its state lies below that slot: so does the creation of
+    /// every group (in the default group's log) it could have voted in.
+    #[must_use]
+    pub fn rejoined_at(&self) -> Option<Slot> {
+        let nonce = self.fence_nonce?;
+        self.core
+            .rejoined
+            .get(&self.id)
+            .filter(|r| r.nonce == nonce)
+            .map(|r| r.at)
+    }
+
     /// With the heartbeats: while our rejoin is not delivered, ask every peer to propose it.
     pub(super) fn request_rejoin(&mut self) {
         if let (Fence::Unknown, Some(nonce)) = (self.fence(), self.fence_nonce) {
@@ -147,6 +160,7 @@ impl Replica {
         let change = ConfigChange::Rejoin {
             member: from,
             nonce,
+            after: self.core.rejoined.get(&from).map(|r| r.at),
         };
         if self.try_propose(Payload::Config(change)).is_ok() {
             self.rejoin_requests.insert(from, nonce);
@@ -155,9 +169,18 @@ impl Replica {
         // Refused (no quorum, not a member, rejoining ourselves): the peer asks again.
     }
 
-    /// Delivers a rejoin at `gsn`: records the member's fence (the first delivery of a nonce
-    /// counts; a later nonce, after a second loss, replaces it).
-    pub(super) fn apply_rejoin(&mut self, gsn: Slot, member: ReplicaId, nonce: u64) {
+    /// Delivers a rejoin at `gsn`: records the member's fence, if the rejoin it was proposed
+    /// after is still the latest (compare-and-set: duplicates of a request and stale requests
+    /// delayed past a newer one change nothing; a refused one is proposed again when the
+    /// member asks again). Returns the fence, or why the change was refused.
+    pub(super) fn apply_rejoin(
+        &mut self,
+        gsn: Slot,
+        member: ReplicaId,
+        nonce: u64,
+        after: Option<Slot>,
+    ) -> Result<Slot, crate::ConfigError> {
+        // Whatever the outcome, our proposal of it is settled: propose again if asked again.
         if self
             .rejoin_requests
             .get(&member)
@@ -165,13 +188,13 @@ impl Replica {
         {
             self.rejoin_requests.remove(&member);
         }
-        if self
-            .core
-            .rejoined
-            .get(&member)
-            .is_some_and(|r| r.nonce == nonce)
-        {
-            return;
+        if !self.core.configs.latest().members.contains(&member) {
+            return Err(crate::ConfigError::NotMember(member));
+        }
+        let current = self.core.rejoined.get(&member).copied();
+        if current.map(|r| r.at) != after {
+            // Stale, or a duplicate of one already applied: the latest stands.
+            return Ok(current.map_or(Slot(0), |r| r.fence));
         }
         let fence = Slot(gsn.0 + self.vote_reach());
         // The slots below the fence must be filled (others skip theirs, the member's are
@@ -186,6 +209,22 @@ impl Replica {
                 fence,
             },
         );
+        Ok(fence)
+    }
+
+    /// After a restart or a snapshot install: the slots below a fence not yet reached are
+    /// still to be filled, as when the rejoin was delivered.
+    pub(super) fn observe_pending_fences(&mut self) {
+        let pending: Vec<Slot> = self
+            .core
+            .rejoined
+            .values()
+            .map(|r| r.fence)
+            .filter(|f| *f > self.next_deliver)
+            .collect();
+        for fence in pending {
+            self.observe_slot(Slot(fence.0 - 1));
+        }
     }
 
     /// After delivering `gsn`: closes the old LSN sequence of each member whose fence is the

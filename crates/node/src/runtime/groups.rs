@@ -293,7 +293,7 @@ impl Runtime {
             }
             let state = match self.dormant.remove(&info.id) {
                 Some(state) => state,
-                None => self.fresh_state(info.id),
+                None => self.fresh_state(info.id, info.created_gsn),
             };
             let opts = self.options(&info.genesis);
             match Group::open(

@@ -61,10 +61,15 @@ pub(super) fn open_store(config: &NodeConfig) -> Result<(Store, Recovered), Node
     };
     match attempt(false) {
         Err(NodeError::Storage(e)) if e.is_corruption() => {
-            let aside = set_aside(&db).map_err(|source| NodeError::DataDir {
+            // The marker first: whatever a crash leaves of what follows, the node restarts
+            // in rejoin mode and never treats an empty database as a fresh start.
+            let marker = config.data_dir.join(REJOIN_MARKER);
+            let io = |source| NodeError::DataDir {
                 path: db.clone(),
                 source,
-            })?;
+            };
+            write_marker(&marker).map_err(io)?;
+            let aside = set_aside(&db).map_err(io)?;
             tracing::error!(
                 error = %e,
                 moved_to = %aside.display(),
@@ -105,15 +110,20 @@ fn set_aside(db: &Path) -> std::io::Result<PathBuf> {
         name.push(format!(".corrupt-{secs}"));
         PathBuf::from(name)
     };
-    let aside = with_suffix(db);
-    std::fs::rename(db, &aside)?;
+    let sync_dir = || match db.parent() {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
+    };
+    // Snapshots first, each rename durable before the next: a database renamed aside with
+    // its snapshots left in place would look like a group compacted to its snapshot.
     let snapshots = snapshots_dir(db);
     if snapshots.exists() {
         std::fs::rename(&snapshots, with_suffix(&snapshots))?;
+        sync_dir()?;
     }
-    if let Some(dir) = db.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
+    let aside = with_suffix(db);
+    std::fs::rename(db, &aside)?;
+    sync_dir()?;
     Ok(aside)
 }
 
@@ -151,7 +161,9 @@ fn recover_store(
     let mut repairs = BTreeMap::new();
     let mut recover = |store: &mut Store, gid: GroupId| match store.recover(gid) {
         Ok(state) => Ok(state),
-        Err(e @ (StorageError::Corrupt { .. } | StorageError::SnapshotIo(_))) => {
+        // Only what fails its checksum is wiped. An I/O error (a permission, a file limit, a
+        // failing disk) stops the node instead: wiping on it could erase every copy at once.
+        Err(e @ StorageError::Corrupt { .. }) => {
             tracing::error!(
                 group = gid.0,
                 error = %e,
@@ -235,8 +247,12 @@ impl Runtime {
 
     /// The state a group this node hosts but has nothing of starts from: empty, or fenced
     /// while the node rejoins after a lost disk (it may have voted in the group before).
-    pub(super) fn fresh_state(&mut self, id: u32) -> DurableState {
-        if self.rejoin_marker.is_none() {
+    ///
+    /// A group whose creation the default group delivered at or after the slot of this node's
+    /// own rejoin there was created after the loss: this node never voted in it, so it starts
+    /// fresh. Any other group (or any group while that slot is not known yet) starts fenced.
+    pub(super) fn fresh_state(&mut self, id: u32, created_gsn: u64) -> DurableState {
+        if self.rejoin_marker.is_none() || self.created_after_loss(created_gsn) {
             return DurableState::default();
         }
         self.repairs.insert(id, "this node lost its disk".into());
@@ -260,34 +276,52 @@ impl Runtime {
         }
     }
 
-    /// Leaves rejoin mode once every group the catalog has this node host is open and past
-    /// its fence: groups created from then on were never voted in here.
+    /// Whether a group created at `created_gsn` in the default group's log was created after
+    /// this node lost its disk (so never voted in here).
+    fn created_after_loss(&self, created_gsn: u64) -> bool {
+        self.groups
+            .get(&DEFAULT_GROUP)
+            .and_then(|g| g.replica.rejoined_at())
+            .is_some_and(|d| created_gsn >= d.0)
+    }
+
+    /// Leaves rejoin mode once the catalog *as applied* covers the slot of this node's rejoin
+    /// in the default group (so it lists every group created before the loss), and each of
+    /// those this node hosts is open and past its fence. Groups created later were never
+    /// voted in here and start fresh anyway.
     pub(super) fn maybe_finish_rejoin(&mut self) {
         self.repairs.retain(|id, _| {
             self.groups
                 .get(id)
                 .is_none_or(|g| g.replica.rejoin_status().is_some())
         });
-        let Some(marker) = &self.rejoin_marker else {
-            return;
-        };
-        let rejoining = |id: &u32| {
-            self.groups
-                .get(id)
-                .is_none_or(|g| g.replica.rejoin_status().is_some())
-        };
-        if rejoining(&DEFAULT_GROUP) {
+        if self.rejoin_marker.is_none() {
             return;
         }
+        let Some(default) = self.groups.get(&DEFAULT_GROUP) else {
+            return;
+        };
+        let Some(loss) = default.replica.rejoined_at() else {
+            return;
+        };
+        if default.replica.rejoin_status().is_some() || default.exec.applied() <= loss.0 {
+            return;
+        }
+        // The catalog applied past the rejoin slot: open what it lists first.
+        self.catch_up_with_catalog();
         let catalog = self.catalog.borrow().clone();
         let all_done = catalog
             .groups()
-            .filter(|info| info.hosts.contains(&self.node))
-            .all(|info| !rejoining(&info.id));
-        if !all_done {
+            .filter(|info| info.hosts.contains(&self.node) && info.created_gsn < loss.0)
+            .all(|info| {
+                self.groups
+                    .get(&info.id)
+                    .is_some_and(|g| g.replica.rejoin_status().is_none())
+            });
+        let Some(marker) = self.rejoin_marker.clone().filter(|_| all_done) else {
             return;
-        }
-        match std::fs::remove_file(marker) {
+        };
+        match std::fs::remove_file(&marker) {
             Ok(()) => {
                 tracing::info!("rejoined every group: leaving rejoin mode");
                 self.rejoin_marker = None;
