@@ -11,7 +11,7 @@
 //!   hash), metadata outside the header hash (flags, time, commit hash);
 //! - [`channel`]: validation, world state with versions and history, queries, proofs;
 //! - [`merkle`]: RFC 6962 roots, inclusion and consistency proofs and their verifiers;
-//! - [`audit`]: a whole chain audited from genesis by replay, trusting nothing;
+//! - [`mod@audit`]: a whole chain audited from genesis by replay, trusting nothing;
 //! - [`parallel`]: the same validation run in parallel on the locking scheduler
 //!   (`synod-exec`), transactions on disjoint keys at once, with the serial result;
 //! - [`notary`]: a Corda-style notary (consumed states, conflicts named, time windows on
