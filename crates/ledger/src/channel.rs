@@ -86,7 +86,7 @@ impl TxProof {
 }
 
 /// One channel's ledger and world state.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Channel {
     config: BatchConfig,
     cutter: BlockCutter,

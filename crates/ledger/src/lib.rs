@@ -17,9 +17,9 @@
 //! - [`notary`]: a Corda-style notary (consumed states, conflicts named, time windows on
 //!   agreed time, the node's Ed25519 signature on success).
 //!
-//! What it does not do (yet): run inside a node (channels as agreement groups, the API and
-//! `synod ledger verify`), or identities from the cluster CA and per-channel roles. No I/O, no
-//! clock, no randomness here.
+//! The node hosts a [`Channel`] as the application of a ledger channel's group (and
+//! `synod ledger verify` runs [`audit()`] on every node's chain). What this crate does not do:
+//! identities from the cluster CA and per-channel roles, or any I/O, clock or randomness.
 
 #![forbid(unsafe_code)]
 

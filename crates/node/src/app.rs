@@ -1,10 +1,13 @@
 //! What a group's executor runs: the [`synod_exec::Application`] of a hosted group, which is
-//! the key-value store and, in the default group, the catalog.
+//! the key-value store and, in the default group, the catalog; in a ledger channel, the
+//! channel's ledger (`synod_ledger::Channel`).
 //!
 //! Locks: a write locks its key (and, with an idempotency token, the token log, which orders
 //! tokened writes among themselves so the oldest token is forgotten first on every node); a
 //! linearizable read locks its key for reading, a recursive read locks everything for reading;
-//! a catalog change locks the catalog. Commands on different keys run in parallel on the
+//! a catalog change locks the catalog; a ledger envelope locks the ledger (envelopes are cut
+//! into blocks in GSN order, so they run one at a time). Commands on different keys run in
+//! parallel on the
 //! node's worker pool. The store's own data sits behind one short mutex (its commands are
 //! cheap); the locks are what keep each command's view serial, and every access is checked
 //! against them.
@@ -16,7 +19,9 @@ use synod_core::Slot;
 use synod_exec::{Application, Ctx, Locks};
 use tokio::sync::watch;
 
-use crate::catalog::{AdminCommand, AdminOutput, Catalog};
+use synod_ledger::Channel;
+
+use crate::catalog::{AdminCommand, AdminOutput, Catalog, GroupInfo, GroupKind};
 use crate::kv::{Entry, Kv, KvCommand, KvOutput, KvRequest};
 
 /// What a command locks.
@@ -28,6 +33,8 @@ pub(crate) enum LockKey {
     Tokens,
     /// The catalog (default group only).
     Catalog,
+    /// The channel's ledger (ledger channels only).
+    Ledger,
 }
 
 /// What a read asks for.
@@ -88,6 +95,13 @@ pub(crate) enum GroupCommand {
     Read(Query),
     /// A catalog change agreed in the default group.
     Admin(AdminCommand),
+    /// A ledger envelope (a transaction or a tick) delivered at agreed time `time`.
+    Ledger {
+        /// The encoded envelope.
+        envelope: bytes::Bytes,
+        /// Agreed time of its slot, nanoseconds since the Unix epoch.
+        time: u64,
+    },
 }
 
 /// What a command produced.
@@ -97,6 +111,8 @@ pub(crate) enum GroupOutput {
     Kv(u64, KvOutput),
     Read(ReadResult),
     Admin(AdminOutput),
+    /// The blocks the envelope cut (`None`: the group is not a ledger channel).
+    Ledger(Option<Vec<u64>>),
 }
 
 /// The default group's catalog and where its changes are published.
@@ -109,6 +125,7 @@ pub(crate) struct CatalogCell {
 pub(crate) struct GroupApp {
     kv: Mutex<Kv>,
     catalog: Option<CatalogCell>,
+    ledger: Option<Mutex<Channel>>,
 }
 
 /// What a group's snapshot carries: the key-value store, and in the default group the catalog.
@@ -116,9 +133,28 @@ pub(crate) struct GroupApp {
 pub(crate) struct AppState {
     pub(crate) kv: Kv,
     pub(crate) catalog: Option<Catalog>,
+    /// A ledger channel's ledger.
+    pub(crate) ledger: Option<Channel>,
 }
 
 impl AppState {
+    /// The state of a group that has applied nothing yet: an empty store, or a channel with
+    /// only its genesis block (which records the channel's name, members and batch rules).
+    pub(crate) fn fresh(info: Option<&GroupInfo>) -> AppState {
+        let ledger = info.and_then(|info| match &info.kind {
+            GroupKind::Kv => None,
+            GroupKind::Ledger(batch) => {
+                let genesis = postcard::to_stdvec(info).expect("encoding into a Vec cannot fail");
+                Some(Channel::genesis(*batch, bytes::Bytes::from(genesis), 0))
+            }
+        });
+        AppState {
+            kv: Kv::default(),
+            catalog: None,
+            ledger,
+        }
+    }
+
     /// The encoding a snapshot carries.
     pub(crate) fn encode(&self) -> bytes::Bytes {
         bytes::Bytes::from(postcard::to_stdvec(self).expect("encoding into a Vec cannot fail"))
@@ -151,7 +187,13 @@ impl GroupApp {
         GroupApp {
             kv: Mutex::new(state.kv),
             catalog,
+            ledger: state.ledger.map(Mutex::new),
         }
+    }
+
+    /// Runs `f` on the channel's ledger as applied so far (`None`: not a ledger channel).
+    pub(crate) fn with_ledger<T>(&self, f: impl FnOnce(&Channel) -> T) -> Option<T> {
+        self.ledger.as_ref().map(|l| f(&lock(l)))
     }
 
     /// A read outside the GSN order (`?stale`): each key's value is one its history had, but
@@ -188,6 +230,7 @@ impl Application for GroupApp {
             }
             GroupCommand::Read(query) => query.locks(),
             GroupCommand::Admin(_) => Locks::keys([], [LockKey::Catalog]),
+            GroupCommand::Ledger { .. } => Locks::keys([], [LockKey::Ledger]),
         }
     }
 
@@ -227,6 +270,14 @@ impl Application for GroupApp {
                 }
                 GroupOutput::Admin(output)
             }
+            GroupCommand::Ledger { envelope, time } => {
+                ctx.check_write(&LockKey::Ledger);
+                GroupOutput::Ledger(
+                    self.ledger
+                        .as_ref()
+                        .map(|l| lock(l).deliver(&envelope, time)),
+                )
+            }
         }
     }
 
@@ -234,11 +285,15 @@ impl Application for GroupApp {
         AppState {
             kv: lock(&self.kv).clone(),
             catalog: self.catalog.as_ref().map(|c| lock(&c.catalog).clone()),
+            ledger: self.ledger.as_ref().map(|l| lock(l).clone()),
         }
     }
 
     fn restore(&self, state: AppState) {
         *lock(&self.kv) = state.kv;
+        if let (Some(mine), Some(theirs)) = (&self.ledger, state.ledger) {
+            *lock(mine) = theirs;
+        }
         if let (Some(cell), Some(theirs)) = (&self.catalog, state.catalog) {
             cell.publish.send_replace(Arc::new(theirs.clone()));
             *lock(&cell.catalog) = theirs;

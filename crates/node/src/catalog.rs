@@ -28,6 +28,18 @@ pub enum Command {
     Kv(KvRequest),
     /// A catalog change (the default group only; ignored elsewhere).
     Admin(AdminCommand),
+    /// An encoded `synod_ledger::Envelope` (a transaction or a tick; ledger channels only).
+    Ledger(bytes::Bytes),
+}
+
+/// What a group's application is.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupKind {
+    /// A key-value store.
+    #[default]
+    Kv,
+    /// A ledger channel (`synod_ledger::Channel`) cutting blocks by this configuration.
+    Ledger(synod_ledger::BatchConfig),
 }
 
 /// A change to the catalog.
@@ -39,6 +51,15 @@ pub enum AdminCommand {
         name: String,
         /// Its first members (node ids).
         members: Vec<u16>,
+    },
+    /// Create a ledger channel hosted and voted on by `members`.
+    CreateChannel {
+        /// Its name.
+        name: String,
+        /// Its first members (node ids).
+        members: Vec<u16>,
+        /// How it cuts blocks.
+        batch: synod_ledger::BatchConfig,
     },
     /// Remove a group: every node drops its state and log.
     RemoveGroup {
@@ -87,6 +108,8 @@ pub struct GroupInfo {
     pub hosts: BTreeSet<u16>,
     /// GSN (in the default group) of the command that created it.
     pub created_gsn: u64,
+    /// What it runs.
+    pub kind: GroupKind,
 }
 
 /// The catalog.
@@ -110,6 +133,7 @@ impl Catalog {
             genesis: default_members.to_vec(),
             hosts: default_members.iter().copied().collect(),
             created_gsn: 0,
+            kind: GroupKind::Kv,
         };
         Catalog {
             groups: BTreeMap::from([(default.name.clone(), default)]),
@@ -152,7 +176,14 @@ impl Catalog {
     /// output. Invalid commands change nothing and say why.
     pub fn apply(&mut self, gsn: u64, cmd: &AdminCommand) -> AdminOutput {
         match cmd {
-            AdminCommand::CreateGroup { name, members } => self.create(gsn, name, members),
+            AdminCommand::CreateGroup { name, members } => {
+                self.create(gsn, name, members, GroupKind::Kv)
+            }
+            AdminCommand::CreateChannel {
+                name,
+                members,
+                batch,
+            } => self.create(gsn, name, members, GroupKind::Ledger(*batch)),
             AdminCommand::RemoveGroup { name } => {
                 if name == DEFAULT_GROUP_NAME {
                     return AdminOutput::Refused("the default group cannot be removed".into());
@@ -185,7 +216,7 @@ impl Catalog {
         }
     }
 
-    fn create(&mut self, gsn: u64, name: &str, members: &[u16]) -> AdminOutput {
+    fn create(&mut self, gsn: u64, name: &str, members: &[u16], kind: GroupKind) -> AdminOutput {
         if let Err(e) = check_group_name(name) {
             return AdminOutput::Refused(e);
         }
@@ -197,7 +228,7 @@ impl Catalog {
         }
         if let Some(existing) = self.groups.get(name) {
             // Creating the same group twice (a retried request) is not an error.
-            return if existing.genesis == sorted {
+            return if existing.genesis == sorted && existing.kind == kind {
                 AdminOutput::Group(existing.clone())
             } else {
                 AdminOutput::Refused(format!(
@@ -215,6 +246,7 @@ impl Catalog {
             genesis: sorted.clone(),
             hosts: sorted.into_iter().collect(),
             created_gsn: gsn,
+            kind,
         };
         self.next_id += 1;
         self.groups.insert(name.to_string(), info.clone());

@@ -42,15 +42,19 @@ pub(crate) struct StaleQuery {
     stale: Option<String>,
 }
 
-fn group_json(g: &GroupInfo, hosted_here: bool) -> serde_json::Value {
+pub(crate) fn group_json(g: &GroupInfo, hosted_here: bool) -> serde_json::Value {
     json!({
         "name": g.name, "id": g.id, "genesis_members": g.genesis, "hosts": g.hosts,
         "created_gsn": g.created_gsn, "hosted_here": hosted_here,
+        "kind": match g.kind {
+            synod_node::catalog::GroupKind::Kv => "kv",
+            synod_node::catalog::GroupKind::Ledger(_) => "ledger",
+        },
     })
 }
 
 /// Proposes `cmd` in the default group within the request timeout.
-async fn agree(api: &Api, cmd: AdminCommand) -> Result<(u64, AdminOutput), Response> {
+pub(crate) async fn agree(api: &Api, cmd: AdminCommand) -> Result<(u64, AdminOutput), Response> {
     match tokio::time::timeout(api.timeout, api.node.admin(cmd)).await {
         Err(_) => Err(error(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -98,4 +98,25 @@ impl Client {
         }
         Ok(text)
     }
+
+    /// `GET path`, the answer's raw bytes (up to `limit`); a non-2xx answer is an error.
+    pub(crate) fn get_bytes(&self, path: &str, limit: u64) -> Result<Vec<u8>> {
+        let url = format!("{}{path}", self.base);
+        let mut resp = self
+            .agent
+            .get(&url)
+            .call()
+            .with_context(|| format!("GET {url}"))?;
+        let status = resp.status();
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .context("reading the answer")?;
+        if !status.is_success() {
+            bail!("{status}: {}", String::from_utf8_lossy(&bytes));
+        }
+        Ok(bytes)
+    }
 }

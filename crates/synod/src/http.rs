@@ -21,7 +21,7 @@ use serde_json::json;
 use synod_node::kv::{KvCommand, KvOutput, TOKEN_MAX};
 use synod_node::{DEFAULT_GROUP, Node, RequestError};
 
-use crate::admin;
+use crate::{admin, channels};
 
 /// Largest value accepted, bytes.
 pub(crate) const VALUE_MAX: usize = 512 * 1024;
@@ -52,6 +52,21 @@ pub(crate) fn router(node: Node, timeout: Duration) -> Router {
         .route("/v1/groups", get(admin::list).post(admin::create))
         .route("/v1/groups/{group}", get(admin::show).delete(admin::remove))
         .route("/v1/groups/{group}/members", post(admin::add_member))
+        .route("/v1/channels", post(channels::create))
+        .route("/v1/channels/{channel}", get(channels::show))
+        .route(
+            "/v1/channels/{channel}/transactions",
+            post(channels::submit),
+        )
+        .route(
+            "/v1/channels/{channel}/transactions/{tx}",
+            get(channels::tx_status),
+        )
+        .route("/v1/channels/{channel}/keys/{key}", get(channels::key))
+        .route(
+            "/v1/channels/{channel}/blocks/{number}",
+            get(channels::block),
+        )
         .route(
             "/v1/groups/{group}/members/{id}",
             delete(admin::remove_member),
@@ -359,6 +374,12 @@ mod tests {
             "/v1/groups/{group}/kv/{key}",
             "/v1/groups/{group}/members",
             "/v1/groups/{group}/members/{id}",
+            "/v1/channels",
+            "/v1/channels/{channel}",
+            "/v1/channels/{channel}/transactions",
+            "/v1/channels/{channel}/transactions/{tx}",
+            "/v1/channels/{channel}/keys/{key}",
+            "/v1/channels/{channel}/blocks/{number}",
         ] {
             assert!(doc["paths"][path].is_object(), "{path} is not described");
         }

@@ -3,11 +3,13 @@
 //! a recorded workload for fault tests (`workload`), and emulate WAN links (`delay-proxy`).
 
 mod admin;
+mod channels;
 mod client;
 mod config;
 mod delay_proxy;
 mod dev;
 mod http;
+mod ledger_cli;
 mod workload;
 
 use std::path::PathBuf;
@@ -92,6 +94,11 @@ enum Command {
         #[command(subcommand)]
         op: MemberOp,
     },
+    /// Ledger channels: audit a channel's chain on every node.
+    Ledger {
+        #[command(subcommand)]
+        op: LedgerOp,
+    },
     /// Run a recorded key-value workload against plain-HTTP nodes (fault tests): every
     /// operation and its outcome is written as JSON for the history checkers (synod-check).
     Workload(workload::WorkloadArgs),
@@ -121,6 +128,21 @@ enum GroupOp {
     Rm {
         /// Its name.
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum LedgerOp {
+    /// Fetch a channel's chain from each node, audit it from genesis (every header link,
+    /// every Merkle root, every validation replayed) and check that all nodes agree at their
+    /// common height. Trusts no node: each chain is checked on its own.
+    Verify {
+        /// The channel.
+        #[arg(long)]
+        channel: String,
+        /// The nodes' API URLs (comma-separated; default: --api alone).
+        #[arg(long, value_delimiter = ',')]
+        nodes: Vec<String>,
     },
 }
 
@@ -228,6 +250,9 @@ fn main() -> Result<()> {
                 GroupOp::Rm { name } => c.call("DELETE", &format!("/v1/groups/{name}"), None)?,
             }
         }
+        Command::Ledger {
+            op: LedgerOp::Verify { channel, nodes },
+        } => ledger_cli::verify(&cli.api, &channel, &nodes)?,
         Command::Member { op } => {
             let c = client()?;
             match op {

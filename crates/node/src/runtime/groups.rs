@@ -15,8 +15,7 @@ use tokio::sync::{Notify, oneshot, watch};
 use super::snapshot::{Incoming, encode_snapshot};
 use super::{NodeError, RequestError, Runtime, WriteResult, now};
 use crate::app::{AppState, GroupApp, GroupCommand, GroupOutput, Query, ReadResult};
-use crate::catalog::{AdminOutput, Catalog, Command};
-use crate::kv::Kv;
+use crate::catalog::{AdminOutput, Catalog, Command, GroupInfo};
 
 /// A client waiting for its proposal to be applied.
 pub(super) enum Waiter {
@@ -24,6 +23,10 @@ pub(super) enum Waiter {
     Read(Query, oneshot::Sender<Result<ReadResult, RequestError>>),
     Admin(oneshot::Sender<Result<(Slot, AdminOutput), RequestError>>),
     Config(oneshot::Sender<Result<Slot, RequestError>>),
+    /// A ledger envelope: the GSN it was ordered at and the blocks it cut.
+    Ledger(oneshot::Sender<Result<(Slot, Vec<u64>), RequestError>>),
+    /// A tick this node proposed for its channel: nobody waits.
+    Tick,
 }
 
 impl Waiter {
@@ -33,6 +36,8 @@ impl Waiter {
             Waiter::Read(_, reply) => drop(reply.send(Err(e))),
             Waiter::Admin(reply) => drop(reply.send(Err(e))),
             Waiter::Config(reply) => drop(reply.send(Err(e))),
+            Waiter::Ledger(reply) => drop(reply.send(Err(e))),
+            Waiter::Tick => {}
         }
     }
 }
@@ -70,11 +75,15 @@ pub(super) struct Group {
     /// Readies of this group, collected or committing, whose deliveries wait for their fsync:
     /// while any does, later deliveries wait too (GSN order).
     pub(super) readies_holding_deliveries: usize,
+    /// A ledger channel: the agreed time its pending batch falls due for which this node
+    /// last proposed a tick, and when (its clock).
+    pub(super) tick_for: Option<(u64, u64)>,
 }
 
 impl Group {
     /// Opens a group from what its storage recovered. `catalog` is the default group's
     /// publisher (with the catalog of a new cluster), `None` for other groups.
+    #[allow(clippy::too_many_arguments)] // the executor's pool, capacity and wake-up travel together
     pub(super) fn open(
         id: u32,
         opts: synod_core::Options,
@@ -83,15 +92,13 @@ impl Group {
         pool: &WorkerPool,
         capacity: usize,
         progress: Arc<Notify>,
+        info: Option<&GroupInfo>,
     ) -> Result<Group, NodeError> {
         let latest_snapshot = state.snapshot.clone();
         let app = match &state.snapshot {
             Some(s) if !s.app.is_empty() => AppState::decode(&s.app)
                 .map_err(|detail| NodeError::Snapshot { group: id, detail })?,
-            _ => AppState {
-                kv: Kv::default(),
-                catalog: None,
-            },
+            _ => AppState::fresh(info),
         };
         let handed_to = latest_snapshot.as_ref().map_or(Slot(0), |s| s.next_slot);
         let exec =
@@ -115,6 +122,7 @@ impl Group {
             snapshotting: false,
             handed_to,
             readies_holding_deliveries: 0,
+            tick_for: None,
         })
     }
 
@@ -136,7 +144,7 @@ impl Group {
         let mut jobs = Vec::new();
         for p in &d.proposals {
             match &p.payload {
-                Payload::Command(bytes) => jobs.extend(self.job(d.gsn, p.id, bytes)),
+                Payload::Command(bytes) => jobs.extend(self.job(d.gsn, d.time, p.id, bytes)),
                 Payload::Config(_) => {
                     if let Some(Waiter::Config(reply)) = self.waiting.remove(&p.id) {
                         let outcome = d.config.iter().find(|o| o.id == p.id);
@@ -185,7 +193,13 @@ impl Group {
 
     /// The executor job for a command delivered at `gsn`, carrying the answer to the client
     /// waiting on it here (if any).
-    fn job(&mut self, gsn: Slot, id: ProposalId, bytes: &[u8]) -> Option<Job<GroupApp>> {
+    fn job(
+        &mut self,
+        gsn: Slot,
+        time: synod_core::Time,
+        id: ProposalId,
+        bytes: &[u8],
+    ) -> Option<Job<GroupApp>> {
         let waiter = self.waiting.remove(&id);
         // Undecodable commands are skipped the same way on every node.
         let Ok(cmd) = postcard::from_bytes::<Command>(bytes) else {
@@ -222,6 +236,23 @@ impl Group {
                     }
                 })),
             ),
+            (Command::Ledger(envelope), Some(Waiter::Ledger(reply))) => {
+                let group = self.id;
+                (
+                    GroupCommand::Ledger {
+                        envelope,
+                        time: time.0,
+                    },
+                    Some(Box::new(move |out| {
+                        let result = match out {
+                            GroupOutput::Ledger(Some(blocks)) => Ok((gsn, blocks)),
+                            // Not a ledger channel: ordered, and ignored everywhere.
+                            _ => Err(RequestError::NoGroup(group)),
+                        };
+                        let _ = reply.send(result);
+                    })),
+                )
+            }
             (cmd, other) => {
                 if let Some(w) = other {
                     w.fail(RequestError::Stopped);
@@ -229,6 +260,10 @@ impl Group {
                 let cmd = match cmd {
                     Command::Kv(req) => GroupCommand::Kv(req),
                     Command::Admin(cmd) => GroupCommand::Admin(cmd),
+                    Command::Ledger(envelope) => GroupCommand::Ledger {
+                        envelope,
+                        time: time.0,
+                    },
                 };
                 (cmd, None)
             }
@@ -304,6 +339,7 @@ impl Runtime {
                 &self.pool,
                 self.executor_capacity,
                 self.progress.clone(),
+                Some(info),
             ) {
                 Ok(g) => {
                     tracing::info!(group = info.id, name = %info.name, "hosting group");
@@ -313,7 +349,7 @@ impl Runtime {
                 // Its state cannot be used (a snapshot that does not decode): never reopened
                 // as a fresh replica (it would have forgotten its votes), but wiped and
                 // rejoined behind a fence.
-                Err(e) => self.open_fenced(info.id, &info.genesis, e.to_string()),
+                Err(e) => self.open_fenced(info, e.to_string()),
             }
         }
         let removed: Vec<u32> = self

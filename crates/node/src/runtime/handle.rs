@@ -118,6 +118,7 @@ impl Node {
             &runtime.pool,
             runtime.executor_capacity,
             runtime.progress.clone(),
+            None,
         )?;
         runtime.groups.insert(DEFAULT_GROUP, default);
         runtime.reconcile();
@@ -223,6 +224,47 @@ impl Node {
     }
 
     /// Sends a request to the event loop and waits for its answer.
+    /// Orders a ledger envelope (an encoded `synod_ledger::Envelope`) in channel `group` and
+    /// waits until it is applied here: returns its GSN and the blocks it cut (usually none; a
+    /// transaction is judged when its block is cut: see [`Self::ledger_read`]).
+    ///
+    /// # Errors
+    /// [`RequestError`]; `Refused` if the group is not a ledger channel.
+    pub async fn ledger_submit(
+        &self,
+        group: u32,
+        envelope: Bytes,
+    ) -> Result<(Slot, Vec<u64>), RequestError> {
+        self.ask(|reply| Request::Ledger {
+            group,
+            envelope,
+            reply,
+        })
+        .await
+    }
+
+    /// Runs `f` on channel `group`'s ledger as applied on this node so far.
+    ///
+    /// # Errors
+    /// [`RequestError::NoGroup`] if this node hosts no such channel.
+    pub async fn ledger_read<T: Send + 'static>(
+        &self,
+        group: u32,
+        f: impl FnOnce(&synod_ledger::Channel) -> T + Send + 'static,
+    ) -> Result<T, RequestError> {
+        let (tx, rx) = oneshot::channel();
+        let read: super::LedgerReader = Box::new(move |c| {
+            let _ = tx.send(c.map(f));
+        });
+        self.requests
+            .send(Request::LedgerRead { group, read })
+            .await
+            .map_err(|_| RequestError::Stopped)?;
+        rx.await
+            .map_err(|_| RequestError::Stopped)?
+            .ok_or(RequestError::NoGroup(group))
+    }
+
     async fn ask<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, RequestError>>) -> Request,

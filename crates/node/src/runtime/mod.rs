@@ -188,6 +188,9 @@ struct Timing {
     liveness_ms: u64,
 }
 
+/// Reads a channel's ledger on the event loop (`None`: no such channel here).
+type LedgerReader = Box<dyn FnOnce(Option<&synod_ledger::Channel>) + Send>;
+
 enum Request {
     Write {
         group: u32,
@@ -211,6 +214,15 @@ enum Request {
     },
     Status {
         reply: oneshot::Sender<Vec<GroupStatus>>,
+    },
+    Ledger {
+        group: u32,
+        envelope: Bytes,
+        reply: oneshot::Sender<Result<(Slot, Vec<u64>), RequestError>>,
+    },
+    LedgerRead {
+        group: u32,
+        read: LedgerReader,
     },
     Metrics {
         reply: oneshot::Sender<String>,
@@ -360,6 +372,34 @@ impl Runtime {
         if !self.repairs.is_empty() || self.rejoin_marker.is_some() {
             self.maybe_finish_rejoin();
         }
+        self.propose_due_ticks(t);
+    }
+
+    /// A ledger channel whose pending batch has waited its batch timeout by this node's clock:
+    /// propose a tick, whose delivery moves agreed time and cuts the batch on every member.
+    /// Once per due time, and again a second later if the batch is still pending (the tick
+    /// may have been refused, without a quorum, or lost with its proposer).
+    fn propose_due_ticks(&mut self, now: Time) {
+        const RETRY_NS: u64 = 1_000_000_000;
+        let due: Vec<(u32, u64)> = self
+            .groups
+            .iter()
+            .filter_map(|(id, g)| {
+                let at = g.exec.app().with_ledger(synod_ledger::Channel::due_at)??;
+                let fresh = match g.tick_for {
+                    Some((due, tried)) => due != at || now.0.saturating_sub(tried) >= RETRY_NS,
+                    None => true,
+                };
+                (at <= now.0 && fresh).then_some((*id, at))
+            })
+            .collect();
+        for (id, at) in due {
+            if let Some(g) = self.groups.get_mut(&id) {
+                g.tick_for = Some((at, now.0));
+            }
+            let tick = synod_ledger::Envelope::Tick.encode();
+            self.propose(id, encode_command(&Command::Ledger(tick)), Waiter::Tick);
+        }
     }
 
     /// Reconciles if the catalog changed since the last look. Called before handling input:
@@ -414,6 +454,32 @@ impl Runtime {
                     encode_command(&Command::Kv(req)),
                     Waiter::Write(reply),
                 );
+            }
+            Request::Ledger {
+                group,
+                envelope,
+                reply,
+            } => {
+                self.propose(
+                    group,
+                    encode_command(&Command::Ledger(envelope)),
+                    Waiter::Ledger(reply),
+                );
+            }
+            Request::LedgerRead { group, read } => {
+                // Reads the ledger as applied so far; a group that is not a hosted channel
+                // is answered with `None`.
+                let mut read = Some(read);
+                if let Some(g) = self.groups.get(&group) {
+                    g.exec.app().with_ledger(|c| {
+                        if let Some(r) = read.take() {
+                            r(Some(c));
+                        }
+                    });
+                }
+                if let Some(r) = read {
+                    r(None);
+                }
             }
             Request::Admin { cmd, reply } => {
                 let payload = encode_command(&Command::Admin(cmd));

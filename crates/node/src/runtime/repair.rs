@@ -23,6 +23,7 @@ use synod_storage::{GroupId, StorageError, Store, UnsyncedFile};
 
 use super::groups::{Dormant, Group};
 use super::{DEFAULT_GROUP, NodeConfig, NodeError, Runtime};
+use crate::catalog::GroupInfo;
 
 /// The marker file that keeps a node in rejoin mode across restarts.
 const REJOIN_MARKER: &str = "REJOINING";
@@ -214,7 +215,8 @@ fn write_marker(path: &Path) -> std::io::Result<()> {
 impl Runtime {
     /// Opens group `id` fenced, with nothing of its old state: its log is wiped before the
     /// next commit's records (a fence record in its place), and it rejoins from its peers.
-    pub(super) fn open_fenced(&mut self, id: u32, genesis: &[u16], reason: String) {
+    pub(super) fn open_fenced(&mut self, info: &GroupInfo, reason: String) {
+        let id = info.id;
         let nonce = fresh_nonce();
         tracing::error!(group = id, error = %reason, "group wiped: it rejoins from its peers");
         self.reset_next.push((GroupId(id), nonce));
@@ -224,7 +226,7 @@ impl Runtime {
             fence: Some(nonce),
             ..DurableState::default()
         };
-        let opts = self.options(genesis);
+        let opts = self.options(&info.genesis);
         match Group::open(
             id,
             opts,
@@ -233,6 +235,7 @@ impl Runtime {
             &self.pool,
             self.executor_capacity,
             self.progress.clone(),
+            Some(info),
         ) {
             Ok(g) => {
                 self.groups.insert(id, g);

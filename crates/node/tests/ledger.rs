@@ -1,0 +1,201 @@
+//! A ledger channel hosted by three nodes: clients on different nodes race to spend the same
+//! coins, exactly one spend of each wins on every node, every node holds the same chain (which
+//! passes an audit from genesis), and a restarted node comes back to the same chain. An idle
+//! channel's last block is cut by the batch timeout (a tick agreed through the log).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::free_ports;
+use ed25519_dalek::SigningKey;
+use synod_ledger::{BatchConfig, Block, Envelope, Transaction, TxBody, ValidationCode, Version};
+use synod_node::catalog::{AdminCommand, AdminOutput};
+use synod_node::{Node, RequestError};
+use synod_transport::certs;
+
+const COINS: u8 = 6;
+
+async fn admin(node: &Node, cmd: AdminCommand) -> AdminOutput {
+    for _ in 0..200 {
+        match node.admin(cmd.clone()).await {
+            Ok((_, out)) => return out,
+            Err(RequestError::Refused(_) | RequestError::Stopped) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("admin failed: {e}"),
+        }
+    }
+    panic!("no quorum after 10 s");
+}
+
+fn spend(signer: &SigningKey, id: String, coin: &str, seen: Version, to: &str) -> Bytes {
+    let body = TxBody {
+        id,
+        creator: signer.verifying_key().to_bytes(),
+        reads: vec![(coin.to_string(), Some(seen))],
+        ranges: vec![],
+        writes: vec![(coin.to_string(), Some(Bytes::from(to.to_string())))],
+    };
+    Envelope::Tx(Transaction::sign(body, signer).encode()).encode()
+}
+
+async fn submit(node: &Node, group: u32, envelope: Bytes) {
+    for _ in 0..200 {
+        match node.ledger_submit(group, envelope.clone()).await {
+            Ok(_) => return,
+            Err(RequestError::Refused(_) | RequestError::NoGroup(_)) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("submit failed: {e}"),
+        }
+    }
+    panic!("not accepted after 10 s");
+}
+
+/// Waits (up to 20 s) until every node has committed `ids` and holds the same blocks; returns
+/// them.
+async fn settled(nodes: &[&Node], group: u32, ids: &[String]) -> Vec<Block> {
+    for _ in 0..800 {
+        let mut chains = Vec::new();
+        for n in nodes {
+            let ids = ids.to_vec();
+            let chain = n
+                .ledger_read(group, move |c| {
+                    ids.iter()
+                        .all(|id| c.tx_status(id).is_some())
+                        .then(|| c.blocks().to_vec())
+                })
+                .await;
+            chains.push(chain.ok().flatten());
+        }
+        if chains.iter().all(Option::is_some) && chains.windows(2).all(|w| w[0] == w[1]) {
+            return chains[0].clone().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the nodes did not settle on one chain");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_double_spends_and_a_restart_leave_one_identical_chain_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs::generate_ca("test").unwrap();
+    let addrs = free_ports(3);
+    let cfg = |n| common::config(&ca, n, &addrs, dir.path());
+    let n0 = Node::start(cfg(0)).await.unwrap();
+    let mut n1 = Node::start(cfg(1)).await.unwrap();
+    let n2 = Node::start(cfg(2)).await.unwrap();
+    let batch = BatchConfig {
+        max_message_count: 8,
+        batch_timeout_ns: 100_000_000,
+        ..BatchConfig::default()
+    };
+    let create = AdminCommand::CreateChannel {
+        name: "payments".into(),
+        members: vec![0, 1, 2],
+        batch,
+    };
+    let AdminOutput::Group(info) = admin(&n0, create).await else {
+        panic!("not created")
+    };
+    let ch = info.id;
+
+    // Mint the coins (fewer than a block: the batch timeout cuts them).
+    let mint = SigningKey::from_bytes(&[7; 32]);
+    let mut minted = Vec::new();
+    for c in 0..COINS {
+        let body = TxBody {
+            id: format!("mint{c}"),
+            creator: mint.verifying_key().to_bytes(),
+            reads: vec![],
+            ranges: vec![],
+            writes: vec![(format!("coin{c}"), Some(Bytes::from("minted")))],
+        };
+        submit(
+            &n0,
+            ch,
+            Envelope::Tx(Transaction::sign(body, &mint).encode()).encode(),
+        )
+        .await;
+        minted.push(format!("mint{c}"));
+    }
+    settled(&[&n0, &n1, &n2], ch, &minted).await;
+    let versions: Vec<Version> = n0
+        .ledger_read(ch, |c| {
+            (0..COINS)
+                .map(|k| c.get(&format!("coin{k}")).unwrap().1)
+                .collect()
+        })
+        .await
+        .unwrap();
+
+    // Three clients, one per node, each tries to spend every coin to itself, at once.
+    let mut ids = minted.clone();
+    tokio::join!(
+        client(&n0, ch, 0, &versions),
+        client(&n1, ch, 1, &versions),
+        client(&n2, ch, 2, &versions),
+    );
+    for client in 0..3 {
+        for c in 0..COINS {
+            ids.push(format!("spend-{client}-{c}"));
+        }
+    }
+    let chain = settled(&[&n0, &n1, &n2], ch, &ids).await;
+
+    // Exactly one spend of each coin is valid, the others are MVCC conflicts, on every node
+    // (the chains are equal, so checking one checks all).
+    for c in 0..COINS {
+        let mut codes = Vec::new();
+        for client in 0..3 {
+            let id = format!("spend-{client}-{c}");
+            codes.push(
+                n1.ledger_read(ch, move |l| l.tx_status(&id).unwrap().code)
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert_eq!(
+            codes
+                .iter()
+                .filter(|c| **c == ValidationCode::Valid)
+                .count(),
+            1,
+            "coin {c}: {codes:?}"
+        );
+        assert!(
+            codes
+                .iter()
+                .all(|c| matches!(c, ValidationCode::Valid | ValidationCode::MvccReadConflict))
+        );
+    }
+    let report = synod_ledger::audit(&chain, batch).unwrap();
+    assert_eq!(report.blocks, chain.len() as u64);
+
+    // A restarted node recovers the same chain from its own log.
+    n1.stop().await;
+    n1 = Node::start(cfg(1)).await.unwrap();
+    let again = settled(&[&n0, &n1, &n2], ch, &ids).await;
+    assert_eq!(again, chain);
+}
+
+/// One client: spends every coin to itself through `node`.
+async fn client(node: &Node, ch: u32, client: u8, versions: &[Version]) {
+    let signer = SigningKey::from_bytes(&[client + 1; 32]);
+    for c in 0..COINS {
+        let coin = format!("coin{c}");
+        let id = format!("spend-{client}-{c}");
+        let e = spend(
+            &signer,
+            id,
+            &coin,
+            versions[c as usize],
+            &format!("client{client}"),
+        );
+        submit(node, ch, e).await;
+    }
+}

@@ -1,0 +1,241 @@
+//! The ledger channels' HTTP API: create a channel (a group whose application is a
+//! `synod_ledger::Channel`), submit signed transactions, and read what was committed: a
+//! transaction's status, a key's value and version, a block (in the canonical encoding, for
+//! `synod ledger verify`), the tip.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::json;
+use synod_ledger::{BatchConfig, Envelope, Transaction};
+use synod_node::catalog::{AdminCommand, AdminOutput, GroupKind};
+
+use crate::admin::{agree, group_json};
+use crate::http::{Api, error, group_id, gsn_header, request_error};
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `POST /v1/channels`: Fabric's defaults where a field is left out.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateChannel {
+    name: String,
+    members: Vec<u16>,
+    max_message_count: Option<usize>,
+    preferred_max_bytes: Option<usize>,
+    absolute_max_bytes: Option<usize>,
+    batch_timeout_ms: Option<u64>,
+}
+
+pub(crate) async fn create(
+    State(api): State<Arc<Api>>,
+    body: Result<axum::Json<CreateChannel>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let axum::Json(req) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
+    };
+    if let Err(e) = synod_node::catalog::check_group_name(&req.name) {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
+    if req.members.is_empty() || req.members.len() > 64 {
+        return error(StatusCode::BAD_REQUEST, "a channel has 1 to 64 members");
+    }
+    let d = BatchConfig::default();
+    let batch = BatchConfig {
+        max_message_count: req.max_message_count.unwrap_or(d.max_message_count),
+        preferred_max_bytes: req.preferred_max_bytes.unwrap_or(d.preferred_max_bytes),
+        absolute_max_bytes: req.absolute_max_bytes.unwrap_or(d.absolute_max_bytes),
+        batch_timeout_ns: req
+            .batch_timeout_ms
+            .map_or(d.batch_timeout_ns, |ms| ms.saturating_mul(1_000_000)),
+    };
+    let sane = (1..=10_000).contains(&batch.max_message_count)
+        && batch.preferred_max_bytes >= 1
+        && batch.preferred_max_bytes <= batch.absolute_max_bytes
+        && batch.absolute_max_bytes <= 64 * 1024 * 1024
+        && (1_000_000..=600_000_000_000).contains(&batch.batch_timeout_ns);
+    if !sane {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "batch rules: 1 to 10,000 messages, 1 <= preferred <= absolute <= 64 MiB, a timeout \
+             of 1 ms to 10 min",
+        );
+    }
+    let cmd = AdminCommand::CreateChannel {
+        name: req.name,
+        members: req.members,
+        batch,
+    };
+    match agree(&api, cmd).await {
+        Err(r) => r,
+        Ok((gsn, AdminOutput::Group(g))) => {
+            let status = if g.created_gsn == gsn {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (status, gsn_header(gsn), axum::Json(group_json(&g, false))).into_response()
+        }
+        Ok((_, AdminOutput::Refused(why))) => error(StatusCode::CONFLICT, why),
+        Ok((_, other)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("unexpected answer {other:?}"),
+        ),
+    }
+}
+
+/// The channel's group id, or the error answer (not a group, or not a ledger channel).
+async fn channel_id(api: &Api, name: &str) -> Result<u32, Response> {
+    let id = group_id(api, name).await?;
+    let is_channel = api
+        .node
+        .catalog()
+        .group_by_id(id)
+        .is_some_and(|g| matches!(g.kind, GroupKind::Ledger(_)));
+    if is_channel {
+        Ok(id)
+    } else {
+        Err(error(
+            StatusCode::NOT_FOUND,
+            format!("{name:?} is not a ledger channel"),
+        ))
+    }
+}
+
+/// `POST /v1/channels/{channel}/transactions`: the body is a transaction in its canonical
+/// encoding (`synod_ledger::Transaction::encode`), signed by its creator. Answers once it is
+/// ordered (202): it is judged when its block is cut; poll its status.
+pub(crate) async fn submit(
+    State(api): State<Arc<Api>>,
+    Path(channel): Path<String>,
+    body: Bytes,
+) -> Response {
+    let id = match channel_id(&api, &channel).await {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let tx = match Transaction::decode(&body) {
+        Ok(tx) => tx,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not an encoded transaction: {e}"),
+            );
+        }
+    };
+    let envelope = Envelope::Tx(tx.encode()).encode();
+    match tokio::time::timeout(api.timeout, api.node.ledger_submit(id, envelope)).await {
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timed out waiting for agreement (is a quorum reachable?)",
+        ),
+        Ok(Err(e)) => request_error(&e),
+        Ok(Ok((gsn, blocks))) => (
+            StatusCode::ACCEPTED,
+            gsn_header(gsn.0),
+            axum::Json(json!({ "tx_id": tx.body.id, "gsn": gsn.0, "blocks_cut": blocks })),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /v1/channels/{channel}`: height, tip and commit hash on this node.
+pub(crate) async fn show(State(api): State<Arc<Api>>, Path(channel): Path<String>) -> Response {
+    let id = match channel_id(&api, &channel).await {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let read = api.node.ledger_read(id, |c| {
+        let (height, tip) = c.tip();
+        json!({
+            "height": height, "tip": hex(&tip), "commit_hash": hex(&c.commit_hash()),
+            "pending": c.due_at().is_some(),
+        })
+    });
+    match read.await {
+        Ok(mut v) => {
+            v["channel"] = json!(channel);
+            v["id"] = json!(id);
+            axum::Json(v).into_response()
+        }
+        Err(e) => request_error(&e),
+    }
+}
+
+/// `GET /v1/channels/{channel}/transactions/{id}`.
+pub(crate) async fn tx_status(
+    State(api): State<Arc<Api>>,
+    Path((channel, tx)): Path<(String, String)>,
+) -> Response {
+    let id = match channel_id(&api, &channel).await {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    match api.node.ledger_read(id, move |c| c.tx_status(&tx)).await {
+        Ok(Some(s)) => axum::Json(json!({
+            "block": s.block, "index": s.index, "code": s.code as u8, "code_name": s.code.name(),
+        }))
+        .into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "not committed on this node (yet): unknown, or waiting for its block to be cut",
+        ),
+        Err(e) => request_error(&e),
+    }
+}
+
+/// `GET /v1/channels/{channel}/keys/{key}`: the committed value and its version.
+pub(crate) async fn key(
+    State(api): State<Arc<Api>>,
+    Path((channel, key)): Path<(String, String)>,
+) -> Response {
+    let id = match channel_id(&api, &channel).await {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let read = api
+        .node
+        .ledger_read(id, move |c| c.get(&key).map(|(v, ver)| (v.clone(), ver)));
+    match read.await {
+        Ok(Some((value, version))) => axum::Json(json!({
+            "value": base64::engine::general_purpose::STANDARD.encode(&value),
+            "version": { "block": version.block, "tx": version.tx },
+        }))
+        .into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such key"),
+        Err(e) => request_error(&e),
+    }
+}
+
+/// `GET /v1/channels/{channel}/blocks/{number}`: the block in its canonical encoding
+/// (postcard), for auditing (`synod ledger verify`).
+pub(crate) async fn block(
+    State(api): State<Arc<Api>>,
+    Path((channel, number)): Path<(String, u64)>,
+) -> Response {
+    let id = match channel_id(&api, &channel).await {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let read = api.node.ledger_read(id, move |c| {
+        c.block(number)
+            .map(|b| postcard::to_stdvec(b).unwrap_or_default())
+    });
+    match read.await {
+        Ok(Some(bytes)) => (
+            [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+            bytes,
+        )
+            .into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such block on this node (yet)"),
+        Err(e) => request_error(&e),
+    }
+}
