@@ -19,7 +19,7 @@ use synod_core::Slot;
 use synod_exec::{Application, Ctx, Locks};
 use tokio::sync::watch;
 
-use synod_ledger::Channel;
+use synod_ledger::{Channel, Notary};
 
 use crate::catalog::{AdminCommand, AdminOutput, Catalog, GroupInfo, GroupKind};
 use crate::kv::{Entry, Kv, KvCommand, KvOutput, KvRequest};
@@ -35,6 +35,8 @@ pub(crate) enum LockKey {
     Catalog,
     /// The channel's ledger (ledger channels only).
     Ledger,
+    /// A state a notary request consumes (written) or refers to (read).
+    State(synod_ledger::StateRef),
 }
 
 /// What a read asks for.
@@ -95,6 +97,13 @@ pub(crate) enum GroupCommand {
     Read(Query),
     /// A catalog change agreed in the default group.
     Admin(AdminCommand),
+    /// A notarisation request delivered at agreed time `time`.
+    Notarise {
+        /// The request.
+        req: synod_ledger::NotariseRequest,
+        /// Agreed time of its slot, nanoseconds since the Unix epoch.
+        time: u64,
+    },
     /// A ledger envelope (a transaction or a tick) delivered at agreed time `time`.
     Ledger {
         /// The encoded envelope.
@@ -113,6 +122,8 @@ pub(crate) enum GroupOutput {
     Admin(AdminOutput),
     /// The blocks the envelope cut (`None`: the group is not a ledger channel).
     Ledger(Option<Vec<u64>>),
+    /// The notary's answer (`None`: the group is not a notary).
+    Notary(Option<synod_ledger::NotaryOutcome>),
 }
 
 /// The default group's catalog and where its changes are published.
@@ -126,6 +137,9 @@ pub(crate) struct GroupApp {
     kv: Mutex<Kv>,
     catalog: Option<CatalogCell>,
     ledger: Option<Mutex<Channel>>,
+    /// A notary's consumed states. Requests lock the states they touch, so requests on
+    /// different states run in parallel; the mutex only guards the map's memory.
+    notary: Option<Mutex<Notary>>,
 }
 
 /// What a group's snapshot carries: the key-value store, and in the default group the catalog.
@@ -135,14 +149,19 @@ pub(crate) struct AppState {
     pub(crate) catalog: Option<Catalog>,
     /// A ledger channel's ledger.
     pub(crate) ledger: Option<Channel>,
+    /// A notary's consumed states.
+    pub(crate) notary: Option<Notary>,
 }
 
 impl AppState {
     /// The state of a group that has applied nothing yet: an empty store, or a channel with
     /// only its genesis block (which records the channel's name, members and batch rules).
     pub(crate) fn fresh(info: Option<&GroupInfo>) -> AppState {
+        let notary = info
+            .filter(|i| i.kind == GroupKind::Notary)
+            .map(|_| Notary::default());
         let ledger = info.and_then(|info| match &info.kind {
-            GroupKind::Kv => None,
+            GroupKind::Kv | GroupKind::Notary => None,
             GroupKind::Ledger(batch) => {
                 let genesis = postcard::to_stdvec(info).expect("encoding into a Vec cannot fail");
                 Some(Channel::genesis(*batch, bytes::Bytes::from(genesis), 0))
@@ -152,6 +171,7 @@ impl AppState {
             kv: Kv::default(),
             catalog: None,
             ledger,
+            notary,
         }
     }
 
@@ -188,6 +208,7 @@ impl GroupApp {
             kv: Mutex::new(state.kv),
             catalog,
             ledger: state.ledger.map(Mutex::new),
+            notary: state.notary.map(Mutex::new),
         }
     }
 
@@ -231,6 +252,10 @@ impl Application for GroupApp {
             GroupCommand::Read(query) => query.locks(),
             GroupCommand::Admin(_) => Locks::keys([], [LockKey::Catalog]),
             GroupCommand::Ledger { .. } => Locks::keys([], [LockKey::Ledger]),
+            GroupCommand::Notarise { req, .. } => Locks::keys(
+                req.references.iter().cloned().map(LockKey::State),
+                req.inputs.iter().cloned().map(LockKey::State),
+            ),
         }
     }
 
@@ -270,6 +295,15 @@ impl Application for GroupApp {
                 }
                 GroupOutput::Admin(output)
             }
+            GroupCommand::Notarise { req, time } => {
+                for r in &req.references {
+                    ctx.check_read(&LockKey::State(r.clone()));
+                }
+                for i in &req.inputs {
+                    ctx.check_write(&LockKey::State(i.clone()));
+                }
+                GroupOutput::Notary(self.notary.as_ref().map(|n| lock(n).notarise(&req, time)))
+            }
             GroupCommand::Ledger { envelope, time } => {
                 ctx.check_write(&LockKey::Ledger);
                 GroupOutput::Ledger(
@@ -286,12 +320,16 @@ impl Application for GroupApp {
             kv: lock(&self.kv).clone(),
             catalog: self.catalog.as_ref().map(|c| lock(&c.catalog).clone()),
             ledger: self.ledger.as_ref().map(|l| lock(l).clone()),
+            notary: self.notary.as_ref().map(|n| lock(n).clone()),
         }
     }
 
     fn restore(&self, state: AppState) {
         *lock(&self.kv) = state.kv;
         if let (Some(mine), Some(theirs)) = (&self.ledger, state.ledger) {
+            *lock(mine) = theirs;
+        }
+        if let (Some(mine), Some(theirs)) = (&self.notary, state.notary) {
             *lock(mine) = theirs;
         }
         if let (Some(cell), Some(theirs)) = (&self.catalog, state.catalog) {

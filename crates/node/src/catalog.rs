@@ -30,6 +30,8 @@ pub enum Command {
     Admin(AdminCommand),
     /// An encoded `synod_ledger::Envelope` (a transaction or a tick; ledger channels only).
     Ledger(bytes::Bytes),
+    /// A notarisation request (notaries only).
+    Notarise(synod_ledger::NotariseRequest),
 }
 
 /// What a group's application is.
@@ -40,6 +42,8 @@ pub enum GroupKind {
     Kv,
     /// A ledger channel (`synod_ledger::Channel`) cutting blocks by this configuration.
     Ledger(synod_ledger::BatchConfig),
+    /// A notary (`synod_ledger::Notary`): the set of consumed states.
+    Notary,
 }
 
 /// A change to the catalog.
@@ -47,6 +51,13 @@ pub enum GroupKind {
 pub enum AdminCommand {
     /// Create a group hosted and voted on by `members`.
     CreateGroup {
+        /// Its name.
+        name: String,
+        /// Its first members (node ids).
+        members: Vec<u16>,
+    },
+    /// Create a notary hosted and voted on by `members`.
+    CreateNotary {
         /// Its name.
         name: String,
         /// Its first members (node ids).
@@ -184,6 +195,9 @@ impl Catalog {
                 members,
                 batch,
             } => self.create(gsn, name, members, GroupKind::Ledger(*batch)),
+            AdminCommand::CreateNotary { name, members } => {
+                self.create(gsn, name, members, GroupKind::Notary)
+            }
             AdminCommand::RemoveGroup { name } => {
                 if name == DEFAULT_GROUP_NAME {
                     return AdminOutput::Refused("the default group cannot be removed".into());

@@ -199,3 +199,92 @@ async fn client(node: &Node, ch: u32, client: u8, versions: &[Version]) {
         submit(node, ch, e).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notary_on_three_nodes_lets_each_state_be_consumed_once_and_signs_success() {
+    use synod_ledger::{NotariseRequest, NotaryOutcome, StateRef};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs::generate_ca("test").unwrap();
+    let addrs = free_ports(3);
+    let cfg = |n| common::config(&ca, n, &addrs, dir.path());
+    let nodes = [
+        Node::start(cfg(0)).await.unwrap(),
+        Node::start(cfg(1)).await.unwrap(),
+        Node::start(cfg(2)).await.unwrap(),
+    ];
+    let create = AdminCommand::CreateNotary {
+        name: "notary".into(),
+        members: vec![0, 1, 2],
+    };
+    let AdminOutput::Group(info) = admin(&nodes[0], create).await else {
+        panic!("not created")
+    };
+    let state = |i: u32| StateRef {
+        tx: "issue".into(),
+        index: i,
+    };
+    // Three clients, one per node, each wants to consume two of four states: every pair
+    // overlaps another client's.
+    let request = |client: u32| NotariseRequest {
+        tx_id: format!("t{client}"),
+        inputs: vec![state(client), state((client + 1) % 4)],
+        references: vec![],
+        time_window: None,
+    };
+    let ask = |client: usize| {
+        let node = &nodes[client];
+        let req = request(client as u32);
+        async move {
+            for _ in 0..200 {
+                match node.notarise(info.id, req.clone()).await {
+                    Ok(answer) => return answer,
+                    Err(RequestError::Refused(_) | RequestError::NoGroup(_)) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Err(e) => panic!("notarise failed: {e}"),
+                }
+            }
+            panic!("not answered after 10 s");
+        }
+    };
+    let (a, b, c) = tokio::join!(ask(0), ask(1), ask(2));
+    let answers = [a, b, c];
+    let mut consumed = std::collections::BTreeMap::new();
+    for (client, (_, outcome, signature)) in answers.iter().enumerate() {
+        match outcome {
+            NotaryOutcome::Notarised => {
+                let key =
+                    ed25519_dalek::VerifyingKey::from_bytes(&nodes[client].notary_public_key())
+                        .unwrap();
+                assert!(synod_ledger::notary::verify_notarisation(
+                    &key,
+                    &format!("t{client}"),
+                    signature.as_ref().unwrap()
+                ));
+                for s in request(client as u32).inputs {
+                    assert!(
+                        consumed.insert(s, client).is_none(),
+                        "a state consumed twice"
+                    );
+                }
+            }
+            NotaryOutcome::Conflict(conflicts) => {
+                assert!(signature.is_none());
+                assert!(!conflicts.is_empty());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(!consumed.is_empty(), "somebody won");
+    // Every conflict named the real consumer, and a repeat of a success succeeds again.
+    for (client, (_, outcome, _)) in answers.iter().enumerate() {
+        if let NotaryOutcome::Conflict(conflicts) = outcome {
+            for (s, by) in conflicts {
+                assert_eq!(Some(by), consumed.get(s).map(|c| format!("t{c}")).as_ref());
+            }
+        } else {
+            let (_, again, _) = ask(client).await;
+            assert_eq!(again, NotaryOutcome::Notarised);
+        }
+    }
+}

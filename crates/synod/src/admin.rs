@@ -49,6 +49,7 @@ pub(crate) fn group_json(g: &GroupInfo, hosted_here: bool) -> serde_json::Value 
         "kind": match g.kind {
             synod_node::catalog::GroupKind::Kv => "kv",
             synod_node::catalog::GroupKind::Ledger(_) => "ledger",
+            synod_node::catalog::GroupKind::Notary => "notary",
         },
     })
 }

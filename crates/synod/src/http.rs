@@ -21,7 +21,7 @@ use serde_json::json;
 use synod_node::kv::{KvCommand, KvOutput, TOKEN_MAX};
 use synod_node::{DEFAULT_GROUP, Node, RequestError};
 
-use crate::{admin, channels};
+use crate::{admin, channels, notaries};
 
 /// Largest value accepted, bytes.
 pub(crate) const VALUE_MAX: usize = 512 * 1024;
@@ -52,6 +52,9 @@ pub(crate) fn router(node: Node, timeout: Duration) -> Router {
         .route("/v1/groups", get(admin::list).post(admin::create))
         .route("/v1/groups/{group}", get(admin::show).delete(admin::remove))
         .route("/v1/groups/{group}/members", post(admin::add_member))
+        .route("/v1/notaries", post(notaries::create))
+        .route("/v1/notaries/{notary}/notarise", post(notaries::notarise))
+        .route("/v1/notaries/{notary}/key", get(notaries::key))
         .route("/v1/channels", post(channels::create))
         .route("/v1/channels/{channel}", get(channels::show))
         .route(
@@ -380,6 +383,9 @@ mod tests {
             "/v1/channels/{channel}/transactions/{tx}",
             "/v1/channels/{channel}/keys/{key}",
             "/v1/channels/{channel}/blocks/{number}",
+            "/v1/notaries",
+            "/v1/notaries/{notary}/notarise",
+            "/v1/notaries/{notary}/key",
         ] {
             assert!(doc["paths"][path].is_object(), "{path} is not described");
         }

@@ -10,6 +10,7 @@ mod delay_proxy;
 mod dev;
 mod http;
 mod ledger_cli;
+mod notaries;
 mod workload;
 
 use std::path::PathBuf;

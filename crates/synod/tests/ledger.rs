@@ -203,3 +203,76 @@ fn racing_spends_one_winner_each_and_identical_audited_chains_after_a_kill() {
     );
     assert!(text.contains("all 3 nodes hold the same chain"), "{text}");
 }
+
+fn post_json(api: SocketAddr, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let mut r = agent()
+        .post(&format!("http://{api}{path}"))
+        .header("content-type", "application/json")
+        .send(body.to_string())
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or_default())
+}
+
+#[test]
+fn a_notary_through_the_api_refuses_a_double_spend_and_signs_the_winner() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = cluster(dir.path(), 3);
+    for n in &mut nodes {
+        n.start();
+    }
+    let apis: Vec<SocketAddr> = nodes.iter().map(|n| n.api).collect();
+    let create = serde_json::json!({ "name": "notary", "members": [0, 1, 2] });
+    wait_until("the notary is created", || {
+        matches!(post_json(apis[0], "/v1/notaries", &create).0, 200 | 201)
+    });
+    let spend = |tx: &str| {
+        serde_json::json!({
+            "tx_id": tx, "inputs": [{ "tx": "issue", "index": 0 }],
+            "time_window": { "until_ms": 4_000_000_000_000u64 }
+        })
+    };
+    let (first, a) = post_json(apis[1], "/v1/notaries/notary/notarise", &spend("alice"));
+    let (second, b) = post_json(apis[2], "/v1/notaries/notary/notarise", &spend("bob"));
+    assert_eq!((first, second), (200, 409), "{a} {b}");
+    assert_eq!(b["conflicts"][0]["consumed_by"], "alice");
+    // The winner's signature is node 1's, over the transaction id.
+    let key_hex = get_json(apis[1], "/v1/notaries/notary/key").unwrap()["notary_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(a["notary_key"], key_hex.as_str());
+    let unhex = |s: &str| -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    let key =
+        ed25519_dalek::VerifyingKey::from_bytes(&unhex(&key_hex).try_into().unwrap()).unwrap();
+    let sig =
+        ed25519_dalek::Signature::from_slice(&unhex(a["signature"].as_str().unwrap())).unwrap();
+    assert!(synod_ledger::notary::verify_notarisation(
+        &key, "alice", &sig
+    ));
+    // The same request again is the same success, through any node; a window already
+    // closed in agreed time is refused.
+    assert_eq!(
+        post_json(apis[0], "/v1/notaries/notary/notarise", &spend("alice")).0,
+        200
+    );
+    let late = serde_json::json!({
+        "tx_id": "carol", "inputs": [{ "tx": "issue", "index": 1 }],
+        "time_window": { "until_ms": 1 }
+    });
+    assert_eq!(
+        post_json(apis[0], "/v1/notaries/notary/notarise", &late).0,
+        422
+    );
+    let bad = serde_json::json!({ "tx_id": "", "inputs": [] });
+    assert_eq!(
+        post_json(apis[0], "/v1/notaries/notary/notarise", &bad).0,
+        400
+    );
+}

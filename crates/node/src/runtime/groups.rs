@@ -27,6 +27,8 @@ pub(super) enum Waiter {
     Ledger(oneshot::Sender<Result<(Slot, Vec<u64>), RequestError>>),
     /// A tick this node proposed for its channel: nobody waits.
     Tick,
+    /// A notarisation: the GSN it was ordered at and the notary's answer.
+    Notary(oneshot::Sender<Result<(Slot, synod_ledger::NotaryOutcome), RequestError>>),
 }
 
 impl Waiter {
@@ -37,6 +39,7 @@ impl Waiter {
             Waiter::Admin(reply) => drop(reply.send(Err(e))),
             Waiter::Config(reply) => drop(reply.send(Err(e))),
             Waiter::Ledger(reply) => drop(reply.send(Err(e))),
+            Waiter::Notary(reply) => drop(reply.send(Err(e))),
             Waiter::Tick => {}
         }
     }
@@ -253,6 +256,19 @@ impl Group {
                     })),
                 )
             }
+            (Command::Notarise(req), Some(Waiter::Notary(reply))) => {
+                let group = self.id;
+                (
+                    GroupCommand::Notarise { req, time: time.0 },
+                    Some(Box::new(move |out| {
+                        let result = match out {
+                            GroupOutput::Notary(Some(outcome)) => Ok((gsn, outcome)),
+                            _ => Err(RequestError::NoGroup(group)),
+                        };
+                        let _ = reply.send(result);
+                    })),
+                )
+            }
             (cmd, other) => {
                 if let Some(w) = other {
                     w.fail(RequestError::Stopped);
@@ -264,6 +280,7 @@ impl Group {
                         envelope,
                         time: time.0,
                     },
+                    Command::Notarise(req) => GroupCommand::Notarise { req, time: time.0 },
                 };
                 (cmd, None)
             }

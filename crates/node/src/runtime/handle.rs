@@ -26,6 +26,8 @@ use crate::kv::{KvCommand, KvRequest};
 #[derive(Debug)]
 pub struct Node {
     requests: mpsc::Sender<Request>,
+    /// Signs this node's notarisations (`data_dir/notary.key`).
+    notary_key: Arc<ed25519_dalek::SigningKey>,
     catalog: watch::Receiver<Arc<Catalog>>,
     peer_addr: std::net::SocketAddr,
     task: tokio::task::JoinHandle<()>,
@@ -48,6 +50,7 @@ impl Node {
             path: config.data_dir.clone(),
             source,
         })?;
+        let notary_key = super::repair::notary_key(&config.data_dir)?;
         let db = config.data_dir.join("synod.redb");
         // A group whose state on this disk cannot be trusted is wiped and rejoins from its
         // peers, the node's other groups serving meanwhile; a database that is damaged as a
@@ -130,6 +133,7 @@ impl Node {
         );
         Ok(Node {
             requests,
+            notary_key: Arc::new(notary_key),
             catalog: catalog_rx,
             peer_addr,
             task,
@@ -263,6 +267,40 @@ impl Node {
         rx.await
             .map_err(|_| RequestError::Stopped)?
             .ok_or(RequestError::NoGroup(group))
+    }
+
+    /// Notarises `req` in notary `group`: once the notary has applied it here, returns its
+    /// GSN, the outcome and, on success, this node's Ed25519 signature over the transaction id
+    /// (`synod_ledger::notary::verify_notarisation` checks it against
+    /// [`Self::notary_public_key`]).
+    ///
+    /// # Errors
+    /// [`RequestError`]; `NoGroup` if the group is not a notary hosted here.
+    pub async fn notarise(
+        &self,
+        group: u32,
+        req: synod_ledger::NotariseRequest,
+    ) -> Result<
+        (
+            Slot,
+            synod_ledger::NotaryOutcome,
+            Option<ed25519_dalek::Signature>,
+        ),
+        RequestError,
+    > {
+        let tx_id = req.tx_id.clone();
+        let (gsn, outcome) = self
+            .ask(|reply| Request::Notarise { group, req, reply })
+            .await?;
+        let signature = (outcome == synod_ledger::NotaryOutcome::Notarised)
+            .then(|| synod_ledger::notary::sign_notarisation(&self.notary_key, &tx_id));
+        Ok((gsn, outcome, signature))
+    }
+
+    /// This node's notary public key (Ed25519).
+    #[must_use]
+    pub fn notary_public_key(&self) -> [u8; 32] {
+        self.notary_key.verifying_key().to_bytes()
     }
 
     async fn ask<T>(

@@ -224,6 +224,11 @@ enum Request {
         group: u32,
         read: LedgerReader,
     },
+    Notarise {
+        group: u32,
+        req: synod_ledger::NotariseRequest,
+        reply: oneshot::Sender<Result<(Slot, synod_ledger::NotaryOutcome), RequestError>>,
+    },
     Metrics {
         reply: oneshot::Sender<String>,
     },
@@ -464,6 +469,13 @@ impl Runtime {
                     group,
                     encode_command(&Command::Ledger(envelope)),
                     Waiter::Ledger(reply),
+                );
+            }
+            Request::Notarise { group, req, reply } => {
+                self.propose(
+                    group,
+                    encode_command(&Command::Notarise(req)),
+                    Waiter::Notary(reply),
                 );
             }
             Request::LedgerRead { group, read } => {

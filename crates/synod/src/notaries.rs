@@ -1,0 +1,207 @@
+//! The notaries' HTTP API: create a notary (a group whose application is the set of consumed
+//! states), notarise a transaction, and fetch the node's notary key to check signatures.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use synod_ledger::{NotariseRequest, NotaryOutcome, StateRef};
+use synod_node::catalog::{AdminCommand, AdminOutput, GroupKind};
+
+use crate::admin::{agree, group_json};
+use crate::http::{Api, error, group_id, gsn_header, request_error};
+
+/// Most inputs plus references one request may name.
+const STATES_MAX: usize = 1_024;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateNotary {
+    name: String,
+    members: Vec<u16>,
+}
+
+pub(crate) async fn create(
+    State(api): State<Arc<Api>>,
+    body: Result<axum::Json<CreateNotary>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let axum::Json(req) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
+    };
+    if let Err(e) = synod_node::catalog::check_group_name(&req.name) {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
+    if req.members.is_empty() || req.members.len() > 64 {
+        return error(StatusCode::BAD_REQUEST, "a notary has 1 to 64 members");
+    }
+    let cmd = AdminCommand::CreateNotary {
+        name: req.name,
+        members: req.members,
+    };
+    match agree(&api, cmd).await {
+        Err(r) => r,
+        Ok((gsn, AdminOutput::Group(g))) => {
+            let status = if g.created_gsn == gsn {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (status, gsn_header(gsn), axum::Json(group_json(&g, false))).into_response()
+        }
+        Ok((_, AdminOutput::Refused(why))) => error(StatusCode::CONFLICT, why),
+        Ok((_, other)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("unexpected answer {other:?}"),
+        ),
+    }
+}
+
+async fn notary_id(api: &Api, name: &str) -> Result<u32, Response> {
+    let id = group_id(api, name).await?;
+    let is_notary = api
+        .node
+        .catalog()
+        .group_by_id(id)
+        .is_some_and(|g| g.kind == GroupKind::Notary);
+    if is_notary {
+        Ok(id)
+    } else {
+        Err(error(
+            StatusCode::NOT_FOUND,
+            format!("{name:?} is not a notary"),
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StateJson {
+    tx: String,
+    index: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Window {
+    from_ms: Option<u64>,
+    until_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Notarise {
+    tx_id: String,
+    inputs: Vec<StateJson>,
+    #[serde(default)]
+    references: Vec<StateJson>,
+    time_window: Option<Window>,
+}
+
+fn refs(states: Vec<StateJson>) -> Vec<StateRef> {
+    states
+        .into_iter()
+        .map(|s| StateRef {
+            tx: s.tx,
+            index: s.index,
+        })
+        .collect()
+}
+
+/// `POST /v1/notaries/{notary}/notarise`: 200 with this node's signature if the inputs are
+/// now consumed by this transaction (or already were, by it); 409 naming each conflicting
+/// state and its consumer; 422 outside the time window (judged on agreed time).
+pub(crate) async fn notarise(
+    State(api): State<Arc<Api>>,
+    Path(notary): Path<String>,
+    body: Result<axum::Json<Notarise>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let id = match notary_id(&api, &notary).await {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let axum::Json(req) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
+    };
+    if req.tx_id.is_empty()
+        || req.tx_id.len() > 256
+        || req.inputs.is_empty()
+        || req.inputs.len() + req.references.len() > STATES_MAX
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "a request has a transaction id (1 to 256 bytes), at least one input and at most {STATES_MAX} states"
+            ),
+        );
+    }
+    let ms = |t: Option<u64>| t.map(|ms| ms.saturating_mul(1_000_000));
+    let request = NotariseRequest {
+        tx_id: req.tx_id,
+        inputs: refs(req.inputs),
+        references: refs(req.references),
+        time_window: req.time_window.map(|w| (ms(w.from_ms), ms(w.until_ms))),
+    };
+    let tx_id = request.tx_id.clone();
+    match tokio::time::timeout(api.timeout, api.node.notarise(id, request)).await {
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timed out waiting for agreement (is a quorum reachable?)",
+        ),
+        Ok(Err(e)) => request_error(&e),
+        Ok(Ok((gsn, outcome, signature))) => {
+            let headers = gsn_header(gsn.0);
+            match outcome {
+                NotaryOutcome::Notarised => (
+                    headers,
+                    axum::Json(json!({
+                        "notarised": true, "tx_id": tx_id,
+                        "signature": signature.map(|s| hex(&s.to_bytes())),
+                        "notary_key": hex(&api.node.notary_public_key()),
+                    })),
+                )
+                    .into_response(),
+                NotaryOutcome::Conflict(conflicts) => (
+                    StatusCode::CONFLICT,
+                    headers,
+                    axum::Json(json!({
+                        "notarised": false,
+                        "conflicts": conflicts.iter().map(|(s, by)| json!({
+                            "state": { "tx": s.tx, "index": s.index }, "consumed_by": by,
+                        })).collect::<Vec<_>>(),
+                    })),
+                )
+                    .into_response(),
+                NotaryOutcome::OutsideTimeWindow { now } => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    headers,
+                    axum::Json(json!({
+                        "notarised": false,
+                        "error": "outside the time window (agreed time)",
+                        "agreed_time_ms": now / 1_000_000,
+                    })),
+                )
+                    .into_response(),
+                NotaryOutcome::Invalid => {
+                    error(StatusCode::BAD_REQUEST, "an input is listed twice")
+                }
+            }
+        }
+    }
+}
+
+/// `GET /v1/notaries/{notary}/key`: the key this node signs notarisations with.
+pub(crate) async fn key(State(api): State<Arc<Api>>, Path(notary): Path<String>) -> Response {
+    if let Err(r) = notary_id(&api, &notary).await {
+        return r;
+    }
+    axum::Json(json!({ "notary_key": hex(&api.node.notary_public_key()) })).into_response()
+}
