@@ -53,8 +53,10 @@ pub struct TxStatus {
     pub code: ValidationCode,
 }
 
-/// Proof that a transaction is in a block: check the header against a trusted tip (chain
-/// consistency proof) and the transaction against the header (this inclusion proof).
+/// Proof that a transaction is in the chain: the transaction against its block's header (an
+/// RFC 6962 audit path under the data hash), and the header against the chain tree of
+/// `height` blocks (an audit path under `chain_root`). Compare `chain_root` with what other
+/// nodes report for that height (or a root you trust) and nothing else need be trusted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxProof {
     /// The block's header.
@@ -65,8 +67,14 @@ pub struct TxProof {
     pub index: u64,
     /// The encoded transaction.
     pub tx: Bytes,
-    /// The RFC 6962 audit path.
+    /// The audit path of the transaction under the header's data hash.
     pub path: Vec<u8>,
+    /// Blocks in the chain tree the header is proven in.
+    pub height: u64,
+    /// The RFC 6962 root of the first `height` header hashes.
+    pub chain_root: Hash,
+    /// The audit path of the header's hash under `chain_root`.
+    pub header_path: Vec<u8>,
 }
 
 impl TxProof {
@@ -81,6 +89,13 @@ impl TxProof {
             &self.tx,
             self.index,
             &self.path,
+        )?;
+        merkle::verify_inclusion(
+            self.chain_root,
+            self.height,
+            &self.header.hash(),
+            self.header.number,
+            &self.header_path,
         )
     }
 }
@@ -300,12 +315,16 @@ impl Channel {
         let status = self.tx_status(id)?;
         let block = self.block(status.block)?;
         let index = status.index as usize;
+        let number = usize::try_from(status.block).ok()?;
         Some(TxProof {
             header: block.header,
             size: block.data.len() as u64,
             index: index as u64,
             tx: block.data.get(index)?.clone(),
             path: merkle::prove_inclusion(&block.data, index),
+            height: self.height(),
+            chain_root: merkle::root(&self.header_hashes),
+            header_path: merkle::prove_inclusion(&self.header_hashes, number),
         })
     }
 }

@@ -243,9 +243,14 @@ fn proofs_check_out_without_trusting_the_node() {
     assert_eq!(proof.verify(), Ok(()));
     // The header it names is the chain's own.
     assert_eq!(ch.block(proof.header.number).unwrap().header, proof.header);
+    assert_eq!(proof.chain_root, ch.chain_root(ch.height()).unwrap());
     let mut lie = proof.clone();
     lie.tx = tx(&alice, "t17", vec![], vec![("k17", Some("other"))]).encode();
     assert!(lie.verify().is_err());
+    // A header the chain does not hold (the right data, another history) fails too.
+    let mut forged_header = proof.clone();
+    forged_header.header.previous_hash[0] ^= 1;
+    assert!(forged_header.verify().is_err());
 
     let (old, new) = (3, ch.height());
     let p = ch.prove_consistency(old, new).unwrap();

@@ -239,3 +239,87 @@ pub(crate) async fn block(
         Err(e) => request_error(&e),
     }
 }
+
+/// `GET /v1/channels/{channel}/transactions/{id}/proof`: a [`synod_ledger::TxProof`] in its
+/// canonical encoding (postcard): the transaction under its header, the header under the chain
+/// root at this node's height. `synod ledger prove` checks it and compares the root with the
+/// other nodes'.
+pub(crate) async fn tx_proof(
+    State(api): State<Arc<Api>>,
+    Path((channel, tx)): Path<(String, String)>,
+) -> Response {
+    let id = match channel_id(&api, &channel).await {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let read = api.node.ledger_read(id, move |c| {
+        c.prove_tx(&tx)
+            .map(|p| postcard::to_stdvec(&p).unwrap_or_default())
+    });
+    match read.await {
+        Ok(Some(bytes)) => (
+            [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+            bytes,
+        )
+            .into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "not committed on this node (yet)"),
+        Err(e) => request_error(&e),
+    }
+}
+
+/// `GET /v1/channels/{channel}/roots/{height}`: the RFC 6962 root of the first `height` block
+/// header hashes (the chain tree), as this node holds them.
+pub(crate) async fn root(
+    State(api): State<Arc<Api>>,
+    Path((channel, height)): Path<(String, u64)>,
+) -> Response {
+    let id = match channel_id(&api, &channel).await {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    match api
+        .node
+        .ledger_read(id, move |c| c.chain_root(height))
+        .await
+    {
+        Ok(Some(root)) => {
+            axum::Json(json!({ "height": height, "root": hex(&root) })).into_response()
+        }
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "this node's chain is not that high (yet)",
+        ),
+        Err(e) => request_error(&e),
+    }
+}
+
+/// `GET /v1/channels/{channel}/consistency/{from}/{to}`: the RFC 6962 proof that the chain
+/// tree of `from` blocks is a prefix of the tree of `to` blocks, with both roots.
+pub(crate) async fn consistency(
+    State(api): State<Arc<Api>>,
+    Path((channel, from, to)): Path<(String, u64, u64)>,
+) -> Response {
+    let id = match channel_id(&api, &channel).await {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let read = api.node.ledger_read(id, move |c| {
+        Some((
+            c.prove_consistency(from, to)?,
+            c.chain_root(from)?,
+            c.chain_root(to)?,
+        ))
+    });
+    match read.await {
+        Ok(Some((proof, from_root, to_root))) => axum::Json(json!({
+            "from": from, "to": to, "from_root": hex(&from_root), "to_root": hex(&to_root),
+            "proof": hex(&proof),
+        }))
+        .into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "needs 0 < from < to <= this node's height",
+        ),
+        Err(e) => request_error(&e),
+    }
+}

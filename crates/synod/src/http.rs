@@ -67,6 +67,15 @@ pub(crate) fn router(node: Node, timeout: Duration) -> Router {
         )
         .route("/v1/channels/{channel}/keys/{key}", get(channels::key))
         .route(
+            "/v1/channels/{channel}/transactions/{tx}/proof",
+            get(channels::tx_proof),
+        )
+        .route("/v1/channels/{channel}/roots/{height}", get(channels::root))
+        .route(
+            "/v1/channels/{channel}/consistency/{from}/{to}",
+            get(channels::consistency),
+        )
+        .route(
             "/v1/channels/{channel}/blocks/{number}",
             get(channels::block),
         )
@@ -383,6 +392,9 @@ mod tests {
             "/v1/channels/{channel}/transactions/{tx}",
             "/v1/channels/{channel}/keys/{key}",
             "/v1/channels/{channel}/blocks/{number}",
+            "/v1/channels/{channel}/transactions/{tx}/proof",
+            "/v1/channels/{channel}/roots/{height}",
+            "/v1/channels/{channel}/consistency/{from}/{to}",
             "/v1/notaries",
             "/v1/notaries/{notary}/notarise",
             "/v1/notaries/{notary}/key",

@@ -1,9 +1,11 @@
 //! `synod ledger verify`: each node's chain fetched block by block in its canonical encoding,
 //! audited on its own (synod_ledger::audit: links, Merkle roots, validation replayed, commit
-//! hashes), then compared across nodes at their common height.
+//! hashes), then compared across nodes at their common height. `prove` and `consistency`
+//! check a transaction's inclusion proof and a consistency proof from hashes alone.
 
 use anyhow::{Context, Result, bail};
-use synod_ledger::{BatchConfig, Block, audit};
+use synod_ledger::merkle::{self, Hash};
+use synod_ledger::{BatchConfig, Block, TxProof, audit};
 
 use crate::client::{ApiArgs, Client};
 
@@ -74,4 +76,122 @@ pub(crate) fn verify(api: &ApiArgs, channel: &str, nodes: &[String]) -> Result<S
         ));
     }
     Ok(out.join("\n"))
+}
+
+fn client_for(api: &ApiArgs, url: &str) -> Result<Client> {
+    Client::new(&ApiArgs {
+        api: url.to_string(),
+        ..api.clone()
+    })
+}
+
+fn unhex(s: &str) -> Result<Hash> {
+    let bytes: Vec<u8> = (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect::<Option<_>>()
+        .context("not hex")?;
+    bytes
+        .try_into()
+        .ok()
+        .context("a root is 32 bytes (64 hex digits)")
+}
+
+/// Fetches transaction `tx`'s proof from the first node, checks it from hashes alone, and
+/// checks its chain root against every node's root at that height.
+pub(crate) fn prove(api: &ApiArgs, channel: &str, tx: &str, nodes: &[String]) -> Result<String> {
+    let urls: Vec<String> = if nodes.is_empty() {
+        vec![api.api.clone()]
+    } else {
+        nodes.to_vec()
+    };
+    let first = client_for(api, &urls[0])?;
+    let bytes = first.get_bytes(
+        &format!("/v1/channels/{channel}/transactions/{tx}/proof"),
+        BLOCK_MAX,
+    )?;
+    let proof: TxProof = postcard::from_bytes(&bytes).context("the proof does not decode")?;
+    proof
+        .verify()
+        .map_err(|e| anyhow::anyhow!("{}: the proof does not hold: {e}", urls[0]))?;
+    let body = synod_ledger::Transaction::decode(&proof.tx)
+        .context("the proven transaction does not decode")?;
+    if body.body.id != tx {
+        bail!(
+            "{}: proved transaction {:?}, not {tx:?}",
+            urls[0],
+            body.body.id
+        );
+    }
+    let mut out = vec![format!(
+        "transaction {tx} is #{} of block {} (header {}), in the chain tree of {} blocks with root {}",
+        proof.index,
+        proof.header.number,
+        hex(&proof.header.hash()),
+        proof.height,
+        hex(&proof.chain_root)
+    )];
+    for url in &urls[1..] {
+        let text = client_for(api, url)?.call(
+            "GET",
+            &format!("/v1/channels/{channel}/roots/{}", proof.height),
+            None,
+        )?;
+        let v: serde_json::Value = serde_json::from_str(&text).context("not JSON")?;
+        let root = unhex(v["root"].as_str().context("no root")?)?;
+        if root != proof.chain_root {
+            bail!(
+                "{url} holds another chain at height {}: root {}",
+                proof.height,
+                hex(&root)
+            );
+        }
+        out.push(format!("{url}: same root at height {}", proof.height));
+    }
+    Ok(out.join("\n"))
+}
+
+/// Checks that the chain the node holds now extends the chain tree (`height`, `root`).
+pub(crate) fn consistency(api: &ApiArgs, channel: &str, height: u64, root: &str) -> Result<String> {
+    let old_root = unhex(root)?;
+    let c = client_for(api, &api.api)?;
+    let show: serde_json::Value =
+        serde_json::from_str(&c.call("GET", &format!("/v1/channels/{channel}"), None)?)
+            .context("the channel's summary is not JSON")?;
+    let now = show["height"].as_u64().context("no height")?;
+    if now == height {
+        let text = c.call(
+            "GET",
+            &format!("/v1/channels/{channel}/roots/{height}"),
+            None,
+        )?;
+        let v: serde_json::Value = serde_json::from_str(&text).context("not JSON")?;
+        if unhex(v["root"].as_str().context("no root")?)? != old_root {
+            bail!("the node holds another chain at height {height}");
+        }
+        return Ok(format!(
+            "the node holds exactly that chain (height {height})"
+        ));
+    }
+    let text = c.call(
+        "GET",
+        &format!("/v1/channels/{channel}/consistency/{height}/{now}"),
+        None,
+    )?;
+    let v: serde_json::Value = serde_json::from_str(&text).context("not JSON")?;
+    let new_root = unhex(v["to_root"].as_str().context("no root")?)?;
+    let proof: Vec<u8> = {
+        let s = v["proof"].as_str().context("no proof")?;
+        (0..s.len())
+            .step_by(2)
+            .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+            .collect::<Option<_>>()
+            .context("the proof is not hex")?
+    };
+    merkle::verify_consistency(old_root, height, new_root, now, &proof)
+        .map_err(|e| anyhow::anyhow!("the chain does not extend the one seen before: {e}"))?;
+    Ok(format!(
+        "the chain of {now} blocks (root {}) extends the one of {height} blocks seen before",
+        hex(&new_root)
+    ))
 }

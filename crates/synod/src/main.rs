@@ -145,6 +145,33 @@ enum LedgerOp {
         #[arg(long, value_delimiter = ',')]
         nodes: Vec<String>,
     },
+    /// Check that a transaction is in the chain: its proof from the first node (under its
+    /// block's header, and the header under the chain root), and that root against what every
+    /// node holds at that height. Trusts no node.
+    Prove {
+        /// The channel.
+        #[arg(long)]
+        channel: String,
+        /// The transaction id.
+        #[arg(long)]
+        tx: String,
+        /// The nodes' API URLs (comma-separated; default: --api alone).
+        #[arg(long, value_delimiter = ',')]
+        nodes: Vec<String>,
+    },
+    /// Check that the chain a node holds now extends a chain tree seen before (its height
+    /// and root, from `synod ledger prove` or `verify`): no block below it was rewritten.
+    Consistency {
+        /// The channel.
+        #[arg(long)]
+        channel: String,
+        /// The height seen before.
+        #[arg(long)]
+        height: u64,
+        /// The chain root seen at that height (hex).
+        #[arg(long)]
+        root: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -251,9 +278,17 @@ fn main() -> Result<()> {
                 GroupOp::Rm { name } => c.call("DELETE", &format!("/v1/groups/{name}"), None)?,
             }
         }
-        Command::Ledger {
-            op: LedgerOp::Verify { channel, nodes },
-        } => ledger_cli::verify(&cli.api, &channel, &nodes)?,
+        Command::Ledger { op } => match op {
+            LedgerOp::Verify { channel, nodes } => ledger_cli::verify(&cli.api, &channel, &nodes)?,
+            LedgerOp::Prove { channel, tx, nodes } => {
+                ledger_cli::prove(&cli.api, &channel, &tx, &nodes)?
+            }
+            LedgerOp::Consistency {
+                channel,
+                height,
+                root,
+            } => ledger_cli::consistency(&cli.api, &channel, height, &root)?,
+        },
         Command::Member { op } => {
             let c = client()?;
             match op {

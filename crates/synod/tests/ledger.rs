@@ -115,6 +115,17 @@ fn racing_spends_one_winner_each_and_identical_audited_chains_after_a_kill() {
         apis.iter()
             .all(|a| (0..COINS).all(|c| code(*a, &format!("mint{c}")).as_deref() == Some("VALID")))
     });
+    // The chain tree as seen now, to check later that nothing below it was rewritten.
+    let seen = get_json(apis[2], "/v1/channels/payments").unwrap();
+    let seen_height = seen["height"].as_u64().unwrap();
+    let seen_root = get_json(
+        apis[2],
+        &format!("/v1/channels/payments/roots/{seen_height}"),
+    )
+    .unwrap()["root"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let versions: Vec<Version> = (0..COINS)
         .map(|c| {
             let v = get_json(apis[0], &format!("/v1/channels/payments/keys/coin{c}")).unwrap();
@@ -202,6 +213,69 @@ fn racing_spends_one_winner_each_and_identical_audited_chains_after_a_kill() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("all 3 nodes hold the same chain"), "{text}");
+
+    // A winning spend's inclusion proof holds, and every node has the same chain root there.
+    let winner = spends
+        .iter()
+        .find(|id| code(apis[0], id).as_deref() == Some("VALID"))
+        .unwrap();
+    let cli = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("--api")
+            .arg(&urls[0])
+            .args(args)
+            .env_remove("SYNOD_API")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, text) = cli(&[
+        "ledger",
+        "prove",
+        "--channel",
+        "payments",
+        "--tx",
+        winner,
+        "--nodes",
+        &urls.join(","),
+    ]);
+    assert!(ok && text.contains("same root"), "{text}");
+    // The chain now extends the one seen before the spends; a made-up root is caught.
+    let height = seen_height.to_string();
+    let (ok, text) = cli(&[
+        "ledger",
+        "consistency",
+        "--channel",
+        "payments",
+        "--height",
+        &height,
+        "--root",
+        &seen_root,
+    ]);
+    assert!(ok && text.contains("extends"), "{text}");
+    let forged = format!(
+        "{}{}",
+        if seen_root.starts_with('0') { "1" } else { "0" },
+        &seen_root[1..]
+    );
+    let (ok, text) = cli(&[
+        "ledger",
+        "consistency",
+        "--channel",
+        "payments",
+        "--height",
+        &height,
+        "--root",
+        &forged,
+    ]);
+    assert!(!ok, "a forged root passed: {text}");
 }
 
 fn post_json(api: SocketAddr, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
