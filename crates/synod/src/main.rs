@@ -9,6 +9,7 @@ mod config;
 mod delay_proxy;
 mod dev;
 mod http;
+mod ledger_bench;
 mod ledger_cli;
 mod notaries;
 mod workload;
@@ -103,6 +104,9 @@ enum Command {
     /// Run a recorded key-value workload against plain-HTTP nodes (fault tests): every
     /// operation and its outcome is written as JSON for the history checkers (synod-check).
     Workload(workload::WorkloadArgs),
+    /// Measure a ledger channel's transactions per second (ordered, validated, committed) or a
+    /// notary's notarisations per second on a running plain-HTTP cluster.
+    LedgerBench(ledger_bench::LedgerBenchArgs),
     /// Forward TCP connections with an added one-way delay in both directions, to emulate WAN
     /// links on one machine (no netem needed).
     DelayProxy(delay_proxy::DelayArgs),
@@ -252,6 +256,7 @@ fn main() -> Result<()> {
             clients,
         } => return dev::write_certs(&out, &nodes, &hosts, &clients).map(|_| ()),
         Command::Workload(args) => return workload::run(&args),
+        Command::LedgerBench(args) => ledger_bench::run(&args)?,
         Command::DelayProxy(args) => return delay_proxy::run(&args),
         Command::Status => client()?.call("GET", "/v1/status", None)?,
         Command::Kv { op } => {

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# A ledger channel's transactions per second (ordered, validated, committed) and a notary's
+# notarisations per second with 1 and 4 inputs, on a 3-node `synod dev` cluster (separate
+# processes, fsync on, plain-HTTP API, peers over mutual TLS), with latency percentiles.
+#
+#   scripts/bench-ledger.sh            # SECS=8 per run, CLIENTS=16 by default
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${SECS:-8}
+clients=${CLIENTS:-16}
+cargo build -q --release -p synod
+synod=target/release/synod
+data=$(mktemp -d /tmp/synod-ledger-bench-XXXX)
+$synod dev --insecure-plaintext-api --data "$data" >"$data/dev.out" 2>&1 &
+dev=$!
+trap 'kill -INT $dev 2>/dev/null || true; wait $dev 2>/dev/null || true; rm -rf "$data"' EXIT
+for _ in $(seq 200); do [ -f "$data/cluster.json" ] && grep -q "nodes up" "$data/dev.out" && break; sleep 0.1; done
+urls=$(python3 -c "import json;print(','.join(n['api'] for n in json.load(open('$data/cluster.json'))['nodes']))")
+echo "== ledger channel: $clients clients, ${secs}s"
+$synod ledger-bench --nodes "$urls" --mode tx --clients "$clients" --secs "$secs" | head -1
+for inputs in 1 4; do
+  echo "== notary, $inputs input(s): $clients clients, ${secs}s"
+  $synod ledger-bench --nodes "$urls" --mode notary --inputs "$inputs" --clients "$clients" --secs "$secs" | head -1
+done
