@@ -350,3 +350,113 @@ fn a_notary_through_the_api_refuses_a_double_spend_and_signs_the_winner() {
         400
     );
 }
+
+#[test]
+fn every_node_killed_in_turn_under_load_leaves_byte_identical_chains() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = cluster(dir.path(), 3);
+    for n in &mut nodes {
+        n.start();
+    }
+    let apis: Vec<SocketAddr> = nodes.iter().map(|n| n.api).collect();
+    let create = serde_json::json!({
+        "name": "payments", "members": [0, 1, 2], "max_message_count": 16, "batch_timeout_ms": 100
+    });
+    wait_until("the channel is created", || {
+        matches!(post_json(apis[0], "/v1/channels", &create).0, 200 | 201)
+    });
+    // Writers on every node, each transaction on its own key, until told to stop; a node that
+    // is down refuses, and its writer moves on to the next transaction.
+    let stop = Arc::new(AtomicBool::new(false));
+    let ordered = Arc::new(AtomicUsize::new(0));
+    let writers: Vec<_> = apis
+        .iter()
+        .enumerate()
+        .map(|(w, api)| {
+            let (api, stop, ordered) = (*api, stop.clone(), ordered.clone());
+            std::thread::spawn(move || {
+                let signer = SigningKey::from_bytes(&[w as u8 + 10; 32]);
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = tx(
+                        &signer,
+                        &format!("w{w}-{n}"),
+                        vec![],
+                        &format!("k{w}-{n}"),
+                        "v",
+                    );
+                    if post_tx(api, &t) == 202 {
+                        ordered.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    for victim in 0..3 {
+        std::thread::sleep(Duration::from_millis(700));
+        nodes[victim].kill9();
+        std::thread::sleep(Duration::from_millis(500));
+        nodes[victim].start();
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert!(
+        ordered.load(Ordering::Relaxed) > 50,
+        "the writers got little through"
+    );
+    // Once the last batch is cut everywhere, all three chains are the same, byte for byte.
+    let blocks = |api: SocketAddr, height: u64| -> Vec<Vec<u8>> {
+        (0..height)
+            .map(|n| {
+                let mut r = agent()
+                    .get(&format!("http://{api}/v1/channels/payments/blocks/{n}"))
+                    .call()
+                    .unwrap();
+                r.body_mut().read_to_vec().unwrap()
+            })
+            .collect()
+    };
+    let mut height = 0;
+    wait_until("the nodes settle at one height", || {
+        let hs: Vec<Option<u64>> = apis
+            .iter()
+            .map(|a| get_json(*a, "/v1/channels/payments").and_then(|v| v["height"].as_u64()))
+            .collect();
+        let pending = apis
+            .iter()
+            .any(|a| get_json(*a, "/v1/channels/payments").is_none_or(|v| v["pending"] != false));
+        height = hs[0].unwrap_or(0);
+        !pending && hs.iter().all(|h| *h == hs[0])
+    });
+    let first = blocks(apis[0], height);
+    for api in &apis[1..] {
+        assert!(blocks(*api, height) == first, "{api} holds another chain");
+    }
+    let urls: Vec<String> = apis.iter().map(|a| format!("http://{a}")).collect();
+    let out = Command::new(BIN)
+        .args([
+            "ledger",
+            "verify",
+            "--channel",
+            "payments",
+            "--nodes",
+            &urls.join(","),
+        ])
+        .env_remove("SYNOD_API")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
