@@ -398,11 +398,11 @@ fn every_node_killed_in_turn_under_load_leaves_byte_identical_chains() {
             })
         })
         .collect();
-    for victim in 0..3 {
+    for victim in &mut nodes {
         std::thread::sleep(Duration::from_millis(700));
-        nodes[victim].kill9();
+        victim.kill9();
         std::thread::sleep(Duration::from_millis(500));
-        nodes[victim].start();
+        victim.start();
     }
     std::thread::sleep(Duration::from_millis(700));
     stop.store(true, Ordering::Relaxed);
