@@ -17,8 +17,10 @@ trap 'kill -INT $dev 2>/dev/null || true; wait $dev 2>/dev/null || true; rm -rf 
 for _ in $(seq 200); do [ -f "$data/cluster.json" ] && grep -q "nodes up" "$data/dev.out" && break; sleep 0.1; done
 urls=$(python3 -c "import json;print(','.join(n['api'] for n in json.load(open('$data/cluster.json'))['nodes']))")
 echo "== ledger channel: $clients clients, ${secs}s"
-$synod ledger-bench --nodes "$urls" --mode tx --clients "$clients" --secs "$secs" | head -1
+out=$($synod ledger-bench --nodes "$urls" --mode tx --clients "$clients" --secs "$secs")
+echo "${out%%$'\n'*}"
 for inputs in 1 4; do
   echo "== notary, $inputs input(s): $clients clients, ${secs}s"
-  $synod ledger-bench --nodes "$urls" --mode notary --inputs "$inputs" --clients "$clients" --secs "$secs" | head -1
+  out=$($synod ledger-bench --nodes "$urls" --mode notary --inputs "$inputs" --clients "$clients" --secs "$secs")
+  echo "${out%%$'\n'*}"
 done
