@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{config, converged, converged_in, free_ports, put, write_in, write_with_retry};
+use common::{admin, config, converged, converged_in, free_ports, put, write_in, write_with_retry};
 use synod_core::{ConfigChange, ReplicaId};
 use synod_node::catalog::{AdminCommand, AdminOutput};
 use synod_node::{DEFAULT_GROUP, Node, NodeConfig, RequestError};
@@ -27,19 +27,6 @@ async fn hosts(node: &Node, group: u32, expected: bool) -> bool {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     false
-}
-
-async fn admin(node: &Node, cmd: AdminCommand) -> AdminOutput {
-    for _ in 0..200 {
-        match node.admin(cmd.clone()).await {
-            Ok((_, out)) => return out,
-            Err(RequestError::Refused(_) | RequestError::Stopped) => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("admin failed: {e}"),
-        }
-    }
-    panic!("no quorum after 10 s");
 }
 
 /// Three nodes, and a group "orders" (id 1) that all three host.

@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::free_ports;
+use common::{admin, free_ports};
 use ed25519_dalek::SigningKey;
 use synod_ledger::{BatchConfig, Block, Envelope, Transaction, TxBody, ValidationCode, Version};
 use synod_node::catalog::{AdminCommand, AdminOutput};
@@ -18,19 +18,6 @@ use synod_node::{Node, RequestError};
 use synod_transport::certs;
 
 const COINS: u8 = 6;
-
-async fn admin(node: &Node, cmd: AdminCommand) -> AdminOutput {
-    for _ in 0..200 {
-        match node.admin(cmd.clone()).await {
-            Ok((_, out)) => return out,
-            Err(RequestError::Refused(_) | RequestError::Stopped) => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("admin failed: {e}"),
-        }
-    }
-    panic!("no quorum after 10 s");
-}
 
 fn spend(signer: &SigningKey, id: String, coin: &str, seen: Version, to: &str) -> Bytes {
     let body = TxBody {

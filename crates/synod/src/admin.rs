@@ -137,20 +137,33 @@ pub(crate) async fn create(
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
     };
-    if req.members.is_empty() || req.members.len() > MEMBERS_MAX {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("a group has 1 to {MEMBERS_MAX} members"),
-        );
-    }
-    if let Err(e) = synod_node::catalog::check_group_name(&req.name) {
-        return error(StatusCode::BAD_REQUEST, e);
+    if let Some(bad) = bad_new_group(&req.name, &req.members) {
+        return bad;
     }
     let cmd = AdminCommand::CreateGroup {
         name: req.name,
         members: req.members,
     };
-    match agree(&api, cmd).await {
+    create_answer(&api, cmd).await
+}
+
+/// The 400 answer for a new group's (any kind's) name or members, if they are not acceptable.
+pub(crate) fn bad_new_group(name: &str, members: &[u16]) -> Option<Response> {
+    if members.is_empty() || members.len() > MEMBERS_MAX {
+        return Some(error(
+            StatusCode::BAD_REQUEST,
+            format!("a group has 1 to {MEMBERS_MAX} members"),
+        ));
+    }
+    synod_node::catalog::check_group_name(name)
+        .err()
+        .map(|e| error(StatusCode::BAD_REQUEST, e))
+}
+
+/// Agrees on a group's creation (any kind) and answers: 201 with the group, 200 if it existed
+/// with these settings already, 409 if it exists otherwise.
+pub(crate) async fn create_answer(api: &Api, cmd: AdminCommand) -> Response {
+    match agree(api, cmd).await {
         Err(r) => r,
         Ok((gsn, AdminOutput::Group(g))) => {
             let status = if g.created_gsn == gsn {

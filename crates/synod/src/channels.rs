@@ -13,9 +13,9 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
 use synod_ledger::{BatchConfig, Envelope, Transaction};
-use synod_node::catalog::{AdminCommand, AdminOutput, GroupKind};
+use synod_node::catalog::{AdminCommand, GroupKind};
 
-use crate::admin::{agree, group_json};
+use crate::admin::{bad_new_group, create_answer};
 use crate::http::{Api, error, group_id, gsn_header, request_error};
 
 fn hex(bytes: &[u8]) -> String {
@@ -42,11 +42,8 @@ pub(crate) async fn create(
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
     };
-    if let Err(e) = synod_node::catalog::check_group_name(&req.name) {
-        return error(StatusCode::BAD_REQUEST, e);
-    }
-    if req.members.is_empty() || req.members.len() > 64 {
-        return error(StatusCode::BAD_REQUEST, "a channel has 1 to 64 members");
+    if let Some(bad) = bad_new_group(&req.name, &req.members) {
+        return bad;
     }
     let d = BatchConfig::default();
     let batch = BatchConfig {
@@ -74,22 +71,7 @@ pub(crate) async fn create(
         members: req.members,
         batch,
     };
-    match agree(&api, cmd).await {
-        Err(r) => r,
-        Ok((gsn, AdminOutput::Group(g))) => {
-            let status = if g.created_gsn == gsn {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            (status, gsn_header(gsn), axum::Json(group_json(&g, false))).into_response()
-        }
-        Ok((_, AdminOutput::Refused(why))) => error(StatusCode::CONFLICT, why),
-        Ok((_, other)) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("unexpected answer {other:?}"),
-        ),
-    }
+    create_answer(&api, cmd).await
 }
 
 /// The channel's group id, or the error answer (not a group, or not a ledger channel).
@@ -147,26 +129,48 @@ pub(crate) async fn submit(
     }
 }
 
+/// Runs `f` on the channel's ledger as this node holds it, or the error answer (no such
+/// channel, or not hosted here).
+async fn read<T: Send + 'static>(
+    api: &Api,
+    channel: &str,
+    f: impl FnOnce(&synod_ledger::Channel) -> T + Send + 'static,
+) -> Result<T, Response> {
+    let id = channel_id(api, channel).await?;
+    api.node
+        .ledger_read(id, f)
+        .await
+        .map_err(|e| request_error(&e))
+}
+
+/// A canonical encoding as the answer's body, or 404 with `missing`.
+fn octets(bytes: Option<Vec<u8>>, missing: &str) -> Response {
+    match bytes {
+        Some(bytes) => (
+            [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+            bytes,
+        )
+            .into_response(),
+        None => error(StatusCode::NOT_FOUND, missing.to_string()),
+    }
+}
+
 /// `GET /v1/channels/{channel}`: height, tip and commit hash on this node.
 pub(crate) async fn show(State(api): State<Arc<Api>>, Path(channel): Path<String>) -> Response {
-    let id = match channel_id(&api, &channel).await {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let read = api.node.ledger_read(id, |c| {
+    let summary = read(&api, &channel, |c| {
         let (height, tip) = c.tip();
         json!({
             "height": height, "tip": hex(&tip), "commit_hash": hex(&c.commit_hash()),
             "pending": c.due_at().is_some(),
         })
     });
-    match read.await {
+    match summary.await {
         Ok(mut v) => {
+            v["id"] = json!(api.node.resolve(&channel));
             v["channel"] = json!(channel);
-            v["id"] = json!(id);
             axum::Json(v).into_response()
         }
-        Err(e) => request_error(&e),
+        Err(r) => r,
     }
 }
 
@@ -175,11 +179,7 @@ pub(crate) async fn tx_status(
     State(api): State<Arc<Api>>,
     Path((channel, tx)): Path<(String, String)>,
 ) -> Response {
-    let id = match channel_id(&api, &channel).await {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    match api.node.ledger_read(id, move |c| c.tx_status(&tx)).await {
+    match read(&api, &channel, move |c| c.tx_status(&tx)).await {
         Ok(Some(s)) => axum::Json(json!({
             "block": s.block, "index": s.index, "code": s.code as u8, "code_name": s.code.name(),
         }))
@@ -188,7 +188,7 @@ pub(crate) async fn tx_status(
             StatusCode::NOT_FOUND,
             "not committed on this node (yet): unknown, or waiting for its block to be cut",
         ),
-        Err(e) => request_error(&e),
+        Err(r) => r,
     }
 }
 
@@ -197,21 +197,17 @@ pub(crate) async fn key(
     State(api): State<Arc<Api>>,
     Path((channel, key)): Path<(String, String)>,
 ) -> Response {
-    let id = match channel_id(&api, &channel).await {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let read = api
-        .node
-        .ledger_read(id, move |c| c.get(&key).map(|(v, ver)| (v.clone(), ver)));
-    match read.await {
+    let value = read(&api, &channel, move |c| {
+        c.get(&key).map(|(v, ver)| (v.clone(), ver))
+    });
+    match value.await {
         Ok(Some((value, version))) => axum::Json(json!({
             "value": base64::engine::general_purpose::STANDARD.encode(&value),
             "version": { "block": version.block, "tx": version.tx },
         }))
         .into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, "no such key"),
-        Err(e) => request_error(&e),
+        Err(r) => r,
     }
 }
 
@@ -221,22 +217,13 @@ pub(crate) async fn block(
     State(api): State<Arc<Api>>,
     Path((channel, number)): Path<(String, u64)>,
 ) -> Response {
-    let id = match channel_id(&api, &channel).await {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let read = api.node.ledger_read(id, move |c| {
+    let bytes = read(&api, &channel, move |c| {
         c.block(number)
             .map(|b| postcard::to_stdvec(b).unwrap_or_default())
     });
-    match read.await {
-        Ok(Some(bytes)) => (
-            [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
-            bytes,
-        )
-            .into_response(),
-        Ok(None) => error(StatusCode::NOT_FOUND, "no such block on this node (yet)"),
-        Err(e) => request_error(&e),
+    match bytes.await {
+        Ok(b) => octets(b, "no such block on this node (yet)"),
+        Err(r) => r,
     }
 }
 
@@ -248,22 +235,13 @@ pub(crate) async fn tx_proof(
     State(api): State<Arc<Api>>,
     Path((channel, tx)): Path<(String, String)>,
 ) -> Response {
-    let id = match channel_id(&api, &channel).await {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let read = api.node.ledger_read(id, move |c| {
+    let bytes = read(&api, &channel, move |c| {
         c.prove_tx(&tx)
             .map(|p| postcard::to_stdvec(&p).unwrap_or_default())
     });
-    match read.await {
-        Ok(Some(bytes)) => (
-            [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
-            bytes,
-        )
-            .into_response(),
-        Ok(None) => error(StatusCode::NOT_FOUND, "not committed on this node (yet)"),
-        Err(e) => request_error(&e),
+    match bytes.await {
+        Ok(b) => octets(b, "not committed on this node (yet)"),
+        Err(r) => r,
     }
 }
 
@@ -273,15 +251,7 @@ pub(crate) async fn root(
     State(api): State<Arc<Api>>,
     Path((channel, height)): Path<(String, u64)>,
 ) -> Response {
-    let id = match channel_id(&api, &channel).await {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    match api
-        .node
-        .ledger_read(id, move |c| c.chain_root(height))
-        .await
-    {
+    match read(&api, &channel, move |c| c.chain_root(height)).await {
         Ok(Some(root)) => {
             axum::Json(json!({ "height": height, "root": hex(&root) })).into_response()
         }
@@ -289,7 +259,7 @@ pub(crate) async fn root(
             StatusCode::NOT_FOUND,
             "this node's chain is not that high (yet)",
         ),
-        Err(e) => request_error(&e),
+        Err(r) => r,
     }
 }
 
@@ -299,18 +269,14 @@ pub(crate) async fn consistency(
     State(api): State<Arc<Api>>,
     Path((channel, from, to)): Path<(String, u64, u64)>,
 ) -> Response {
-    let id = match channel_id(&api, &channel).await {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let read = api.node.ledger_read(id, move |c| {
+    let proof = read(&api, &channel, move |c| {
         Some((
             c.prove_consistency(from, to)?,
             c.chain_root(from)?,
             c.chain_root(to)?,
         ))
     });
-    match read.await {
+    match proof.await {
         Ok(Some((proof, from_root, to_root))) => axum::Json(json!({
             "from": from, "to": to, "from_root": hex(&from_root), "to_root": hex(&to_root),
             "proof": hex(&proof),
@@ -320,6 +286,6 @@ pub(crate) async fn consistency(
             StatusCode::NOT_FOUND,
             "needs 0 < from < to <= this node's height",
         ),
-        Err(e) => request_error(&e),
+        Err(r) => r,
     }
 }

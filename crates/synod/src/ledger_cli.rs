@@ -85,13 +85,16 @@ fn client_for(api: &ApiArgs, url: &str) -> Result<Client> {
     })
 }
 
-fn unhex(s: &str) -> Result<Hash> {
-    let bytes: Vec<u8> = (0..s.len())
+fn unhex_bytes(s: &str) -> Result<Vec<u8>> {
+    (0..s.len())
         .step_by(2)
         .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
         .collect::<Option<_>>()
-        .context("not hex")?;
-    bytes
+        .context("not hex")
+}
+
+fn unhex(s: &str) -> Result<Hash> {
+    unhex_bytes(s)?
         .try_into()
         .ok()
         .context("a root is 32 bytes (64 hex digits)")
@@ -180,14 +183,7 @@ pub(crate) fn consistency(api: &ApiArgs, channel: &str, height: u64, root: &str)
     )?;
     let v: serde_json::Value = serde_json::from_str(&text).context("not JSON")?;
     let new_root = unhex(v["to_root"].as_str().context("no root")?)?;
-    let proof: Vec<u8> = {
-        let s = v["proof"].as_str().context("no proof")?;
-        (0..s.len())
-            .step_by(2)
-            .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-            .collect::<Option<_>>()
-            .context("the proof is not hex")?
-    };
+    let proof = unhex_bytes(v["proof"].as_str().context("no proof")?)?;
     merkle::verify_consistency(old_root, height, new_root, now, &proof)
         .map_err(|e| anyhow::anyhow!("the chain does not extend the one seen before: {e}"))?;
     Ok(format!(

@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use synod_ledger::{NotariseRequest, NotaryOutcome, StateRef};
-use synod_node::catalog::{AdminCommand, AdminOutput, GroupKind};
+use synod_node::catalog::{AdminCommand, GroupKind};
 
-use crate::admin::{agree, group_json};
+use crate::admin::{bad_new_group, create_answer};
 use crate::http::{Api, error, group_id, gsn_header, request_error};
 
 /// Most inputs plus references one request may name.
@@ -36,32 +36,14 @@ pub(crate) async fn create(
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
     };
-    if let Err(e) = synod_node::catalog::check_group_name(&req.name) {
-        return error(StatusCode::BAD_REQUEST, e);
-    }
-    if req.members.is_empty() || req.members.len() > 64 {
-        return error(StatusCode::BAD_REQUEST, "a notary has 1 to 64 members");
+    if let Some(bad) = bad_new_group(&req.name, &req.members) {
+        return bad;
     }
     let cmd = AdminCommand::CreateNotary {
         name: req.name,
         members: req.members,
     };
-    match agree(&api, cmd).await {
-        Err(r) => r,
-        Ok((gsn, AdminOutput::Group(g))) => {
-            let status = if g.created_gsn == gsn {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            (status, gsn_header(gsn), axum::Json(group_json(&g, false))).into_response()
-        }
-        Ok((_, AdminOutput::Refused(why))) => error(StatusCode::CONFLICT, why),
-        Ok((_, other)) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("unexpected answer {other:?}"),
-        ),
-    }
+    create_answer(&api, cmd).await
 }
 
 async fn notary_id(api: &Api, name: &str) -> Result<u32, Response> {

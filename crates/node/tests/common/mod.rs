@@ -96,3 +96,20 @@ pub(crate) async fn converged_in(nodes: &[&Node], group: u32) -> bool {
     }
     false
 }
+
+/// Agrees on a catalog change through `node`, retrying while there is no quorum (up to 10 s).
+pub(crate) async fn admin(
+    node: &Node,
+    cmd: synod_node::catalog::AdminCommand,
+) -> synod_node::catalog::AdminOutput {
+    for _ in 0..200 {
+        match node.admin(cmd.clone()).await {
+            Ok((_, out)) => return out,
+            Err(RequestError::Refused(_) | RequestError::Stopped) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("admin failed: {e}"),
+        }
+    }
+    panic!("no quorum after 10 s");
+}
