@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::{Access, Caller, Role};
 use crate::kv::KvRequest;
 
 /// The name of the group every cluster starts with (id 0).
@@ -62,6 +63,8 @@ pub enum AdminCommand {
         name: String,
         /// Its first members (node ids).
         members: Vec<u16>,
+        /// Who may notarise (write) and administer it.
+        access: Access,
     },
     /// Create a ledger channel hosted and voted on by `members`.
     CreateChannel {
@@ -71,11 +74,25 @@ pub enum AdminCommand {
         members: Vec<u16>,
         /// How it cuts blocks.
         batch: synod_ledger::BatchConfig,
+        /// Who may read, write and administer it.
+        access: Access,
     },
-    /// Remove a group: every node drops its state and log.
+    /// Remove a group: every node drops its state and log. A channel or notary is removed
+    /// only if `by` administers it.
     RemoveGroup {
         /// Its name.
         name: String,
+        /// Who asks.
+        by: Caller,
+    },
+    /// Replace a channel's or notary's access list, if `by` administers it.
+    SetAccess {
+        /// The group's name.
+        name: String,
+        /// The new list.
+        access: Access,
+        /// Who asks.
+        by: Caller,
     },
     /// Make `node` host `group` (before it is added as a voting member there).
     HostGroup {
@@ -121,6 +138,9 @@ pub struct GroupInfo {
     pub created_gsn: u64,
     /// What it runs.
     pub kind: GroupKind,
+    /// Who may do what (channels and notaries; `None` for key-value groups, which any
+    /// identity from the cluster CA may use).
+    pub access: Option<Access>,
 }
 
 /// The catalog.
@@ -145,6 +165,7 @@ impl Catalog {
             hosts: default_members.iter().copied().collect(),
             created_gsn: 0,
             kind: GroupKind::Kv,
+            access: None,
         };
         Catalog {
             groups: BTreeMap::from([(default.name.clone(), default)]),
@@ -188,25 +209,50 @@ impl Catalog {
     pub fn apply(&mut self, gsn: u64, cmd: &AdminCommand) -> AdminOutput {
         match cmd {
             AdminCommand::CreateGroup { name, members } => {
-                self.create(gsn, name, members, GroupKind::Kv)
+                self.create(gsn, name, members, GroupKind::Kv, None)
             }
             AdminCommand::CreateChannel {
                 name,
                 members,
                 batch,
-            } => self.create(gsn, name, members, GroupKind::Ledger(*batch)),
-            AdminCommand::CreateNotary { name, members } => {
-                self.create(gsn, name, members, GroupKind::Notary)
-            }
-            AdminCommand::RemoveGroup { name } => {
+                access,
+            } => self.create(gsn, name, members, GroupKind::Ledger(*batch), Some(access)),
+            AdminCommand::CreateNotary {
+                name,
+                members,
+                access,
+            } => self.create(gsn, name, members, GroupKind::Notary, Some(access)),
+            AdminCommand::RemoveGroup { name, by } => {
                 if name == DEFAULT_GROUP_NAME {
                     return AdminOutput::Refused("the default group cannot be removed".into());
+                }
+                if let Err(why) = self.authorize(name, by) {
+                    return AdminOutput::Refused(why);
                 }
                 match self.groups.remove(name) {
                     Some(g) => {
                         self.removed.insert(g.id);
                         AdminOutput::Removed(g)
                     }
+                    None => AdminOutput::Refused(format!("no group named {name:?}")),
+                }
+            }
+            AdminCommand::SetAccess { name, access, by } => {
+                if let Err(why) = self.authorize(name, by) {
+                    return AdminOutput::Refused(why);
+                }
+                if let Err(why) = access.check() {
+                    return AdminOutput::Refused(why);
+                }
+                match self.groups.get_mut(name) {
+                    Some(g) if g.access.is_some() => {
+                        g.access = Some(access.clone());
+                        AdminOutput::Group(g.clone())
+                    }
+                    Some(_) => AdminOutput::Refused(format!(
+                        "{name:?} is a key-value group: access lists are for channels and \
+                         notaries"
+                    )),
                     None => AdminOutput::Refused(format!("no group named {name:?}")),
                 }
             }
@@ -230,8 +276,30 @@ impl Catalog {
         }
     }
 
-    fn create(&mut self, gsn: u64, name: &str, members: &[u16], kind: GroupKind) -> AdminOutput {
+    /// `Err` with the reason if `by` may not administer group `name` (as the catalog stands
+    /// now, at this point of the log). Groups without an access list (key-value groups) and
+    /// unknown names pass; the caller reports the latter.
+    fn authorize(&self, name: &str, by: &Caller) -> Result<(), String> {
+        match self.groups.get(name).and_then(|g| g.access.as_ref()) {
+            Some(access) if !by.holds(access, Role::Admin) => {
+                Err(format!("{by} may not administer {name:?}"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn create(
+        &mut self,
+        gsn: u64,
+        name: &str,
+        members: &[u16],
+        kind: GroupKind,
+        access: Option<&Access>,
+    ) -> AdminOutput {
         if let Err(e) = check_group_name(name) {
+            return AdminOutput::Refused(e);
+        }
+        if let Some(Err(e)) = access.map(Access::check) {
             return AdminOutput::Refused(e);
         }
         let mut sorted = members.to_vec();
@@ -242,7 +310,10 @@ impl Catalog {
         }
         if let Some(existing) = self.groups.get(name) {
             // Creating the same group twice (a retried request) is not an error.
-            return if existing.genesis == sorted && existing.kind == kind {
+            return if existing.genesis == sorted
+                && existing.kind == kind
+                && existing.access.as_ref() == access
+            {
                 AdminOutput::Group(existing.clone())
             } else {
                 AdminOutput::Refused(format!(
@@ -261,6 +332,7 @@ impl Catalog {
             hosts: sorted.into_iter().collect(),
             created_gsn: gsn,
             kind,
+            access: access.cloned(),
         };
         self.next_id += 1;
         self.groups.insert(name.to_string(), info.clone());
@@ -322,6 +394,7 @@ mod tests {
             8,
             &AdminCommand::RemoveGroup {
                 name: "orders".into(),
+                by: Caller::Unauthenticated,
             },
         );
         assert_eq!(removed, AdminOutput::Removed(a));
@@ -344,9 +417,21 @@ mod tests {
             create("empty", &[]),
             AdminCommand::RemoveGroup {
                 name: DEFAULT_GROUP_NAME.into(),
+                by: Caller::Unauthenticated,
             },
             AdminCommand::RemoveGroup {
                 name: "nothing".into(),
+                by: Caller::Unauthenticated,
+            },
+            AdminCommand::SetAccess {
+                name: DEFAULT_GROUP_NAME.into(),
+                access: Access::open(),
+                by: Caller::Unauthenticated,
+            },
+            AdminCommand::CreateNotary {
+                name: "no-admin".into(),
+                members: vec![0],
+                access: Access::default(),
             },
             AdminCommand::HostGroup {
                 name: "nothing".into(),
@@ -391,5 +476,77 @@ mod tests {
             Some("127.0.0.1:7003")
         );
         assert_eq!(c.group_by_id(1).map(|g| g.name.as_str()), Some("ch"));
+    }
+
+    #[test]
+    fn only_an_administrator_changes_access_or_removes_a_channel() {
+        let mut c = Catalog::new(&[0, 1, 2]);
+        let admin = Caller::Identity("client-admin".into());
+        let alice = Caller::Identity("client-alice".into());
+        let created = c.apply(
+            1,
+            &AdminCommand::CreateChannel {
+                name: "ch".into(),
+                members: vec![0, 1, 2],
+                batch: synod_ledger::BatchConfig::default(),
+                access: admin.default_access(),
+            },
+        );
+        assert!(matches!(created, AdminOutput::Group(_)));
+        let grant_alice = |by: &Caller| AdminCommand::SetAccess {
+            name: "ch".into(),
+            access: Access {
+                writers: BTreeSet::from(["client-alice".to_string()]),
+                ..Access::only("client-admin")
+            },
+            by: by.clone(),
+        };
+        let before = c.clone();
+        let refused = c.apply(2, &grant_alice(&alice));
+        let AdminOutput::Refused(why) = refused else {
+            panic!("a non-administrator changed the access list: {refused:?}")
+        };
+        assert!(
+            why.contains("client-alice") && why.contains("administer"),
+            "{why}"
+        );
+        let remove = |by: &Caller| AdminCommand::RemoveGroup {
+            name: "ch".into(),
+            by: by.clone(),
+        };
+        assert!(matches!(
+            c.apply(3, &remove(&alice)),
+            AdminOutput::Refused(_)
+        ));
+        assert_eq!(c, before);
+
+        let AdminOutput::Group(g) = c.apply(4, &grant_alice(&admin)) else {
+            panic!("the administrator was refused")
+        };
+        let access = g.access.expect("a channel has an access list");
+        assert!(alice.holds(&access, Role::Write) && !alice.holds(&access, Role::Admin));
+        // An administrator cannot leave a channel that no one administers.
+        let orphan = AdminCommand::SetAccess {
+            name: "ch".into(),
+            access: Access::default(),
+            by: admin.clone(),
+        };
+        assert!(matches!(c.apply(5, &orphan), AdminOutput::Refused(_)));
+        assert!(matches!(
+            c.apply(6, &remove(&admin)),
+            AdminOutput::Removed(_)
+        ));
+        // Key-value groups have no access list: any caller may remove them.
+        c.apply(7, &create("kv", &[0]));
+        assert!(matches!(
+            c.apply(
+                8,
+                &AdminCommand::RemoveGroup {
+                    name: "kv".into(),
+                    by: alice.clone()
+                }
+            ),
+            AdminOutput::Removed(_)
+        ));
     }
 }

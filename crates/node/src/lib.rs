@@ -9,14 +9,15 @@
 //! node recovers every group from disk and catches up from its peers.
 //!
 //! Groups are created, hosted and removed at run time through the [`catalog`], which is state
-//! of the default group; membership changes go through each group's log. A group whose log is
-//! corrupt on disk is quarantined (it neither votes nor serves) while the others run.
+//! of the default group; membership changes go through each group's log. Ledger channels and
+//! notaries carry an [`access`] list in the catalog. A group whose log is corrupt on disk is
+//! wiped and rejoins behind a fence, catching up from its peers (see `runtime/repair.rs`).
 //!
-//! Not here: the HTTP API and the `synod` binary (crate `synod`); automatic repair of a
-//! corrupt group (the node is replaced instead, see docs/OPERATIONS.md).
+//! Not here: the HTTP API, client authentication and the `synod` binary (crate `synod`).
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 mod app;
 pub mod catalog;
 pub mod kv;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{admin, config, converged, converged_in, free_ports, put, write_in, write_with_retry};
 use synod_core::{ConfigChange, ReplicaId};
+use synod_node::access::Caller;
 use synod_node::catalog::{AdminCommand, AdminOutput};
 use synod_node::{DEFAULT_GROUP, Node, NodeConfig, RequestError};
 use synod_transport::certs;
@@ -105,6 +106,7 @@ async fn groups_are_created_on_their_members_survive_restarts_and_are_removed_ev
         &n2,
         AdminCommand::RemoveGroup {
             name: "orders".into(),
+            by: Caller::Unauthenticated,
         },
     )
     .await;

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use common::{admin, free_ports};
 use ed25519_dalek::SigningKey;
 use synod_ledger::{BatchConfig, Block, Envelope, Transaction, TxBody, ValidationCode, Version};
+use synod_node::access::Access;
 use synod_node::catalog::{AdminCommand, AdminOutput};
 use synod_node::{Node, RequestError};
 use synod_transport::certs;
@@ -85,6 +86,7 @@ async fn racing_double_spends_and_a_restart_leave_one_identical_chain_everywhere
         name: "payments".into(),
         members: vec![0, 1, 2],
         batch,
+        access: Access::open(),
     };
     let AdminOutput::Group(info) = admin(&n0, create).await else {
         panic!("not created")
@@ -202,6 +204,7 @@ async fn a_notary_on_three_nodes_lets_each_state_be_consumed_once_and_signs_succ
     let create = AdminCommand::CreateNotary {
         name: "notary".into(),
         members: vec![0, 1, 2],
+        access: Access::open(),
     };
     let AdminOutput::Group(info) = admin(&nodes[0], create).await else {
         panic!("not created")

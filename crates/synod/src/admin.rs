@@ -14,9 +14,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use synod_core::{ConfigChange, ReplicaId};
-use synod_node::catalog::{AdminCommand, AdminOutput, DEFAULT_GROUP_NAME, GroupInfo};
+use synod_node::access::Role;
+use synod_node::catalog::{AdminCommand, AdminOutput, DEFAULT_GROUP_NAME, GroupInfo, GroupKind};
 use synod_node::{DEFAULT_GROUP, RequestError};
 
+use crate::access::{self, Who};
 use crate::http::{Api, error, group_id, gsn_header, request_error};
 
 /// Most members a group may be created with.
@@ -43,15 +45,19 @@ pub(crate) struct StaleQuery {
 }
 
 pub(crate) fn group_json(g: &GroupInfo, hosted_here: bool) -> serde_json::Value {
-    json!({
+    let mut v = json!({
         "name": g.name, "id": g.id, "genesis_members": g.genesis, "hosts": g.hosts,
         "created_gsn": g.created_gsn, "hosted_here": hosted_here,
         "kind": match g.kind {
-            synod_node::catalog::GroupKind::Kv => "kv",
-            synod_node::catalog::GroupKind::Ledger(_) => "ledger",
-            synod_node::catalog::GroupKind::Notary => "notary",
+            GroupKind::Kv => "kv",
+            GroupKind::Ledger(_) => "ledger",
+            GroupKind::Notary => "notary",
         },
-    })
+    });
+    if let Some(access) = &g.access {
+        v["access"] = access::access_json(access);
+    }
+    v
 }
 
 /// Proposes `cmd` in the default group within the request timeout.
@@ -83,21 +89,34 @@ async fn hosted(api: &Api) -> Vec<u32> {
 }
 
 pub(crate) async fn list(State(api): State<Arc<Api>>, Query(q): Query<StaleQuery>) -> Response {
-    let gsn = if q.stale.is_some() {
-        0
-    } else {
-        match barrier(&api).await {
-            Ok(gsn) => gsn,
-            Err(r) => return r,
-        }
-    };
-    let here = hosted(&api).await;
+    if q.stale.is_some() {
+        return list_at(&api, 0, |_| true, "groups").await;
+    }
+    list_kind(&api, |_| true, "groups").await
+}
+
+/// The groups of the kinds `wanted` picks, as `{ what: [...] }`, after a barrier (everything
+/// acknowledged before the request is listed).
+pub(crate) async fn list_kind(
+    api: &Api,
+    wanted: impl Fn(&GroupKind) -> bool,
+    what: &str,
+) -> Response {
+    match barrier(api).await {
+        Ok(gsn) => list_at(api, gsn, wanted, what).await,
+        Err(r) => r,
+    }
+}
+
+async fn list_at(api: &Api, gsn: u64, wanted: impl Fn(&GroupKind) -> bool, what: &str) -> Response {
+    let here = hosted(api).await;
     let catalog = api.node.catalog();
     let groups: Vec<_> = catalog
         .groups()
+        .filter(|g| wanted(&g.kind))
         .map(|g| group_json(g, here.contains(&g.id)))
         .collect();
-    (gsn_header(gsn), axum::Json(json!({ "groups": groups }))).into_response()
+    (gsn_header(gsn), axum::Json(json!({ what: groups }))).into_response()
 }
 
 pub(crate) async fn show(
@@ -181,19 +200,44 @@ pub(crate) async fn create_answer(api: &Api, cmd: AdminCommand) -> Response {
     }
 }
 
-pub(crate) async fn remove(State(api): State<Arc<Api>>, Path(name): Path<String>) -> Response {
+/// `DELETE /v1/groups/{group}`: any group; a channel or notary only by its administrators.
+pub(crate) async fn remove(
+    State(api): State<Arc<Api>>,
+    who: Who,
+    Path(name): Path<String>,
+) -> Response {
     if name == DEFAULT_GROUP_NAME {
         return error(
             StatusCode::BAD_REQUEST,
             "the default group cannot be removed",
         );
     }
-    match agree(&api, AdminCommand::RemoveGroup { name: name.clone() }).await {
+    if let Some(r) = not_administrator(&api, &who, &name) {
+        return r;
+    }
+    remove_group(&api, who, name).await
+}
+
+/// The 403 answer if `name` has an access list in this node's catalog and `who` may not
+/// administer it.
+fn not_administrator(api: &Api, who: &Who, name: &str) -> Option<Response> {
+    let catalog = api.node.catalog();
+    let access = catalog.group(name).and_then(|g| g.access.as_ref());
+    access::refusal(&who.0, access, name, Role::Admin)
+}
+
+/// Agrees on removing group `name`, asked by `who` (checked again when applied).
+pub(crate) async fn remove_group(api: &Api, who: Who, name: String) -> Response {
+    match agree(api, AdminCommand::RemoveGroup { name, by: who.0 }).await {
         Err(r) => r,
         Ok((gsn, AdminOutput::Removed(g))) => {
             (gsn_header(gsn), axum::Json(group_json(&g, false))).into_response()
         }
-        Ok((_, AdminOutput::Refused(why))) => error(StatusCode::NOT_FOUND, why),
+        Ok((_, AdminOutput::Refused(why))) if why.starts_with("no group") => {
+            error(StatusCode::NOT_FOUND, why)
+        }
+        // Not (or no longer) an administrator when the removal was applied.
+        Ok((_, AdminOutput::Refused(why))) => error(StatusCode::FORBIDDEN, why),
         Ok((_, other)) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("unexpected outcome {other:?}"),
@@ -224,6 +268,7 @@ async fn reconfigure(api: &Api, name: &str, change: ConfigChange) -> Response {
 
 pub(crate) async fn add_member(
     State(api): State<Arc<Api>>,
+    who: Who,
     Path(name): Path<String>,
     body: Result<axum::Json<AddMember>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
@@ -232,6 +277,9 @@ pub(crate) async fn add_member(
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
     };
     if let Err(r) = group_id(&api, &name).await {
+        return r;
+    }
+    if let Some(r) = not_administrator(&api, &who, &name) {
         return r;
     }
     if let Some(addr) = req.addr {
@@ -264,7 +312,14 @@ pub(crate) async fn add_member(
 
 pub(crate) async fn remove_member(
     State(api): State<Arc<Api>>,
+    who: Who,
     Path((name, id)): Path<(String, u16)>,
 ) -> Response {
+    if let Err(r) = group_id(&api, &name).await {
+        return r;
+    }
+    if let Some(r) = not_administrator(&api, &who, &name) {
+        return r;
+    }
     reconfigure(&api, &name, ConfigChange::RemoveMember(ReplicaId(id))).await
 }

@@ -6,21 +6,22 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::Query;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
-use synod_ledger::{BatchConfig, Envelope, Transaction};
+use synod_ledger::merkle::Hash;
+use synod_ledger::{BatchConfig, Envelope, Transaction, Version};
+use synod_node::access::Role;
 use synod_node::catalog::{AdminCommand, GroupKind};
 
-use crate::admin::{bad_new_group, create_answer};
-use crate::http::{Api, error, group_id, gsn_header, request_error};
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use crate::access::{self, AccessJson, Kind, Who, access_or_default, authorize};
+use crate::admin::{self, bad_new_group, create_answer};
+use crate::http::{Api, error, gsn_header, request_error};
 
 /// `POST /v1/channels`: Fabric's defaults where a field is left out.
 #[derive(Deserialize)]
@@ -32,11 +33,15 @@ pub(crate) struct CreateChannel {
     preferred_max_bytes: Option<usize>,
     absolute_max_bytes: Option<usize>,
     batch_timeout_ms: Option<u64>,
+    /// Who may read, write and administer; every role to the creator if left out.
+    access: Option<AccessJson>,
 }
 
+/// `POST /v1/channels`.
 pub(crate) async fn create(
     State(api): State<Arc<Api>>,
-    body: Result<axum::Json<CreateChannel>, axum::extract::rejection::JsonRejection>,
+    who: Who,
+    body: Result<axum::Json<CreateChannel>, JsonRejection>,
 ) -> Response {
     let axum::Json(req) = match body {
         Ok(b) => b,
@@ -66,30 +71,27 @@ pub(crate) async fn create(
              of 1 ms to 10 min",
         );
     }
+    let access = access_or_default(&who, req.access);
+    if let Err(why) = access.check() {
+        return error(StatusCode::BAD_REQUEST, why);
+    }
     let cmd = AdminCommand::CreateChannel {
         name: req.name,
         members: req.members,
         batch,
+        access,
     };
     create_answer(&api, cmd).await
 }
 
-/// The channel's group id, or the error answer (not a group, or not a ledger channel).
-async fn channel_id(api: &Api, name: &str) -> Result<u32, Response> {
-    let id = group_id(api, name).await?;
-    let is_channel = api
-        .node
-        .catalog()
-        .group_by_id(id)
-        .is_some_and(|g| matches!(g.kind, GroupKind::Ledger(_)));
-    if is_channel {
-        Ok(id)
-    } else {
-        Err(error(
-            StatusCode::NOT_FOUND,
-            format!("{name:?} is not a ledger channel"),
-        ))
-    }
+/// `PUT /v1/channels/{channel}/access`.
+pub(crate) async fn set_access(
+    State(api): State<Arc<Api>>,
+    who: Who,
+    Path(channel): Path<String>,
+    body: Result<axum::Json<AccessJson>, JsonRejection>,
+) -> Response {
+    access::set_access(api, who, channel, Kind::Channel, body).await
 }
 
 /// `POST /v1/channels/{channel}/transactions`: the body is a transaction in its canonical
@@ -97,10 +99,11 @@ async fn channel_id(api: &Api, name: &str) -> Result<u32, Response> {
 /// ordered (202): it is judged when its block is cut; poll its status.
 pub(crate) async fn submit(
     State(api): State<Arc<Api>>,
+    who: Who,
     Path(channel): Path<String>,
     body: Bytes,
 ) -> Response {
-    let id = match channel_id(&api, &channel).await {
+    let id = match authorize(&api, &who, &channel, Kind::Channel, Role::Write).await {
         Ok(id) => id,
         Err(r) => return r,
     };
@@ -130,13 +133,14 @@ pub(crate) async fn submit(
 }
 
 /// Runs `f` on the channel's ledger as this node holds it, or the error answer (no such
-/// channel, or not hosted here).
+/// channel, not hosted here, or `who` may not read it).
 async fn read<T: Send + 'static>(
     api: &Api,
+    who: &Who,
     channel: &str,
     f: impl FnOnce(&synod_ledger::Channel) -> T + Send + 'static,
 ) -> Result<T, Response> {
-    let id = channel_id(api, channel).await?;
+    let id = authorize(api, who, channel, Kind::Channel, Role::Read).await?;
     api.node
         .ledger_read(id, f)
         .await
@@ -156,11 +160,15 @@ fn octets(bytes: Option<Vec<u8>>, missing: &str) -> Response {
 }
 
 /// `GET /v1/channels/{channel}`: height, tip and commit hash on this node.
-pub(crate) async fn show(State(api): State<Arc<Api>>, Path(channel): Path<String>) -> Response {
-    let summary = read(&api, &channel, |c| {
+pub(crate) async fn show(
+    State(api): State<Arc<Api>>,
+    who: Who,
+    Path(channel): Path<String>,
+) -> Response {
+    let summary = read(&api, &who, &channel, |c| {
         let (height, tip) = c.tip();
         json!({
-            "height": height, "tip": hex(&tip), "commit_hash": hex(&c.commit_hash()),
+            "height": height, "tip": hex::encode(tip), "commit_hash": hex::encode(c.commit_hash()),
             "pending": c.due_at().is_some(),
         })
     });
@@ -177,9 +185,10 @@ pub(crate) async fn show(State(api): State<Arc<Api>>, Path(channel): Path<String
 /// `GET /v1/channels/{channel}/transactions/{id}`.
 pub(crate) async fn tx_status(
     State(api): State<Arc<Api>>,
+    who: Who,
     Path((channel, tx)): Path<(String, String)>,
 ) -> Response {
-    match read(&api, &channel, move |c| c.tx_status(&tx)).await {
+    match read(&api, &who, &channel, move |c| c.tx_status(&tx)).await {
         Ok(Some(s)) => axum::Json(json!({
             "block": s.block, "index": s.index, "code": s.code as u8, "code_name": s.code.name(),
         }))
@@ -192,39 +201,131 @@ pub(crate) async fn tx_status(
     }
 }
 
-/// `GET /v1/channels/{channel}/keys/{key}`: the committed value and its version.
+#[derive(Deserialize, Default)]
+pub(crate) struct KeyQuery {
+    history: Option<String>,
+}
+
+fn version_json(v: Version) -> serde_json::Value {
+    json!({ "block": v.block, "tx": v.tx })
+}
+
+fn value_json(value: &[u8]) -> serde_json::Value {
+    json!(base64::engine::general_purpose::STANDARD.encode(value))
+}
+
+/// Most versions one history answer lists (the newest).
+const HISTORY_MAX: usize = 1_000;
+
+/// `GET /v1/channels/{channel}/keys/{key}`: the committed value (base64) and its version;
+/// with `?history`, every version written (newest last, at most the last 1,000), a deletion
+/// as a `null` value.
 pub(crate) async fn key(
     State(api): State<Arc<Api>>,
+    who: Who,
     Path((channel, key)): Path<(String, String)>,
+    Query(q): Query<KeyQuery>,
 ) -> Response {
-    let value = read(&api, &channel, move |c| {
-        c.get(&key).map(|(v, ver)| (v.clone(), ver))
+    let history = q.history.is_some();
+    let answer = read(&api, &who, &channel, move |c| {
+        if history {
+            let versions = c.history(&key);
+            let newest = &versions[versions.len().saturating_sub(HISTORY_MAX)..];
+            (!versions.is_empty()).then(|| {
+                json!({
+                    "versions": newest.iter().map(|(version, value)| json!({
+                        "version": version_json(*version),
+                        "value": value.as_deref().map(value_json),
+                    })).collect::<Vec<_>>(),
+                    "total": versions.len(),
+                })
+            })
+        } else {
+            c.get(&key).map(|(value, version)| {
+                json!({ "value": value_json(value), "version": version_json(version) })
+            })
+        }
     });
-    match value.await {
-        Ok(Some((value, version))) => axum::Json(json!({
-            "value": base64::engine::general_purpose::STANDARD.encode(&value),
-            "version": { "block": version.block, "tx": version.tx },
-        }))
-        .into_response(),
+    match answer.await {
+        Ok(Some(v)) => axum::Json(v).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, "no such key"),
         Err(r) => r,
     }
 }
 
-/// `GET /v1/channels/{channel}/blocks/{number}`: the block in its canonical encoding
-/// (postcard), for auditing (`synod ledger verify`).
+#[derive(Deserialize, Default)]
+pub(crate) struct BlockQuery {
+    json: Option<String>,
+}
+
+/// `GET /v1/channels/{channel}/blocks/{number or header hash}`: the block in its canonical
+/// encoding (postcard), for auditing (`synod ledger verify`); with `?json`, its header,
+/// metadata and transaction count as JSON.
 pub(crate) async fn block(
     State(api): State<Arc<Api>>,
-    Path((channel, number)): Path<(String, u64)>,
+    who: Who,
+    Path((channel, which)): Path<(String, String)>,
+    Query(q): Query<BlockQuery>,
 ) -> Response {
-    let bytes = read(&api, &channel, move |c| {
-        c.block(number)
-            .map(|b| postcard::to_stdvec(b).unwrap_or_default())
+    let mut hash = Hash::default();
+    let number = match which.parse::<u64>() {
+        Ok(n) => Some(n),
+        Err(_) if hex::decode_to_slice(&which, &mut hash).is_ok() => None,
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "name a block by its number or its header hash (64 hex digits)",
+            );
+        }
+    };
+    let as_json = q.json.is_some();
+    let answer = read(&api, &who, &channel, move |c| {
+        let block = match number {
+            Some(n) => c.block(n),
+            None => c.block_by_hash(&hash),
+        }?;
+        Some(if as_json {
+            serde_json::to_vec(&json!({
+                "number": block.header.number,
+                "hash": hex::encode(block.header.hash()),
+                "previous_hash": hex::encode(block.header.previous_hash),
+                "data_hash": hex::encode(block.header.data_hash),
+                "transactions": block.data.len(),
+                "flags": block.metadata.flags.iter().map(|f| f.name()).collect::<Vec<_>>(),
+                "time_ms": block.metadata.time / 1_000_000,
+                "commit_hash": hex::encode(block.metadata.commit_hash),
+            }))
+            .unwrap_or_default()
+        } else {
+            postcard::to_stdvec(block).unwrap_or_default()
+        })
     });
-    match bytes.await {
+    match answer.await {
+        Ok(Some(bytes)) if as_json => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            bytes,
+        )
+            .into_response(),
         Ok(b) => octets(b, "no such block on this node (yet)"),
         Err(r) => r,
     }
+}
+
+/// `GET /v1/channels`: every channel in the cluster, with its access list.
+pub(crate) async fn list(State(api): State<Arc<Api>>, _: Who) -> Response {
+    admin::list_kind(&api, |k| matches!(k, GroupKind::Ledger(_)), "channels").await
+}
+
+/// `DELETE /v1/channels/{channel}`: removes it and its data on every node (administrators).
+pub(crate) async fn remove(
+    State(api): State<Arc<Api>>,
+    who: Who,
+    Path(channel): Path<String>,
+) -> Response {
+    if let Err(r) = authorize(&api, &who, &channel, Kind::Channel, Role::Admin).await {
+        return r;
+    }
+    admin::remove_group(&api, who, channel).await
 }
 
 /// `GET /v1/channels/{channel}/transactions/{id}/proof`: a [`synod_ledger::TxProof`] in its
@@ -233,9 +334,10 @@ pub(crate) async fn block(
 /// other nodes'.
 pub(crate) async fn tx_proof(
     State(api): State<Arc<Api>>,
+    who: Who,
     Path((channel, tx)): Path<(String, String)>,
 ) -> Response {
-    let bytes = read(&api, &channel, move |c| {
+    let bytes = read(&api, &who, &channel, move |c| {
         c.prove_tx(&tx)
             .map(|p| postcard::to_stdvec(&p).unwrap_or_default())
     });
@@ -249,11 +351,12 @@ pub(crate) async fn tx_proof(
 /// header hashes (the chain tree), as this node holds them.
 pub(crate) async fn root(
     State(api): State<Arc<Api>>,
+    who: Who,
     Path((channel, height)): Path<(String, u64)>,
 ) -> Response {
-    match read(&api, &channel, move |c| c.chain_root(height)).await {
+    match read(&api, &who, &channel, move |c| c.chain_root(height)).await {
         Ok(Some(root)) => {
-            axum::Json(json!({ "height": height, "root": hex(&root) })).into_response()
+            axum::Json(json!({ "height": height, "root": hex::encode(root) })).into_response()
         }
         Ok(None) => error(
             StatusCode::NOT_FOUND,
@@ -267,9 +370,10 @@ pub(crate) async fn root(
 /// tree of `from` blocks is a prefix of the tree of `to` blocks, with both roots.
 pub(crate) async fn consistency(
     State(api): State<Arc<Api>>,
+    who: Who,
     Path((channel, from, to)): Path<(String, u64, u64)>,
 ) -> Response {
-    let proof = read(&api, &channel, move |c| {
+    let proof = read(&api, &who, &channel, move |c| {
         Some((
             c.prove_consistency(from, to)?,
             c.chain_root(from)?,
@@ -278,8 +382,8 @@ pub(crate) async fn consistency(
     });
     match proof.await {
         Ok(Some((proof, from_root, to_root))) => axum::Json(json!({
-            "from": from, "to": to, "from_root": hex(&from_root), "to_root": hex(&to_root),
-            "proof": hex(&proof),
+            "from": from, "to": to, "from_root": hex::encode(from_root), "to_root": hex::encode(to_root),
+            "proof": hex::encode(proof),
         }))
         .into_response(),
         Ok(None) => error(

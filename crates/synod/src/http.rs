@@ -14,14 +14,15 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{self, delete, get, post};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
+use synod_node::catalog::GroupKind;
 use synod_node::kv::{KvCommand, KvOutput, TOKEN_MAX};
 use synod_node::{DEFAULT_GROUP, Node, RequestError};
 
-use crate::{admin, channels, notaries};
+use crate::{access, admin, channels, notaries};
 
 /// Largest value accepted, bytes.
 pub(crate) const VALUE_MAX: usize = 512 * 1024;
@@ -52,11 +53,24 @@ pub(crate) fn router(node: Node, timeout: Duration) -> Router {
         .route("/v1/groups", get(admin::list).post(admin::create))
         .route("/v1/groups/{group}", get(admin::show).delete(admin::remove))
         .route("/v1/groups/{group}/members", post(admin::add_member))
-        .route("/v1/notaries", post(notaries::create))
+        .route("/v1/whoami", get(access::whoami))
+        .route("/v1/notaries", get(notaries::list).post(notaries::create))
+        .route("/v1/notaries/{notary}", delete(notaries::remove))
+        .route(
+            "/v1/notaries/{notary}/access",
+            routing::put(notaries::set_access),
+        )
         .route("/v1/notaries/{notary}/notarise", post(notaries::notarise))
         .route("/v1/notaries/{notary}/key", get(notaries::key))
-        .route("/v1/channels", post(channels::create))
-        .route("/v1/channels/{channel}", get(channels::show))
+        .route("/v1/channels", get(channels::list).post(channels::create))
+        .route(
+            "/v1/channels/{channel}",
+            get(channels::show).delete(channels::remove),
+        )
+        .route(
+            "/v1/channels/{channel}/access",
+            routing::put(channels::set_access),
+        )
         .route(
             "/v1/channels/{channel}/transactions",
             post(channels::submit),
@@ -76,7 +90,7 @@ pub(crate) fn router(node: Node, timeout: Duration) -> Router {
             get(channels::consistency),
         )
         .route(
-            "/v1/channels/{channel}/blocks/{number}",
+            "/v1/channels/{channel}/blocks/{block}",
             get(channels::block),
         )
         .route(
@@ -134,6 +148,20 @@ pub(crate) async fn group_id(api: &Api, name: &str) -> Result<u32, Response> {
         StatusCode::NOT_FOUND,
         format!("no group named {name:?}"),
     ))
+}
+
+/// The id of the key-value group named `name`, or the 404 answer: channels and notaries are
+/// reached through their own routes, under their access lists.
+async fn kv_group_id(api: &Api, name: &str) -> Result<u32, Response> {
+    let id = group_id(api, name).await?;
+    let catalog = api.node.catalog();
+    match catalog.group_by_id(id) {
+        Some(g) if g.kind == GroupKind::Kv => Ok(id),
+        _ => Err(error(
+            StatusCode::NOT_FOUND,
+            format!("{name:?} is not a key-value group (see /v1/channels, /v1/notaries)"),
+        )),
+    }
 }
 
 /// The error answer for a key outside the limits, if it is.
@@ -232,7 +260,7 @@ async fn group_kv_put(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match group_id(&api, &group).await {
+    match kv_group_id(&api, &group).await {
         Ok(group) => put(&api, group, key, q, &headers, body).await,
         Err(r) => r,
     }
@@ -277,7 +305,7 @@ async fn group_kv_delete(
     Query(q): Query<KvQuery>,
     headers: HeaderMap,
 ) -> Response {
-    match group_id(&api, &group).await {
+    match kv_group_id(&api, &group).await {
         Ok(group) => delete_key(&api, group, key, q, &headers).await,
         Err(r) => r,
     }
@@ -309,7 +337,7 @@ async fn group_kv_get(
     Path((group, key)): Path<(String, String)>,
     Query(q): Query<KvQuery>,
 ) -> Response {
-    match group_id(&api, &group).await {
+    match kv_group_id(&api, &group).await {
         Ok(group) => read(&api, group, key, q).await,
         Err(r) => r,
     }
@@ -391,7 +419,7 @@ mod tests {
             "/v1/channels/{channel}/transactions",
             "/v1/channels/{channel}/transactions/{tx}",
             "/v1/channels/{channel}/keys/{key}",
-            "/v1/channels/{channel}/blocks/{number}",
+            "/v1/channels/{channel}/blocks/{block}",
             "/v1/channels/{channel}/transactions/{tx}/proof",
             "/v1/channels/{channel}/roots/{height}",
             "/v1/channels/{channel}/consistency/{from}/{to}",

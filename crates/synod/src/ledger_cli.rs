@@ -12,10 +12,6 @@ use crate::client::{ApiArgs, Client};
 /// Largest block answer accepted (a block holds at most 10 MB of transactions by default).
 const BLOCK_MAX: u64 = 64 * 1024 * 1024;
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Audits `channel` on every node of `nodes` (or `api.api` alone); returns a report, or an
 /// error naming the first node whose chain fails or disagrees.
 pub(crate) fn verify(api: &ApiArgs, channel: &str, nodes: &[String]) -> Result<String> {
@@ -48,15 +44,15 @@ pub(crate) fn verify(api: &ApiArgs, channel: &str, nodes: &[String]) -> Result<S
         // Replay only commits blocks as they are; how the node cut them does not matter here.
         let report = audit(&blocks, BatchConfig::default())
             .map_err(|e| anyhow::anyhow!("{url}: the chain fails its audit: {e}"))?;
-        if show["tip"].as_str() != Some(hex(&report.tip).as_str()) {
+        if show["tip"].as_str() != Some(hex::encode(report.tip).as_str()) {
             bail!("{url}: its summary's tip is not the tip of the chain it served");
         }
         out.push(format!(
             "{url}: {} blocks, {} transactions audited; tip {}; commit hash {}",
             report.blocks,
             report.transactions,
-            hex(&report.tip),
-            hex(&report.commit_hash)
+            hex::encode(report.tip),
+            hex::encode(report.commit_hash)
         ));
         chains.push((url.clone(), blocks));
     }
@@ -72,7 +68,7 @@ pub(crate) fn verify(api: &ApiArgs, channel: &str, nodes: &[String]) -> Result<S
         out.push(format!(
             "all {} nodes hold the same chain up to height {common} (tip {})",
             chains.len(),
-            hex(&tip)
+            hex::encode(tip)
         ));
     }
     Ok(out.join("\n"))
@@ -85,19 +81,10 @@ fn client_for(api: &ApiArgs, url: &str) -> Result<Client> {
     })
 }
 
-fn unhex_bytes(s: &str) -> Result<Vec<u8>> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect::<Option<_>>()
-        .context("not hex")
-}
-
 fn unhex(s: &str) -> Result<Hash> {
-    unhex_bytes(s)?
-        .try_into()
-        .ok()
-        .context("a root is 32 bytes (64 hex digits)")
+    let mut hash = Hash::default();
+    hex::decode_to_slice(s, &mut hash).context("a root is 32 bytes (64 hex digits)")?;
+    Ok(hash)
 }
 
 /// Fetches transaction `tx`'s proof from the first node, checks it from hashes alone, and
@@ -130,9 +117,9 @@ pub(crate) fn prove(api: &ApiArgs, channel: &str, tx: &str, nodes: &[String]) ->
         "transaction {tx} is #{} of block {} (header {}), in the chain tree of {} blocks with root {}",
         proof.index,
         proof.header.number,
-        hex(&proof.header.hash()),
+        hex::encode(proof.header.hash()),
         proof.height,
-        hex(&proof.chain_root)
+        hex::encode(proof.chain_root)
     )];
     for url in &urls[1..] {
         let text = client_for(api, url)?.call(
@@ -146,7 +133,7 @@ pub(crate) fn prove(api: &ApiArgs, channel: &str, tx: &str, nodes: &[String]) ->
             bail!(
                 "{url} holds another chain at height {}: root {}",
                 proof.height,
-                hex(&root)
+                hex::encode(root)
             );
         }
         out.push(format!("{url}: same root at height {}", proof.height));
@@ -183,11 +170,12 @@ pub(crate) fn consistency(api: &ApiArgs, channel: &str, height: u64, root: &str)
     )?;
     let v: serde_json::Value = serde_json::from_str(&text).context("not JSON")?;
     let new_root = unhex(v["to_root"].as_str().context("no root")?)?;
-    let proof = unhex_bytes(v["proof"].as_str().context("no proof")?)?;
+    let proof =
+        hex::decode(v["proof"].as_str().context("no proof")?).context("the proof is not hex")?;
     merkle::verify_consistency(old_root, height, new_root, now, &proof)
         .map_err(|e| anyhow::anyhow!("the chain does not extend the one seen before: {e}"))?;
     Ok(format!(
         "the chain of {now} blocks (root {}) extends the one of {height} blocks seen before",
-        hex(&new_root)
+        hex::encode(new_root)
     ))
 }

@@ -2,6 +2,7 @@
 //! certificates (`certs`), talk to a node's API (`kv`, `status`, `group`, `member`), and run
 //! a recorded workload for fault tests (`workload`), and emulate WAN links (`delay-proxy`).
 
+mod access;
 mod admin;
 mod channels;
 mod client;
@@ -357,8 +358,11 @@ fn start(path: &std::path::Path, rejoin: bool) -> Result<()> {
         let listener = bind_reusable(file.listen_api)
             .with_context(|| format!("binding the API on {}", file.listen_api))?;
         let served = match tls {
+            // Each request carries its caller: the identity in the client's certificate, or
+            // no one on a plain-HTTP API (see `access`).
             Some(tls) => {
-                axum_server::from_tcp_rustls(listener, tls)?
+                axum_server::from_tcp(listener)?
+                    .acceptor(access::IdentifyingAcceptor::new(tls))
                     .handle(handle)
                     .serve(app.into_make_service())
                     .await
@@ -366,7 +370,7 @@ fn start(path: &std::path::Path, rejoin: bool) -> Result<()> {
             None => {
                 axum_server::from_tcp(listener)?
                     .handle(handle)
-                    .serve(app.into_make_service())
+                    .serve(app.layer(access::unauthenticated()).into_make_service())
                     .await
             }
         };

@@ -3,34 +3,37 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use synod_ledger::{NotariseRequest, NotaryOutcome, StateRef};
+use synod_node::access::Role;
 use synod_node::catalog::{AdminCommand, GroupKind};
 
+use crate::access::{self, AccessJson, Kind, Who, access_or_default, authorize};
 use crate::admin::{bad_new_group, create_answer};
-use crate::http::{Api, error, group_id, gsn_header, request_error};
+use crate::http::{Api, error, gsn_header, request_error};
 
 /// Most inputs plus references one request may name.
 const STATES_MAX: usize = 1_024;
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateNotary {
     name: String,
     members: Vec<u16>,
+    /// Who may notarise (writers) and administer; every role to the creator if left out.
+    access: Option<AccessJson>,
 }
 
+/// `POST /v1/notaries`.
 pub(crate) async fn create(
     State(api): State<Arc<Api>>,
-    body: Result<axum::Json<CreateNotary>, axum::extract::rejection::JsonRejection>,
+    who: Who,
+    body: Result<axum::Json<CreateNotary>, JsonRejection>,
 ) -> Response {
     let axum::Json(req) = match body {
         Ok(b) => b,
@@ -39,28 +42,26 @@ pub(crate) async fn create(
     if let Some(bad) = bad_new_group(&req.name, &req.members) {
         return bad;
     }
+    let access = access_or_default(&who, req.access);
+    if let Err(why) = access.check() {
+        return error(StatusCode::BAD_REQUEST, why);
+    }
     let cmd = AdminCommand::CreateNotary {
         name: req.name,
         members: req.members,
+        access,
     };
     create_answer(&api, cmd).await
 }
 
-async fn notary_id(api: &Api, name: &str) -> Result<u32, Response> {
-    let id = group_id(api, name).await?;
-    let is_notary = api
-        .node
-        .catalog()
-        .group_by_id(id)
-        .is_some_and(|g| g.kind == GroupKind::Notary);
-    if is_notary {
-        Ok(id)
-    } else {
-        Err(error(
-            StatusCode::NOT_FOUND,
-            format!("{name:?} is not a notary"),
-        ))
-    }
+/// `PUT /v1/notaries/{notary}/access`.
+pub(crate) async fn set_access(
+    State(api): State<Arc<Api>>,
+    who: Who,
+    Path(notary): Path<String>,
+    body: Result<axum::Json<AccessJson>, JsonRejection>,
+) -> Response {
+    access::set_access(api, who, notary, Kind::Notary, body).await
 }
 
 #[derive(Deserialize)]
@@ -102,10 +103,11 @@ fn refs(states: Vec<StateJson>) -> Vec<StateRef> {
 /// state and its consumer; 422 outside the time window (judged on agreed time).
 pub(crate) async fn notarise(
     State(api): State<Arc<Api>>,
+    who: Who,
     Path(notary): Path<String>,
-    body: Result<axum::Json<Notarise>, axum::extract::rejection::JsonRejection>,
+    body: Result<axum::Json<Notarise>, JsonRejection>,
 ) -> Response {
-    let id = match notary_id(&api, &notary).await {
+    let id = match authorize(&api, &who, &notary, Kind::Notary, Role::Write).await {
         Ok(id) => id,
         Err(r) => return r,
     };
@@ -146,8 +148,8 @@ pub(crate) async fn notarise(
                     headers,
                     axum::Json(json!({
                         "notarised": true, "tx_id": tx_id,
-                        "signature": signature.map(|s| hex(&s.to_bytes())),
-                        "notary_key": hex(&api.node.notary_public_key()),
+                        "signature": signature.map(|s| hex::encode(s.to_bytes())),
+                        "notary_key": hex::encode(api.node.notary_public_key()),
                     })),
                 )
                     .into_response(),
@@ -181,9 +183,31 @@ pub(crate) async fn notarise(
 }
 
 /// `GET /v1/notaries/{notary}/key`: the key this node signs notarisations with.
-pub(crate) async fn key(State(api): State<Arc<Api>>, Path(notary): Path<String>) -> Response {
-    if let Err(r) = notary_id(&api, &notary).await {
+pub(crate) async fn key(
+    State(api): State<Arc<Api>>,
+    who: Who,
+    Path(notary): Path<String>,
+) -> Response {
+    if let Err(r) = authorize(&api, &who, &notary, Kind::Notary, Role::Read).await {
         return r;
     }
-    axum::Json(json!({ "notary_key": hex(&api.node.notary_public_key()) })).into_response()
+    axum::Json(json!({ "notary_key": hex::encode(api.node.notary_public_key()) })).into_response()
+}
+
+/// `GET /v1/notaries`: every notary in the cluster, with its access list.
+pub(crate) async fn list(State(api): State<Arc<Api>>, _: Who) -> Response {
+    crate::admin::list_kind(&api, |k| *k == GroupKind::Notary, "notaries").await
+}
+
+/// `DELETE /v1/notaries/{notary}`: removes it and its consumed states on every node
+/// (administrators).
+pub(crate) async fn remove(
+    State(api): State<Arc<Api>>,
+    who: Who,
+    Path(notary): Path<String>,
+) -> Response {
+    if let Err(r) = authorize(&api, &who, &notary, Kind::Notary, Role::Admin).await {
+        return r;
+    }
+    crate::admin::remove_group(&api, who, notary).await
 }

@@ -125,3 +125,14 @@ pub fn certificate_names_node(cert: &CertificateDer<'_>, node: u16) -> bool {
     };
     ee.verify_is_valid_for_subject_name(&name).is_ok()
 }
+
+/// The identity `cert` (already verified against the CA by rustls) names: its subject's common
+/// name, as the cluster CA issues them (`client-alice` for `synod certs --clients alice`,
+/// `node-1.synod` for node 1). `None` if it cannot be parsed or has no common name: such a
+/// peer holds no role anywhere.
+#[must_use]
+pub fn certificate_identity(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let name = parsed.subject().iter_common_name().next()?.as_str().ok()?;
+    (!name.is_empty()).then(|| name.to_string())
+}

@@ -6,6 +6,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 use synod_core::{Envelope, Message, ReplicaId, Slot};
 use synod_transport::certs::{self, Pem};
 use synod_transport::frame::Frame;
@@ -190,6 +192,24 @@ async fn a_full_queue_drops_frames_and_counts_them() {
         a.send(7, &heartbeat(1, 7, 0)),
         Err(SendError::UnknownPeer(7))
     );
+}
+
+#[test]
+fn a_certificate_names_its_identity_by_common_name() {
+    let ca = certs::generate_ca("test").unwrap();
+    let der = |pem: &str| CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+    let alice = certs::issue_client(&ca, "alice").unwrap();
+    let node = certs::issue_node(&ca, 1).unwrap();
+    assert_eq!(
+        synod_transport::tls::certificate_identity(&der(&alice.cert)).as_deref(),
+        Some("client-alice")
+    );
+    assert_eq!(
+        synod_transport::tls::certificate_identity(&der(&node.cert)).as_deref(),
+        Some("node-1.synod")
+    );
+    let garbage = CertificateDer::from(vec![0x30, 0x03, 0x01, 0x01, 0xff]);
+    assert_eq!(synod_transport::tls::certificate_identity(&garbage), None);
 }
 
 #[test]

@@ -1,0 +1,344 @@
+//! Identities and roles on three real `synod` processes serving the API over mutual TLS: each
+//! client is the common name of its certificate from the cluster CA, and each ledger channel
+//! and notary lists who may read, write and administer it. Requests without the role are
+//! refused with 403 naming the identity and the role; administrators change the lists at run
+//! time and every node enforces the change.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{BIN, Proc, free_port, node};
+use ed25519_dalek::SigningKey;
+use serde_json::{Value, json};
+use synod_ledger::{Transaction, TxBody};
+use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+
+/// An HTTPS client presenting one identity's certificate.
+struct Client {
+    agent: ureq::Agent,
+}
+
+/// An answer: status and body (JSON when it parses).
+struct Answer {
+    status: u16,
+    body: Value,
+}
+
+impl Client {
+    fn new(certs: &Path, name: &str) -> Client {
+        let read = |file: &str| std::fs::read(certs.join(file)).unwrap();
+        let ca = Certificate::from_pem(&read("ca.pem")).unwrap().to_owned();
+        let cert = Certificate::from_pem(&read(&format!("{name}.pem")))
+            .unwrap()
+            .to_owned();
+        let key = PrivateKey::from_pem(&read(&format!("{name}.key")))
+            .unwrap()
+            .to_owned();
+        let tls = TlsConfig::builder()
+            .root_certs(RootCerts::Specific(Arc::new(vec![ca])))
+            .client_cert(Some(ClientCert::new_with_certs(&[cert], key)))
+            .build();
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(5)))
+            .tls_config(tls)
+            .build()
+            .into();
+        Client { agent }
+    }
+
+    fn call(&self, method: &str, api: SocketAddr, path: &str, body: Option<Value>) -> Answer {
+        let url = format!("https://{api}{path}");
+        let answer = match (method, body) {
+            ("GET", _) => self.agent.get(&url).call(),
+            ("DELETE", _) => self.agent.delete(&url).call(),
+            ("PUT", Some(b)) => self
+                .agent
+                .put(&url)
+                .header("content-type", "application/json")
+                .send(b.to_string()),
+            ("POST", Some(b)) => self
+                .agent
+                .post(&url)
+                .header("content-type", "application/json")
+                .send(b.to_string()),
+            (m, b) => panic!("{m} with {b:?}"),
+        };
+        Self::answer(answer)
+    }
+
+    fn submit(&self, api: SocketAddr, channel: &str, tx: &Transaction) -> Answer {
+        let answer = self
+            .agent
+            .post(&format!("https://{api}/v1/channels/{channel}/transactions"))
+            .header("content-type", "application/octet-stream")
+            .send(&tx.encode()[..]);
+        Self::answer(answer)
+    }
+
+    fn answer(answer: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Answer {
+        match answer {
+            Ok(mut r) => {
+                let text = r.body_mut().read_to_string().unwrap_or_default();
+                Answer {
+                    status: r.status().as_u16(),
+                    body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+                }
+            }
+            Err(e) => Answer {
+                status: 0,
+                body: Value::String(e.to_string()),
+            },
+        }
+    }
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn tx(signer: &SigningKey, id: &str, key: &str) -> Transaction {
+    Transaction::sign(
+        TxBody {
+            id: id.into(),
+            creator: signer.verifying_key().to_bytes(),
+            reads: vec![],
+            ranges: vec![],
+            writes: vec![(key.into(), Some(Bytes::from_static(b"v")))],
+        },
+        signer,
+    )
+}
+
+/// Certificates for nodes 0-2 and clients admin, alice, bob and eve, plus `nameless.pem`, a
+/// certificate from the same CA whose subject has no common name.
+fn certs(dir: &Path) -> PathBuf {
+    let out = dir.join("certs");
+    let status = Command::new(BIN)
+        .args(["certs", "--out"])
+        .arg(&out)
+        .args(["--nodes", "0,1,2", "--clients", "admin,alice,bob,eve"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ca = synod_transport::certs::Pem {
+        cert: std::fs::read_to_string(out.join("ca.pem")).unwrap(),
+        key: std::fs::read_to_string(out.join("ca.key")).unwrap(),
+    };
+    let nameless = synod_transport::certs::issue(&ca, "", vec![]).unwrap();
+    std::fs::write(out.join("nameless.pem"), nameless.cert).unwrap();
+    std::fs::write(out.join("nameless.key"), nameless.key).unwrap();
+    out
+}
+
+fn forbidden(answer: &Answer, identity: &str, role: &str) {
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    let why = answer.body["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains(identity) && why.contains(role),
+        "the refusal names {identity} and {role}: {why}"
+    );
+}
+
+#[test]
+fn channels_and_notaries_admit_only_the_identities_their_lists_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = certs(dir.path());
+    let ids = [0u16, 1, 2];
+    let peers: Vec<(u16, SocketAddr)> = ids.iter().map(|i| (*i, free_port())).collect();
+    // An empty `extra`: the API is served over mutual TLS.
+    let mut nodes: Vec<Proc> = ids
+        .iter()
+        .map(|id| node(dir.path(), *id, &ids, peers[*id as usize].1, &peers, ""))
+        .collect();
+    for n in &mut nodes {
+        n.start();
+    }
+    let api: Vec<SocketAddr> = nodes.iter().map(|n| n.api).collect();
+    let [admin, alice, bob, eve] = ["client-admin", "client-alice", "client-bob", "client-eve"]
+        .map(|n| Client::new(&certs, n));
+
+    // Each caller is the common name of its certificate; one with none is refused.
+    let me = alice.call("GET", api[1], "/v1/whoami", None);
+    assert_eq!(me.body["identity"], "client-alice", "{}", me.body);
+    let nameless = Client::new(&certs, "nameless").call("GET", api[0], "/v1/whoami", None);
+    assert_eq!(nameless.status, 401, "{}", nameless.body);
+
+    // The administrator creates a channel: alice writes, bob reads.
+    let create = json!({
+        "name": "trade", "members": [0, 1, 2], "max_message_count": 1,
+        "access": { "writers": ["client-alice"], "readers": ["client-bob"] },
+    });
+    let mut created = None;
+    wait_until("the channel is created", || {
+        let a = admin.call("POST", api[0], "/v1/channels", Some(create.clone()));
+        let ok = a.status == 201;
+        created = Some(a);
+        ok
+    });
+    let created = created.unwrap();
+    assert_eq!(
+        created.body["access"],
+        json!({ "admins": ["client-admin"], "writers": ["client-alice"], "readers": ["client-bob"] })
+    );
+
+    let signer = SigningKey::from_bytes(&[9; 32]);
+    wait_until("alice's transaction is ordered", || {
+        alice
+            .submit(api[1], "trade", &tx(&signer, "t1", "k"))
+            .status
+            == 202
+    });
+    forbidden(
+        &bob.submit(api[1], "trade", &tx(&signer, "t2", "k")),
+        "client-bob",
+        "write",
+    );
+    forbidden(
+        &eve.call("GET", api[2], "/v1/channels/trade", None),
+        "client-eve",
+        "read",
+    );
+    // Reading is granted to readers and, as roles nest, to writers and administrators.
+    for (who, node) in [(&bob, 2), (&alice, 0), (&admin, 1)] {
+        wait_until("t1 is committed and readable", || {
+            let a = who.call("GET", api[node], "/v1/channels/trade/transactions/t1", None);
+            a.status == 200 && a.body["code_name"] == "VALID"
+        });
+    }
+
+    // Only the administrator changes the lists: bob now writes, anyone reads, alice is out.
+    let change = json!({ "writers": ["client-bob"], "readers": ["*"] });
+    forbidden(
+        &alice.call(
+            "PUT",
+            api[0],
+            "/v1/channels/trade/access",
+            Some(change.clone()),
+        ),
+        "client-alice",
+        "administer",
+    );
+    let changed = admin.call("PUT", api[0], "/v1/channels/trade/access", Some(change));
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(changed.body["access"]["readers"], json!(["*"]));
+    // Every node enforces the change once it has applied it.
+    for node in &api {
+        wait_until("the revocation reaches every node", || {
+            alice.submit(*node, "trade", &tx(&signer, "t3", "k")).status == 403
+        });
+        wait_until("the grants reach every node", || {
+            eve.call("GET", *node, "/v1/channels/trade", None).status == 200
+        });
+    }
+    assert_eq!(
+        bob.submit(api[2], "trade", &tx(&signer, "t4", "k")).status,
+        202
+    );
+
+    // Administration is the administrator's: removing the channel or changing its members,
+    // through either route. Its group is not a key-value store for anyone.
+    forbidden(
+        &eve.call("DELETE", api[1], "/v1/channels/trade", None),
+        "client-eve",
+        "administer",
+    );
+    forbidden(
+        &bob.call("DELETE", api[1], "/v1/groups/trade", None),
+        "client-bob",
+        "administer",
+    );
+    forbidden(
+        &bob.call(
+            "POST",
+            api[1],
+            "/v1/groups/trade/members",
+            Some(json!({ "id": 2 })),
+        ),
+        "client-bob",
+        "administer",
+    );
+    forbidden(
+        &bob.call("DELETE", api[1], "/v1/groups/trade/members/2", None),
+        "client-bob",
+        "administer",
+    );
+    let kv = admin.call("PUT", api[0], "/v1/groups/trade/kv/x", Some(json!("v")));
+    assert_eq!(kv.status, 404, "{}", kv.body);
+
+    // A channel created without a list belongs to its creator alone.
+    let private = json!({ "name": "alices", "members": [0, 1, 2] });
+    let a = alice.call("POST", api[2], "/v1/channels", Some(private));
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert_eq!(a.body["access"]["admins"], json!(["client-alice"]));
+    forbidden(
+        &bob.call("GET", api[2], "/v1/channels/alices", None),
+        "client-bob",
+        "read",
+    );
+    let listed = bob.call("GET", api[0], "/v1/channels", None);
+    let names: Vec<&str> = listed.body["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alices", "trade"], "{}", listed.body);
+
+    // A notary: alice may notarise, bob may not even read its key.
+    let notary = json!({
+        "name": "notary", "members": [0, 1, 2], "access": { "writers": ["client-alice"] },
+    });
+    let n = admin.call("POST", api[1], "/v1/notaries", Some(notary));
+    assert_eq!(n.status, 201, "{}", n.body);
+    let request = json!({ "tx_id": "spend-1", "inputs": [{ "tx": "issue", "index": 0 }] });
+    forbidden(
+        &bob.call(
+            "POST",
+            api[1],
+            "/v1/notaries/notary/notarise",
+            Some(request.clone()),
+        ),
+        "client-bob",
+        "write",
+    );
+    forbidden(
+        &bob.call("GET", api[1], "/v1/notaries/notary/key", None),
+        "client-bob",
+        "read",
+    );
+    wait_until("alice's notarisation is signed", || {
+        let a = alice.call(
+            "POST",
+            api[1],
+            "/v1/notaries/notary/notarise",
+            Some(request.clone()),
+        );
+        a.status == 200 && a.body["signature"].is_string()
+    });
+    assert_eq!(
+        admin
+            .call("GET", api[1], "/v1/notaries/notary/key", None)
+            .status,
+        200
+    );
+
+    // The administrator removes the channel; it is gone everywhere.
+    let removed = admin.call("DELETE", api[0], "/v1/channels/trade", None);
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    wait_until("the channel is gone from every node", || {
+        (0..3).all(|n| admin.call("GET", api[n], "/v1/channels/trade", None).status == 404)
+    });
+}
