@@ -42,6 +42,23 @@ impl Envelope {
     }
 }
 
+/// Checks the signature of the transaction an envelope carries, ahead of its validation:
+/// its encoding and whether the signature is valid (`None` for a tick, or bytes that decode
+/// to no transaction, which validation marks `BAD_PAYLOAD` by itself). The costly part of
+/// validation (an Ed25519 verification) depends on nothing but the bytes, so a node runs it
+/// for each envelope as it arrives, in parallel, and hands the verdicts to
+/// [`Channel::deliver_checked`].
+#[must_use]
+pub fn check_signature(envelope: &[u8]) -> Option<(Bytes, bool)> {
+    match Envelope::decode(envelope) {
+        Ok(Envelope::Tx(bytes)) => {
+            let tx = Transaction::decode(&bytes).ok()?;
+            Some((bytes, tx.signature_valid()))
+        }
+        Ok(Envelope::Tick) | Err(_) => None,
+    }
+}
+
 /// Where a transaction ended up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxStatus {
@@ -139,6 +156,19 @@ impl Channel {
     /// Applies one delivered envelope at agreed time `time`; returns the numbers of the blocks
     /// it committed (usually none, at most two). Undecodable bytes count as a tick.
     pub fn deliver(&mut self, envelope: &[u8], time: u64) -> Vec<u64> {
+        self.deliver_checked(envelope, time, &mut |_| None)
+    }
+
+    /// Like [`Self::deliver`], taking the signature verdicts of transactions checked ahead of
+    /// time ([`check_signature`], run in parallel as envelopes arrive): `checked` returns a
+    /// transaction's verdict given its encoding, or `None` to have it checked here. A verdict
+    /// is a pure function of the bytes, so the result is the same either way.
+    pub fn deliver_checked(
+        &mut self,
+        envelope: &[u8],
+        time: u64,
+        checked: &mut dyn FnMut(&Bytes) -> Option<bool>,
+    ) -> Vec<u64> {
         let config = self.config;
         let batches = match Envelope::decode(envelope) {
             Ok(Envelope::Tx(tx)) => self.cutter.ordered(&config, tx, time),
@@ -146,7 +176,7 @@ impl Channel {
         };
         batches
             .into_iter()
-            .map(|data| self.commit_block(data, time))
+            .map(|data| self.commit_block_checked(data, time, checked))
             .collect()
     }
 
@@ -159,6 +189,15 @@ impl Channel {
 
     /// Validates `data` in order and commits it as the next block; returns its number.
     pub fn commit_block(&mut self, data: Vec<Bytes>, time: u64) -> u64 {
+        self.commit_block_checked(data, time, &mut |_| None)
+    }
+
+    fn commit_block_checked(
+        &mut self,
+        data: Vec<Bytes>,
+        time: u64,
+        checked: &mut dyn FnMut(&Bytes) -> Option<bool>,
+    ) -> u64 {
         let number = self.blocks.len() as u64;
         let previous = self.header_hashes.last().copied().unwrap_or([0; 32]);
         let mut flags = Vec::with_capacity(data.len());
@@ -168,7 +207,9 @@ impl Channel {
             let code = match Transaction::decode(bytes) {
                 Err(_) => ValidationCode::BadPayload,
                 Ok(tx) => {
-                    let code = judge(&tx, tx.signature_valid(), &*self);
+                    let signature_valid =
+                        checked(bytes).unwrap_or_else(|| tx.signature_valid());
+                    let code = judge(&tx, signature_valid, &*self);
                     // Only a correctly signed transaction claims its id: a forgery must not
                     // make the genuine one a duplicate.
                     if !matches!(

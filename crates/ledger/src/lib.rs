@@ -35,7 +35,7 @@ mod validate;
 
 pub use audit::{AuditError, AuditReport, audit};
 pub use block::{Block, BlockHeader, BlockMetadata};
-pub use channel::{Channel, Envelope, TxProof, TxStatus};
+pub use channel::{Channel, Envelope, TxProof, TxStatus, check_signature};
 pub use cutter::{BatchConfig, BlockCutter};
 pub use notary::{NotariseRequest, Notary, NotaryOutcome, StateRef};
 pub use parallel::{LedgerApp, ParallelChannel};

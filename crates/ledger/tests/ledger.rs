@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use synod_ledger::merkle;
 use synod_ledger::{
     AuditError, BatchConfig, Channel, Envelope, NotariseRequest, Notary, NotaryOutcome, RangeRead,
-    StateRef, Transaction, TxBody, ValidationCode, Version, audit,
+    StateRef, Transaction, TxBody, ValidationCode, Version, audit, check_signature,
 };
 
 fn key(n: u8) -> SigningKey {
@@ -121,6 +121,45 @@ fn validation_codes_follow_fabric() {
     );
     // A forgery does not claim the id it used.
     assert_eq!(ch.tx_status("t6"), None);
+}
+
+#[test]
+fn signatures_checked_ahead_of_time_are_used_and_give_the_same_chain() {
+    let alice = key(1);
+    let mut forged = tx(&alice, "f", vec![], vec![("a", Some("stolen"))]);
+    forged.body.creator = key(2).verifying_key().to_bytes();
+    let envelopes = [
+        env(&tx(&alice, "t1", vec![], vec![("a", Some("1"))])),
+        env(&forged),
+        Envelope::Tx(Bytes::from_static(b"junk")).encode(),
+        Envelope::Tick.encode(),
+        env(&tx(&alice, "t2", vec![], vec![("b", Some("2"))])),
+    ];
+    let verdicts: Vec<Option<(Bytes, bool)>> =
+        envelopes.iter().map(|e| check_signature(e)).collect();
+    // Junk and ticks carry no transaction to check; the forgery's verdict is false.
+    let found: Vec<Option<bool>> = verdicts.iter().map(|v| v.as_ref().map(|v| v.1)).collect();
+    assert_eq!(found, [Some(true), Some(false), None, None, Some(true)]);
+
+    let config = BatchConfig {
+        max_message_count: 2,
+        ..BatchConfig::default()
+    };
+    let (mut serial, mut checked) = (channel(config), channel(config));
+    let mut consulted = 0;
+    for (i, e) in envelopes.iter().enumerate() {
+        serial.deliver(e, i as u64);
+        checked.deliver_checked(e, i as u64, &mut |bytes| {
+            consulted += 1;
+            verdicts.iter().flatten().find(|(b, _)| b == bytes).map(|(_, ok)| *ok)
+        });
+    }
+    assert_eq!(checked, serial);
+    assert_eq!(consulted, 3, "every transaction that decodes is looked up once");
+    // The verdict given is the one used: a (wrong) verdict of true passes the forgery.
+    let mut fooled = channel(one_per_block());
+    let n = fooled.deliver_checked(&env(&forged), 1, &mut |_| Some(true))[0];
+    assert_eq!(fooled.block(n).unwrap().metadata.flags, vec![ValidationCode::Valid]);
 }
 
 #[test]
@@ -313,12 +352,19 @@ proptest! {
             ordered.push((env(&t), 20 * S + n as u64));
         }
         ordered.push((Envelope::Tick.encode(), 100 * S));
-        // Three members apply the same agreed order.
+        // Three members apply the same agreed order; the third had checked the signatures of
+        // every other envelope ahead of time, as a node does in parallel.
         let members: Vec<Channel> = (0..3)
-            .map(|_| {
+            .map(|m| {
                 let mut ch = channel(config);
+                let mut checked: std::collections::HashMap<Bytes, bool> = ordered
+                    .iter()
+                    .step_by(2)
+                    .filter(|_| m == 2)
+                    .filter_map(|(e, _)| check_signature(e))
+                    .collect();
                 for (e, time) in &ordered {
-                    ch.deliver(e, *time);
+                    ch.deliver_checked(e, *time, &mut |bytes| checked.remove(bytes));
                 }
                 ch
             })
@@ -326,6 +372,7 @@ proptest! {
         for m in &members[1..] {
             prop_assert_eq!(m.tip(), members[0].tip());
             prop_assert_eq!(m.commit_hash(), members[0].commit_hash());
+            prop_assert!(m == &members[0]);
         }
         let ch = &members[0];
         for coin in 0..4u8 {

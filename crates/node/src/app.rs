@@ -6,12 +6,14 @@
 //! tokened writes among themselves so the oldest token is forgotten first on every node); a
 //! linearizable read locks its key for reading, a recursive read locks everything for reading;
 //! a catalog change locks the catalog; a ledger envelope locks the ledger (envelopes are cut
-//! into blocks in GSN order, so they run one at a time). Commands on different keys run in
-//! parallel on the
-//! node's worker pool. The store's own data sits behind one short mutex (its commands are
+//! into blocks in GSN order, so they run one at a time), but the costly part of validating it,
+//! its signature check, runs before as a command that locks only its own verdict, so the checks
+//! of successive envelopes run in parallel with each other and with the ledger. Commands on
+//! different keys run in parallel on the node's worker pool. The store's own data sits behind one short mutex (its commands are
 //! cheap); the locks are what keep each command's view serial, and every access is checked
 //! against them.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
@@ -37,6 +39,9 @@ pub(crate) enum LockKey {
     Ledger,
     /// A state a notary request consumes (written) or refers to (read).
     State(synod_ledger::StateRef),
+    /// The signature check numbered so of a ledger envelope: written by the check, read by
+    /// the envelope's command, which so runs after its own check (and only its own).
+    Signature(u64),
 }
 
 /// What a read asks for.
@@ -104,12 +109,24 @@ pub(crate) enum GroupCommand {
         /// Agreed time of its slot, nanoseconds since the Unix epoch.
         time: u64,
     },
+    /// Checks the signature of the transaction a ledger envelope carries, ahead of its
+    /// [`GroupCommand::Ledger`]: it locks only its verdict, so the checks of successive
+    /// envelopes run in parallel with each other and with the ledger, and the verdicts wait in
+    /// [`GroupApp`]'s cache for the block that holds them.
+    LedgerCheck {
+        /// The encoded envelope.
+        envelope: bytes::Bytes,
+        /// The check's number (unique in the group on this node).
+        check: u64,
+    },
     /// A ledger envelope (a transaction or a tick) delivered at agreed time `time`.
     Ledger {
         /// The encoded envelope.
         envelope: bytes::Bytes,
         /// Agreed time of its slot, nanoseconds since the Unix epoch.
         time: u64,
+        /// The number of its [`GroupCommand::LedgerCheck`].
+        check: u64,
     },
 }
 
@@ -122,6 +139,8 @@ pub(crate) enum GroupOutput {
     Admin(AdminOutput),
     /// The blocks the envelope cut (`None`: the group is not a ledger channel).
     Ledger(Option<Vec<u64>>),
+    /// A signature was checked ahead of time.
+    Checked,
     /// The notary's answer (`None`: the group is not a notary).
     Notary(Option<synod_ledger::NotaryOutcome>),
 }
@@ -137,6 +156,10 @@ pub(crate) struct GroupApp {
     kv: Mutex<Kv>,
     catalog: Option<CatalogCell>,
     ledger: Option<Mutex<Channel>>,
+    /// Signature verdicts of transactions checked ahead of validation, by encoding. Only
+    /// speeds validation up: a transaction missing here is checked when its block is cut,
+    /// with the same result.
+    signatures: Mutex<HashMap<bytes::Bytes, bool>>,
     /// A notary's consumed states. Requests lock the states they touch, so requests on
     /// different states run in parallel; the mutex only guards the map's memory.
     notary: Option<Mutex<Notary>>,
@@ -186,6 +209,11 @@ impl AppState {
     }
 }
 
+/// Most signature verdicts kept waiting for their blocks. Entries leave when their block is
+/// cut; a transaction the cutter drops (larger than a block may be) would stay, so a full
+/// cache is emptied (which costs only the speed-up).
+const SIGNATURES_MAX: usize = 65_536;
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -208,6 +236,7 @@ impl GroupApp {
             kv: Mutex::new(state.kv),
             catalog,
             ledger: state.ledger.map(Mutex::new),
+            signatures: Mutex::new(HashMap::new()),
             notary: state.notary.map(Mutex::new),
         }
     }
@@ -251,7 +280,13 @@ impl Application for GroupApp {
             }
             GroupCommand::Read(query) => query.locks(),
             GroupCommand::Admin(_) => Locks::keys([], [LockKey::Catalog]),
-            GroupCommand::Ledger { .. } => Locks::keys([], [LockKey::Ledger]),
+            GroupCommand::Ledger { check, .. } => {
+                Locks::keys([LockKey::Signature(*check)], [LockKey::Ledger])
+            }
+            // A pure function of the envelope, so it depends on nothing before it.
+            GroupCommand::LedgerCheck { check, .. } => {
+                Locks::keys([], [LockKey::Signature(*check)])
+            }
             GroupCommand::Notarise { req, .. } => Locks::keys(
                 req.references.iter().cloned().map(LockKey::State),
                 req.inputs.iter().cloned().map(LockKey::State),
@@ -304,13 +339,31 @@ impl Application for GroupApp {
                 }
                 GroupOutput::Notary(self.notary.as_ref().map(|n| lock(n).notarise(&req, time)))
             }
-            GroupCommand::Ledger { envelope, time } => {
+            GroupCommand::LedgerCheck { envelope, check } => {
+                ctx.check_write(&LockKey::Signature(check));
+                if self.ledger.is_some()
+                    && let Some((tx, valid)) = synod_ledger::check_signature(&envelope)
+                {
+                    let mut cache = lock(&self.signatures);
+                    if cache.len() >= SIGNATURES_MAX {
+                        cache.clear();
+                    }
+                    cache.insert(tx, valid);
+                }
+                GroupOutput::Checked
+            }
+            GroupCommand::Ledger {
+                envelope,
+                time,
+                check,
+            } => {
+                ctx.check_read(&LockKey::Signature(check));
                 ctx.check_write(&LockKey::Ledger);
-                GroupOutput::Ledger(
-                    self.ledger
-                        .as_ref()
-                        .map(|l| lock(l).deliver(&envelope, time)),
-                )
+                GroupOutput::Ledger(self.ledger.as_ref().map(|l| {
+                    lock(l).deliver_checked(&envelope, time, &mut |tx| {
+                        lock(&self.signatures).remove(tx)
+                    })
+                }))
             }
         }
     }
@@ -336,5 +389,79 @@ impl Application for GroupApp {
             cell.publish.send_replace(Arc::new(theirs.clone()));
             *lock(&cell.catalog) = theirs;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use ed25519_dalek::SigningKey;
+    use synod_exec::{Executor, Job, WorkerPool};
+    use synod_ledger::{BatchConfig, Envelope, Transaction, TxBody};
+
+    fn envelope(n: u8) -> Bytes {
+        let signer = SigningKey::from_bytes(&[n % 3 + 1; 32]);
+        let mut tx = Transaction::sign(
+            TxBody {
+                id: format!("t{n}"),
+                creator: signer.verifying_key().to_bytes(),
+                reads: vec![],
+                ranges: vec![],
+                writes: vec![(format!("k{}", n % 4), Some(Bytes::from(vec![n])))],
+            },
+            &signer,
+        );
+        if n.is_multiple_of(5) {
+            // A forgery: someone else's key named as creator.
+            tx.body.creator = SigningKey::from_bytes(&[9; 32]).verifying_key().to_bytes();
+        }
+        Envelope::Tx(tx.encode()).encode()
+    }
+
+    #[test]
+    fn signatures_checked_ahead_are_used_by_the_block_that_holds_them_and_then_dropped() {
+        let batch = BatchConfig {
+            max_message_count: 4,
+            ..BatchConfig::default()
+        };
+        let info = GroupInfo {
+            id: 1,
+            name: "ch".into(),
+            genesis: vec![0],
+            hosts: [0].into(),
+            created_gsn: 0,
+            kind: GroupKind::Ledger(batch),
+            access: None,
+        };
+        let pool = WorkerPool::new(2);
+        let exec = Executor::new(GroupApp::new(AppState::fresh(Some(&info)), None), &pool, 64);
+        let mut serial = AppState::fresh(Some(&info)).ledger.expect("a channel");
+        // Nine envelopes: two full blocks, one transaction left pending.
+        for n in 1..=9u8 {
+            let envelope = envelope(n);
+            serial.deliver(&envelope, u64::from(n));
+            let check = GroupCommand::LedgerCheck {
+                envelope: envelope.clone(),
+                check: u64::from(n),
+            };
+            let apply = GroupCommand::Ledger {
+                envelope,
+                time: u64::from(n),
+                check: u64::from(n),
+            };
+            exec.submit_many([check, apply].map(|cmd| Job::Command {
+                gsn: u64::from(n),
+                cmd,
+                reply: None,
+            }))
+            .expect("submitted");
+        }
+        exec.wait_idle();
+        let app = exec.app();
+        assert_eq!(app.with_ledger(Clone::clone), Some(serial));
+        assert_eq!(app.with_ledger(Channel::height), Some(3));
+        // The eight verdicts of the cut blocks were taken; the pending one waits.
+        assert_eq!(lock(&app.signatures).len(), 1);
     }
 }

@@ -81,6 +81,9 @@ pub(super) struct Group {
     /// A ledger channel: the agreed time its pending batch falls due for which this node
     /// last proposed a tick, and when (its clock).
     pub(super) tick_for: Option<(u64, u64)>,
+    /// Numbers the signature checks of ledger envelopes, so each envelope's command waits for
+    /// its own check (`LockKey::Signature`).
+    pub(super) checks: u64,
 }
 
 impl Group {
@@ -126,6 +129,7 @@ impl Group {
             handed_to,
             readies_holding_deliveries: 0,
             tick_for: None,
+            checks: 0,
         })
     }
 
@@ -147,7 +151,7 @@ impl Group {
         let mut jobs = Vec::new();
         for p in &d.proposals {
             match &p.payload {
-                Payload::Command(bytes) => jobs.extend(self.job(d.gsn, d.time, p.id, bytes)),
+                Payload::Command(bytes) => self.jobs(d.gsn, d.time, p.id, bytes, &mut jobs),
                 Payload::Config(_) => {
                     if let Some(Waiter::Config(reply)) = self.waiting.remove(&p.id) {
                         let outcome = d.config.iter().find(|o| o.id == p.id);
@@ -194,23 +198,37 @@ impl Group {
         Ok(true)
     }
 
-    /// The executor job for a command delivered at `gsn`, carrying the answer to the client
-    /// waiting on it here (if any).
-    fn job(
+    /// Adds the executor jobs for a command delivered at `gsn` to `jobs`: the command,
+    /// carrying the answer to the client waiting on it here (if any), and before a ledger
+    /// envelope its signature check (run in parallel, see `GroupCommand::LedgerCheck`).
+    fn jobs(
         &mut self,
         gsn: Slot,
         time: synod_core::Time,
         id: ProposalId,
         bytes: &[u8],
-    ) -> Option<Job<GroupApp>> {
+        jobs: &mut Vec<Job<GroupApp>>,
+    ) {
         let waiter = self.waiting.remove(&id);
         // Undecodable commands are skipped the same way on every node.
         let Ok(cmd) = postcard::from_bytes::<Command>(bytes) else {
             if let Some(w) = waiter {
                 w.fail(RequestError::Stopped);
             }
-            return None;
+            return;
         };
+        let check = self.checks;
+        if let Command::Ledger(envelope) = &cmd {
+            self.checks += 1;
+            jobs.push(Job::Command {
+                gsn: gsn.0,
+                cmd: GroupCommand::LedgerCheck {
+                    envelope: envelope.clone(),
+                    check,
+                },
+                reply: None,
+            });
+        }
         let (cmd, reply): (GroupCommand, Option<Reply<GroupOutput>>) = match (cmd, waiter) {
             (Command::Kv(req), Some(Waiter::Read(query, reply))) if req.token.is_none() => (
                 GroupCommand::Read(query),
@@ -245,6 +263,7 @@ impl Group {
                     GroupCommand::Ledger {
                         envelope,
                         time: time.0,
+                        check,
                     },
                     Some(Box::new(move |out| {
                         let result = match out {
@@ -279,17 +298,18 @@ impl Group {
                     Command::Ledger(envelope) => GroupCommand::Ledger {
                         envelope,
                         time: time.0,
+                        check,
                     },
                     Command::Notarise(req) => GroupCommand::Notarise { req, time: time.0 },
                 };
                 (cmd, None)
             }
         };
-        Some(Job::Command {
+        jobs.push(Job::Command {
             gsn: gsn.0,
             cmd,
             reply,
-        })
+        });
     }
 
     /// Stops serving: every waiting client learns the outcome is unknown.
