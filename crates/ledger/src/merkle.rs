@@ -5,7 +5,7 @@
 
 use ct_merkle::mem_backed_tree::MemoryBackedTree;
 use ct_merkle::{ConsistencyProof, InclusionProof, RootHash};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 /// A SHA-256 digest.
 pub type Hash = [u8; 32];
@@ -108,9 +108,78 @@ pub fn verify_consistency(
         })
 }
 
+/// The chain tree's root kept up to date as leaves are appended, in O(log n) hashes and
+/// space per leaf: the roots of the perfect subtrees the leaves so far decompose into (RFC
+/// 6962's tree is the left-to-right fold of them). [`root`] recomputes the same value from all
+/// the leaves; the tests hold the two equal.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Frontier {
+    /// (root, number of leaves) of each perfect subtree, largest (leftmost) first.
+    subtrees: Vec<(Hash, u64)>,
+}
+
+fn leaf_hash(leaf: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(leaf);
+    hash_of(&h.finalize())
+}
+
+fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    let mut h = Sha256::new();
+    h.update([1u8]);
+    h.update(left);
+    h.update(right);
+    hash_of(&h.finalize())
+}
+
+impl Frontier {
+    /// Appends a leaf.
+    pub fn push(&mut self, leaf: &[u8]) {
+        let mut subtree = (leaf_hash(leaf), 1);
+        // Two perfect subtrees of the same size merge into one twice as large.
+        while let Some(&(left, size)) = self.subtrees.last() {
+            if size != subtree.1 {
+                break;
+            }
+            self.subtrees.pop();
+            subtree = (node_hash(&left, &subtree.0), 2 * size);
+        }
+        self.subtrees.push(subtree);
+    }
+
+    /// The root of the tree of every leaf pushed so far.
+    #[must_use]
+    pub fn root(&self) -> Hash {
+        let mut subtrees = self.subtrees.iter().rev();
+        let Some(&(mut acc, _)) = subtrees.next() else {
+            return hash_of(&Sha256::digest(b""));
+        };
+        for (left, _) in subtrees {
+            acc = node_hash(left, &acc);
+        }
+        acc
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_frontier_root_is_the_tree_root(leaves in proptest::collection::vec(
+            proptest::collection::vec(any::<u8>(), 0..40), 0..70,
+        )) {
+            let mut frontier = Frontier::default();
+            prop_assert_eq!(frontier.root(), root::<Vec<u8>>(&[]));
+            for n in 1..=leaves.len() {
+                frontier.push(&leaves[n - 1]);
+                prop_assert_eq!(frontier.root(), root(&leaves[..n]));
+            }
+        }
+    }
 
     fn hex(h: &Hash) -> String {
         h.iter().map(|b| format!("{b:02x}")).collect()

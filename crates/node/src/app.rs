@@ -155,7 +155,8 @@ pub(crate) struct CatalogCell {
 pub(crate) struct GroupApp {
     kv: Mutex<Kv>,
     catalog: Option<CatalogCell>,
-    ledger: Option<Mutex<Channel>>,
+    /// Shared with readers, who lock it off the event loop (`Node::ledger_read`).
+    ledger: Option<Arc<Mutex<Channel>>>,
     /// Signature verdicts of transactions checked ahead of validation, by encoding. Only
     /// speeds validation up: a transaction missing here is checked when its block is cut,
     /// with the same result.
@@ -235,7 +236,7 @@ impl GroupApp {
         GroupApp {
             kv: Mutex::new(state.kv),
             catalog,
-            ledger: state.ledger.map(Mutex::new),
+            ledger: state.ledger.map(|l| Arc::new(Mutex::new(l))),
             signatures: Mutex::new(HashMap::new()),
             notary: state.notary.map(Mutex::new),
         }
@@ -244,6 +245,12 @@ impl GroupApp {
     /// Runs `f` on the channel's ledger as applied so far (`None`: not a ledger channel).
     pub(crate) fn with_ledger<T>(&self, f: impl FnOnce(&Channel) -> T) -> Option<T> {
         self.ledger.as_ref().map(|l| f(&lock(l)))
+    }
+
+    /// The channel's ledger, for readers that lock it where they run (`None`: not a ledger
+    /// channel).
+    pub(crate) fn ledger(&self) -> Option<Arc<Mutex<Channel>>> {
+        self.ledger.clone()
     }
 
     /// A read outside the GSN order (`?stale`): each key's value is one its history had, but

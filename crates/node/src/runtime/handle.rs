@@ -256,17 +256,22 @@ impl Node {
         group: u32,
         f: impl FnOnce(&synod_ledger::Channel) -> T + Send + 'static,
     ) -> Result<T, RequestError> {
-        let (tx, rx) = oneshot::channel();
-        let read: super::LedgerReader = Box::new(move |c| {
-            let _ = tx.send(c.map(f));
-        });
+        let (reply, rx) = oneshot::channel();
         self.requests
-            .send(Request::LedgerRead { group, read })
+            .send(Request::LedgerRead { group, reply })
             .await
             .map_err(|_| RequestError::Stopped)?;
-        rx.await
+        let ledger = rx
+            .await
             .map_err(|_| RequestError::Stopped)?
-            .ok_or(RequestError::NoGroup(group))
+            .ok_or(RequestError::NoGroup(group))?;
+        // On a blocking thread: the ledger's lock is held while a block is cut, and some
+        // reads (proofs) walk the whole chain.
+        tokio::task::spawn_blocking(move || {
+            f(&ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+        })
+        .await
+        .map_err(|_| RequestError::Stopped)
     }
 
     /// Notarises `req` in notary `group`: once the notary has applied it here, returns its

@@ -189,7 +189,8 @@ struct Timing {
 }
 
 /// Reads a channel's ledger on the event loop (`None`: no such channel here).
-type LedgerReader = Box<dyn FnOnce(Option<&synod_ledger::Channel>) + Send>;
+/// A hosted channel's ledger, handed to a reader to lock off the event loop.
+type SharedLedger = std::sync::Arc<std::sync::Mutex<synod_ledger::Channel>>;
 
 enum Request {
     Write {
@@ -222,7 +223,7 @@ enum Request {
     },
     LedgerRead {
         group: u32,
-        read: LedgerReader,
+        reply: oneshot::Sender<Option<SharedLedger>>,
     },
     Notarise {
         group: u32,
@@ -478,20 +479,11 @@ impl Runtime {
                     Waiter::Notary(reply),
                 );
             }
-            Request::LedgerRead { group, read } => {
-                // Reads the ledger as applied so far; a group that is not a hosted channel
-                // is answered with `None`.
-                let mut read = Some(read);
-                if let Some(g) = self.groups.get(&group) {
-                    g.exec.app().with_ledger(|c| {
-                        if let Some(r) = read.take() {
-                            r(Some(c));
-                        }
-                    });
-                }
-                if let Some(r) = read {
-                    r(None);
-                }
+            Request::LedgerRead { group, reply } => {
+                // The reader locks the ledger where it runs: a read (a proof over a long
+                // chain) never holds up the event loop. `None`: not a hosted channel.
+                let ledger = self.groups.get(&group).and_then(|g| g.exec.app().ledger());
+                let _ = reply.send(ledger);
             }
             Request::Admin { cmd, reply } => {
                 let payload = encode_command(&Command::Admin(cmd));
