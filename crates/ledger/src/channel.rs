@@ -213,8 +213,7 @@ impl Channel {
             let code = match Transaction::decode(bytes) {
                 Err(_) => ValidationCode::BadPayload,
                 Ok(tx) => {
-                    let signature_valid =
-                        checked(bytes).unwrap_or_else(|| tx.signature_valid());
+                    let signature_valid = checked(bytes).unwrap_or_else(|| tx.signature_valid());
                     let code = judge(&tx, signature_valid, &*self);
                     // Only a correctly signed transaction claims its id: a forgery must not
                     // make the genuine one a duplicate.

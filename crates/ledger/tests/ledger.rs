@@ -151,15 +151,25 @@ fn signatures_checked_ahead_of_time_are_used_and_give_the_same_chain() {
         serial.deliver(e, i as u64);
         checked.deliver_checked(e, i as u64, &mut |bytes| {
             consulted += 1;
-            verdicts.iter().flatten().find(|(b, _)| b == bytes).map(|(_, ok)| *ok)
+            verdicts
+                .iter()
+                .flatten()
+                .find(|(b, _)| b == bytes)
+                .map(|(_, ok)| *ok)
         });
     }
     assert_eq!(checked, serial);
-    assert_eq!(consulted, 3, "every transaction that decodes is looked up once");
+    assert_eq!(
+        consulted, 3,
+        "every transaction that decodes is looked up once"
+    );
     // The verdict given is the one used: a (wrong) verdict of true passes the forgery.
     let mut fooled = channel(one_per_block());
     let n = fooled.deliver_checked(&env(&forged), 1, &mut |_| Some(true))[0];
-    assert_eq!(fooled.block(n).unwrap().metadata.flags, vec![ValidationCode::Valid]);
+    assert_eq!(
+        fooled.block(n).unwrap().metadata.flags,
+        vec![ValidationCode::Valid]
+    );
 }
 
 #[test]

@@ -218,6 +218,37 @@ fn channels_and_notaries_admit_only_the_identities_their_lists_name() {
             a.status == 200 && a.body["code_name"] == "VALID"
         });
     }
+    // The CLI's audit reads as the identity it is given: a reader's passes, eve's is refused.
+    let verify = |name: &str| {
+        let urls: Vec<String> = api.iter().map(|a| format!("https://{a}")).collect();
+        Command::new(BIN)
+            .args(["--api", &urls[0], "--ca"])
+            .arg(certs.join("ca.pem"))
+            .arg("--cert")
+            .arg(certs.join(format!("{name}.pem")))
+            .arg("--key")
+            .arg(certs.join(format!("{name}.key")))
+            .args([
+                "ledger",
+                "verify",
+                "--channel",
+                "trade",
+                "--nodes",
+                &urls.join(","),
+            ])
+            .output()
+            .unwrap()
+    };
+    let audited = verify("client-bob");
+    assert!(
+        audited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&audited.stderr)
+    );
+    let refused = verify("client-eve");
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("403") && why.contains("client-eve"), "{why}");
 
     // Only the administrator changes the lists: bob now writes, anyone reads, alice is out.
     let change = json!({ "writers": ["client-bob"], "readers": ["*"] });

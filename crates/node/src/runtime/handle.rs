@@ -268,7 +268,9 @@ impl Node {
         // On a blocking thread: the ledger's lock is held while a block is cut, and some
         // reads (proofs) walk the whole chain.
         tokio::task::spawn_blocking(move || {
-            f(&ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+            f(&ledger
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner))
         })
         .await
         .map_err(|_| RequestError::Stopped)
