@@ -322,6 +322,27 @@ impl Group {
 }
 
 impl Runtime {
+    /// Opens group `info` (not the default group) from `state` and hosts it.
+    ///
+    /// # Errors
+    /// Its state cannot be used (a snapshot whose application state does not decode).
+    pub(super) fn host(&mut self, info: &GroupInfo, state: DurableState) -> Result<(), NodeError> {
+        let opts = self.options(&info.genesis);
+        let group = Group::open(
+            info.id,
+            opts,
+            state,
+            None,
+            &self.pool,
+            self.executor_capacity,
+            self.progress.clone(),
+            Some(info),
+        )?;
+        self.groups.insert(info.id, group);
+        self.collect(info.id);
+        Ok(())
+    }
+
     /// Replica options for a group whose first configuration has `genesis` as members.
     pub(super) fn options(&self, genesis: &[u16]) -> synod_core::Options {
         let mut opts = synod_core::Options::new(
@@ -367,22 +388,8 @@ impl Runtime {
                 Some(state) => state,
                 None => self.fresh_state(info.id, info.created_gsn),
             };
-            let opts = self.options(&info.genesis);
-            match Group::open(
-                info.id,
-                opts,
-                state,
-                None,
-                &self.pool,
-                self.executor_capacity,
-                self.progress.clone(),
-                Some(info),
-            ) {
-                Ok(g) => {
-                    tracing::info!(group = info.id, name = %info.name, "hosting group");
-                    self.groups.insert(info.id, g);
-                    self.collect(info.id);
-                }
+            match self.host(info, state) {
+                Ok(()) => tracing::info!(group = info.id, name = %info.name, "hosting group"),
                 // Its state cannot be used (a snapshot that does not decode): never reopened
                 // as a fresh replica (it would have forgotten its votes), but wiped and
                 // rejoined behind a fence.

@@ -261,25 +261,9 @@ impl Runtime {
             fence: Some(nonce),
             ..DurableState::default()
         };
-        let opts = self.options(&info.genesis);
-        match Group::open(
-            id,
-            opts,
-            state,
-            None,
-            &self.pool,
-            self.executor_capacity,
-            self.progress.clone(),
-            Some(info),
-        ) {
-            Ok(g) => {
-                self.groups.insert(id, g);
-                self.collect(id);
-            }
-            // With no snapshot to decode, opening cannot fail; if it did, stop serving.
-            Err(e) => {
-                self.corrupt.insert(id, e.to_string());
-            }
+        // With no snapshot to decode, opening cannot fail; if it did, stop serving.
+        if let Err(e) = self.host(info, state) {
+            self.corrupt.insert(id, e.to_string());
         }
     }
 
