@@ -99,6 +99,33 @@ impl Client {
         Ok(text)
     }
 
+    /// Calls `method path` with a JSON body; like [`Self::call`].
+    pub(crate) fn send_json(
+        &self,
+        method: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<String> {
+        let url = format!("{}{path}", self.base);
+        let request = match method {
+            "PUT" => self.agent.put(&url),
+            _ => self.agent.post(&url),
+        };
+        let mut resp = request
+            .header("content-type", "application/json")
+            .send(body.to_string())
+            .with_context(|| format!("{method} {url}"))?;
+        let status = resp.status();
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .context("reading the answer")?;
+        if !status.is_success() {
+            bail!("{status}: {text}");
+        }
+        Ok(text)
+    }
+
     /// `GET path`, the answer's raw bytes (up to `limit`); a non-2xx answer is an error.
     pub(crate) fn get_bytes(&self, path: &str, limit: u64) -> Result<Vec<u8>> {
         let url = format!("{}{path}", self.base);

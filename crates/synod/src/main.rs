@@ -4,6 +4,7 @@
 
 mod access;
 mod admin;
+mod channel_cli;
 mod channels;
 mod client;
 mod config;
@@ -97,6 +98,18 @@ enum Command {
         #[command(subcommand)]
         op: MemberOp,
     },
+    /// Ledger channels: create, list, show, remove, and who may read, write, administer.
+    Channel {
+        #[command(subcommand)]
+        op: channel_cli::ChannelOp,
+    },
+    /// Notaries: create, list, remove, and who may notarise and administer.
+    Notary {
+        #[command(subcommand)]
+        op: channel_cli::NotaryOp,
+    },
+    /// The identity the node sees for this client (its certificate's common name).
+    Whoami,
     /// Ledger channels: audit a channel's chain on every node.
     Ledger {
         #[command(subcommand)]
@@ -260,6 +273,9 @@ fn main() -> Result<()> {
         Command::LedgerBench(args) => ledger_bench::run(&args)?,
         Command::DelayProxy(args) => return delay_proxy::run(&args),
         Command::Status => client()?.call("GET", "/v1/status", None)?,
+        Command::Whoami => client()?.call("GET", "/v1/whoami", None)?,
+        Command::Channel { op } => channel_cli::channel(&client()?, op)?,
+        Command::Notary { op } => channel_cli::notary(&client()?, op)?,
         Command::Kv { op } => {
             let c = client()?;
             match op {

@@ -143,6 +143,20 @@ fn certs(dir: &Path) -> PathBuf {
     out
 }
 
+/// Runs the `synod` CLI against `api` as identity `name`.
+fn cli(certs: &Path, api: &str, name: &str, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(["--api", api, "--ca"])
+        .arg(certs.join("ca.pem"))
+        .arg("--cert")
+        .arg(certs.join(format!("{name}.pem")))
+        .arg("--key")
+        .arg(certs.join(format!("{name}.key")))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 fn forbidden(answer: &Answer, identity: &str, role: &str) {
     assert_eq!(answer.status, 403, "{}", answer.body);
     let why = answer.body["error"].as_str().unwrap_or_default();
@@ -219,25 +233,15 @@ fn channels_and_notaries_admit_only_the_identities_their_lists_name() {
         });
     }
     // The CLI's audit reads as the identity it is given: a reader's passes, eve's is refused.
+    let urls: Vec<String> = api.iter().map(|a| format!("https://{a}")).collect();
     let verify = |name: &str| {
-        let urls: Vec<String> = api.iter().map(|a| format!("https://{a}")).collect();
-        Command::new(BIN)
-            .args(["--api", &urls[0], "--ca"])
-            .arg(certs.join("ca.pem"))
-            .arg("--cert")
-            .arg(certs.join(format!("{name}.pem")))
-            .arg("--key")
-            .arg(certs.join(format!("{name}.key")))
-            .args([
-                "ledger",
-                "verify",
-                "--channel",
-                "trade",
-                "--nodes",
-                &urls.join(","),
-            ])
-            .output()
-            .unwrap()
+        let nodes = urls.join(",");
+        cli(
+            &certs,
+            &urls[0],
+            name,
+            &["ledger", "verify", "--channel", "trade", "--nodes", &nodes],
+        )
     };
     let audited = verify("client-bob");
     assert!(
@@ -309,11 +313,23 @@ fn channels_and_notaries_admit_only_the_identities_their_lists_name() {
     let kv = admin.call("PUT", api[0], "/v1/groups/trade/kv/x", Some(json!("v")));
     assert_eq!(kv.status, 404, "{}", kv.body);
 
-    // A channel created without a list belongs to its creator alone.
-    let private = json!({ "name": "alices", "members": [0, 1, 2] });
-    let a = alice.call("POST", api[2], "/v1/channels", Some(private));
-    assert_eq!(a.status, 201, "{}", a.body);
-    assert_eq!(a.body["access"]["admins"], json!(["client-alice"]));
+    // A channel created without a list (here through the CLI) belongs to its creator alone.
+    let out = cli(
+        &certs,
+        &urls[2],
+        "client-alice",
+        &["channel", "create", "alices", "--members", "0,1,2"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["access"]["admins"], json!(["client-alice"]));
+    let out = cli(&certs, &urls[2], "client-alice", &["whoami"]);
+    let me: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(me["identity"], "client-alice");
     forbidden(
         &bob.call("GET", api[2], "/v1/channels/alices", None),
         "client-bob",

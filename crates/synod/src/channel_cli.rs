@@ -1,0 +1,161 @@
+//! `synod channel` and `synod notary`: create, list, show, remove ledger channels and notaries,
+//! and set who may read, write and administer them (the API's `/v1/channels` and
+//! `/v1/notaries`). Identities are certificate common names (`client-alice`); `*` is anyone.
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use crate::client::Client;
+
+/// An access list on the command line; what is left out is left to the node's defaults (on
+/// create: every role to the caller; on `access`: administrators stay the caller).
+#[derive(Args)]
+pub(crate) struct AccessArgs {
+    /// Identities that may administer (comma-separated; default: you).
+    #[arg(long, value_delimiter = ',')]
+    admins: Option<Vec<String>>,
+    /// Identities that may write: submit transactions, or notarise.
+    #[arg(long, value_delimiter = ',')]
+    writers: Vec<String>,
+    /// Identities that may read.
+    #[arg(long, value_delimiter = ',')]
+    readers: Vec<String>,
+}
+
+impl AccessArgs {
+    fn given(&self) -> bool {
+        self.admins.is_some() || !self.writers.is_empty() || !self.readers.is_empty()
+    }
+
+    fn json(&self) -> Value {
+        let mut v = json!({ "writers": self.writers, "readers": self.readers });
+        if let Some(admins) = &self.admins {
+            v["admins"] = json!(admins);
+        }
+        v
+    }
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ChannelOp {
+    /// Create a ledger channel voted on by the given nodes (Fabric's batch rules unless set).
+    Create {
+        /// Its name (a-z, 0-9, '-', '_').
+        name: String,
+        /// Node ids of its members.
+        #[arg(long, value_delimiter = ',', required = true)]
+        members: Vec<u16>,
+        /// Cut a block at this many transactions (default 500).
+        #[arg(long)]
+        max_message_count: Option<usize>,
+        /// Cut a pending batch this long after its first transaction, agreed time (default
+        /// 2,000 ms).
+        #[arg(long)]
+        batch_timeout_ms: Option<u64>,
+        #[command(flatten)]
+        access: AccessArgs,
+    },
+    /// List every channel, with its access list.
+    List,
+    /// Show a channel: height, tip and commit hash on the node asked.
+    Show {
+        /// Its name.
+        name: String,
+    },
+    /// Replace a channel's access list (administrators only).
+    Access {
+        /// Its name.
+        name: String,
+        #[command(flatten)]
+        access: AccessArgs,
+    },
+    /// Remove a channel and its chain on every node (administrators only).
+    Rm {
+        /// Its name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum NotaryOp {
+    /// Create a notary voted on by the given nodes.
+    Create {
+        /// Its name (a-z, 0-9, '-', '_').
+        name: String,
+        /// Node ids of its members.
+        #[arg(long, value_delimiter = ',', required = true)]
+        members: Vec<u16>,
+        #[command(flatten)]
+        access: AccessArgs,
+    },
+    /// List every notary, with its access list.
+    List,
+    /// Replace a notary's access list (administrators only).
+    Access {
+        /// Its name.
+        name: String,
+        #[command(flatten)]
+        access: AccessArgs,
+    },
+    /// Remove a notary and its consumed states on every node (administrators only).
+    Rm {
+        /// Its name.
+        name: String,
+    },
+}
+
+pub(crate) fn channel(c: &Client, op: ChannelOp) -> Result<String> {
+    match op {
+        ChannelOp::Create {
+            name,
+            members,
+            max_message_count,
+            batch_timeout_ms,
+            access,
+        } => {
+            let mut body = json!({ "name": name, "members": members });
+            if let Some(n) = max_message_count {
+                body["max_message_count"] = json!(n);
+            }
+            if let Some(ms) = batch_timeout_ms {
+                body["batch_timeout_ms"] = json!(ms);
+            }
+            if access.given() {
+                body["access"] = access.json();
+            }
+            c.send_json("POST", "/v1/channels", &body)
+        }
+        ChannelOp::List => c.call("GET", "/v1/channels", None),
+        ChannelOp::Show { name } => c.call("GET", &format!("/v1/channels/{name}"), None),
+        ChannelOp::Access { name, access } => c.send_json(
+            "PUT",
+            &format!("/v1/channels/{name}/access"),
+            &access.json(),
+        ),
+        ChannelOp::Rm { name } => c.call("DELETE", &format!("/v1/channels/{name}"), None),
+    }
+}
+
+pub(crate) fn notary(c: &Client, op: NotaryOp) -> Result<String> {
+    match op {
+        NotaryOp::Create {
+            name,
+            members,
+            access,
+        } => {
+            let mut body = json!({ "name": name, "members": members });
+            if access.given() {
+                body["access"] = access.json();
+            }
+            c.send_json("POST", "/v1/notaries", &body)
+        }
+        NotaryOp::List => c.call("GET", "/v1/notaries", None),
+        NotaryOp::Access { name, access } => c.send_json(
+            "PUT",
+            &format!("/v1/notaries/{name}/access"),
+            &access.json(),
+        ),
+        NotaryOp::Rm { name } => c.call("DELETE", &format!("/v1/notaries/{name}"), None),
+    }
+}
