@@ -332,6 +332,67 @@ fn garbage_instead_of_a_database_is_an_error_not_a_panic() {
     assert!(matches!(Store::open(&path), Err(StorageError::Engine(_))));
 }
 
+/// Opens the store at `path` the way a node does (the file backend, or the power-cut test
+/// backend) and recovers group 0.
+fn open_and_recover(path: &std::path::Path, test_backend: bool) -> Result<(), StorageError> {
+    let store = if test_backend {
+        let (backend, _) = UnsyncedFile::open(path).unwrap();
+        Store::open_with_backend(backend, &path.with_extension("snapshots"))?
+    } else {
+        Store::open(path)?
+    };
+    store.recover(GroupId(0)).map(|_| ())
+}
+
+/// A node sets a damaged database aside and rejoins from its peers, but stops on an I/O
+/// error (a failing device must not wipe anything): so a database cut short must always read
+/// as damage. redb reports most cuts as `Corrupted` but a cut on a page boundary as an I/O
+/// error, "unexpected end of file"; both must count as corruption. Every page boundary of a
+/// database left by a killed process is tried, and cuts inside pages too.
+#[test]
+fn a_database_cut_short_anywhere_reads_as_damage_never_as_an_io_failure() {
+    for test_backend in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.redb");
+        {
+            let mut store = if test_backend {
+                let (backend, _) = UnsyncedFile::open(&path).unwrap();
+                Store::open_with_backend(backend, &path.with_extension("snapshots")).unwrap()
+            } else {
+                Store::open(&path).unwrap()
+            };
+            for i in 1..=2_000 {
+                store.commit([(GroupId(0), &[cmd(i)][..])]).unwrap();
+            }
+            // Killed, not closed: redb finds the file as a crash leaves it.
+            std::mem::forget(store);
+        }
+        let whole = std::fs::read(&path).unwrap();
+        let len = whole.len();
+        let cuts = (4096..len).step_by(4096).chain((1000..len).step_by(40_000));
+        let (mut damaged, mut intact) = (0, 0);
+        for cut in cuts {
+            // A fresh file each time: the killed process's handle still locks the first.
+            let copy = dir.path().join(format!("cut-{cut}.redb"));
+            std::fs::write(&copy, &whole[..cut]).unwrap();
+            match open_and_recover(&copy, test_backend) {
+                Ok(()) => intact += 1,
+                Err(e) => {
+                    assert!(
+                        e.is_corruption(),
+                        "cut at {cut} of {len} (test backend: {test_backend}): {e:?}"
+                    );
+                    damaged += 1;
+                }
+            }
+        }
+        assert!(
+            damaged > 50,
+            "{damaged} cuts read as damage, {intact} opened"
+        );
+    }
+}
+
 #[test]
 fn a_compaction_planned_while_commits_go_on_keeps_what_came_after() {
     let dir = tempfile::tempdir().unwrap();

@@ -252,8 +252,9 @@ impl NodeProc {
             }
             assert!(
                 Instant::now() < deadline,
-                "node {} did not come up",
-                self.id
+                "node {} did not come up; the end of its log:\n{}",
+                self.id,
+                log_tail(&self.log)
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -688,4 +689,11 @@ fn member(net: &Net, args: &[&str]) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The last lines of a node's log, for a failure message.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
 }
