@@ -6,9 +6,8 @@
 //! reads) and commits the valid ones' writes with version `(block, index)`. Everything here is
 //! deterministic: members fed the same envelopes hold byte-identical chains and state.
 
-use std::collections::{BTreeMap, HashMap};
-
 use bytes::Bytes;
+use imbl::{OrdMap, Vector};
 use serde::{Deserialize, Serialize};
 
 use crate::block::{Block, BlockMetadata, commit_hash, genesis_block};
@@ -118,20 +117,23 @@ impl TxProof {
 }
 
 /// One channel's ledger and world state.
+///
+/// Every collection is persistent (`imbl`), so a clone is O(1) whatever the chain's length:
+/// a node snapshots a channel, and hands readers a copy, without copying the chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Channel {
     config: BatchConfig,
     cutter: BlockCutter,
-    blocks: Vec<Block>,
-    header_hashes: Vec<Hash>,
+    blocks: Vector<Block>,
+    header_hashes: Vector<Hash>,
     /// The chain tree as it grows, and its root at every height (`roots[h - 1]` over the
     /// first `h` header hashes), so that a root costs no hashing.
     frontier: merkle::Frontier,
-    roots: Vec<Hash>,
-    by_hash: HashMap<Hash, u64>,
-    state: BTreeMap<Key, (Bytes, Version)>,
-    history: BTreeMap<Key, Vec<(Version, Option<Bytes>)>>,
-    txs: HashMap<String, TxStatus>,
+    roots: Vector<Hash>,
+    by_hash: OrdMap<Hash, u64>,
+    state: OrdMap<Key, (Bytes, Version)>,
+    history: OrdMap<Key, Vector<(Version, Option<Bytes>)>>,
+    txs: OrdMap<String, TxStatus>,
     commit: Hash,
 }
 
@@ -143,14 +145,14 @@ impl Channel {
         let mut c = Channel {
             config,
             cutter: BlockCutter::default(),
-            blocks: Vec::new(),
-            header_hashes: Vec::new(),
+            blocks: Vector::new(),
+            header_hashes: Vector::new(),
             frontier: merkle::Frontier::default(),
-            roots: Vec::new(),
-            by_hash: HashMap::new(),
-            state: BTreeMap::new(),
-            history: BTreeMap::new(),
-            txs: HashMap::new(),
+            roots: Vector::new(),
+            by_hash: OrdMap::new(),
+            state: OrdMap::new(),
+            history: OrdMap::new(),
+            txs: OrdMap::new(),
             commit: [0; 32],
         };
         let block = genesis_block(genesis, time);
@@ -205,7 +207,7 @@ impl Channel {
         checked: &mut dyn FnMut(&Bytes) -> Option<bool>,
     ) -> u64 {
         let number = self.blocks.len() as u64;
-        let previous = self.header_hashes.last().copied().unwrap_or([0; 32]);
+        let previous = self.header_hashes.back().copied().unwrap_or([0; 32]);
         let mut flags = Vec::with_capacity(data.len());
         let mut writes = Vec::new();
         for (index, bytes) in data.iter().enumerate() {
@@ -271,16 +273,16 @@ impl Channel {
         self.history
             .entry(key.clone())
             .or_default()
-            .push((version, value));
+            .push_back((version, value));
     }
 
     fn push(&mut self, block: Block) {
         let hash = block.header.hash();
         self.by_hash.insert(hash, block.header.number);
-        self.header_hashes.push(hash);
+        self.header_hashes.push_back(hash);
         self.frontier.push(&hash);
-        self.roots.push(self.frontier.root());
-        self.blocks.push(block);
+        self.roots.push_back(self.frontier.root());
+        self.blocks.push_back(block);
     }
 
     // ----- Queries ------------------------------------------------------------------------
@@ -296,7 +298,7 @@ impl Channel {
     pub fn tip(&self) -> (u64, Hash) {
         (
             self.height(),
-            self.header_hashes.last().copied().unwrap_or([0; 32]),
+            self.header_hashes.back().copied().unwrap_or([0; 32]),
         )
     }
 
@@ -318,10 +320,10 @@ impl Channel {
         self.block(*self.by_hash.get(hash)?)
     }
 
-    /// Every block, from genesis.
+    /// Every block, from genesis (a copy: the blocks' data is shared, not copied).
     #[must_use]
-    pub fn blocks(&self) -> &[Block] {
-        &self.blocks
+    pub fn blocks(&self) -> Vec<Block> {
+        self.blocks.iter().cloned().collect()
     }
 
     /// A transaction's outcome, if it was ordered (and correctly signed).
@@ -336,10 +338,11 @@ impl Channel {
         self.state.get(key).map(|(v, ver)| (v, *ver))
     }
 
-    /// Every committed write to a key, oldest first (`None`: deleted).
+    /// Every committed write to a key, oldest first (`None`: deleted); `None` if it was never
+    /// written.
     #[must_use]
-    pub fn history(&self, key: &str) -> &[(Version, Option<Bytes>)] {
-        self.history.get(key).map_or(&[], Vec::as_slice)
+    pub fn history(&self, key: &str) -> Option<&Vector<(Version, Option<Bytes>)>> {
+        self.history.get(key)
     }
 
     /// The RFC 6962 root over the first `height` block header hashes (the chain tree).
@@ -356,8 +359,10 @@ impl Channel {
     #[must_use]
     pub fn prove_consistency(&self, old: u64, new: u64) -> Option<Vec<u8>> {
         let (old, new) = (usize::try_from(old).ok()?, usize::try_from(new).ok()?);
-        (old > 0 && old < new && new <= self.header_hashes.len())
-            .then(|| merkle::prove_consistency(&self.header_hashes[..new], old))
+        (old > 0 && old < new && new <= self.header_hashes.len()).then(|| {
+            let hashes: Vec<Hash> = self.header_hashes.iter().take(new).copied().collect();
+            merkle::prove_consistency(&hashes, old)
+        })
     }
 
     /// Proof that transaction `id` is in its block, and its block in the chain (hashes every
@@ -376,7 +381,10 @@ impl Channel {
             path: merkle::prove_inclusion(&block.data, index),
             height: self.height(),
             chain_root: self.chain_root(self.height())?,
-            header_path: merkle::prove_inclusion(&self.header_hashes, number),
+            header_path: merkle::prove_inclusion(
+                &self.header_hashes.iter().copied().collect::<Vec<_>>(),
+                number,
+            ),
         })
     }
 }

@@ -55,7 +55,7 @@ async fn settled(nodes: &[&Node], group: u32, ids: &[String]) -> Vec<Block> {
                 .ledger_read(group, move |c| {
                     ids.iter()
                         .all(|id| c.tx_status(id).is_some())
-                        .then(|| c.blocks().to_vec())
+                        .then(|| c.blocks())
                 })
                 .await;
             chains.push(chain.ok().flatten());

@@ -229,11 +229,12 @@ pub(crate) async fn key(
     let history = q.history.is_some();
     let answer = read(&api, &who, &channel, move |c| {
         if history {
-            let versions = c.history(&key);
-            let newest = &versions[versions.len().saturating_sub(HISTORY_MAX)..];
-            (!versions.is_empty()).then(|| {
+            c.history(&key).map(|versions| {
+                let newest = versions
+                    .iter()
+                    .skip(versions.len().saturating_sub(HISTORY_MAX));
                 json!({
-                    "versions": newest.iter().map(|(version, value)| json!({
+                    "versions": newest.map(|(version, value)| json!({
                         "version": version_json(*version),
                         "value": value.as_deref().map(value_json),
                     })).collect::<Vec<_>>(),

@@ -266,11 +266,14 @@ impl Node {
             .map_err(|_| RequestError::Stopped)?
             .ok_or(RequestError::NoGroup(group))?;
         // On a blocking thread: the ledger's lock is held while a block is cut, and some
-        // reads (proofs) walk the whole chain.
+        // reads (proofs) walk the whole chain. They walk a copy (O(1): persistent
+        // collections), so the lock is held only to take it and no executor worker waits.
         tokio::task::spawn_blocking(move || {
-            f(&ledger
+            let copy = ledger
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner))
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            f(&copy)
         })
         .await
         .map_err(|_| RequestError::Stopped)
