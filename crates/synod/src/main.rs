@@ -16,6 +16,7 @@ mod ledger_cli;
 mod notaries;
 mod workload;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -325,8 +326,11 @@ fn main() -> Result<()> {
             }
         }
     };
-    println!("{out}");
-    Ok(())
+    // A reader that stops early (`| head -1`) is not an error.
+    match writeln!(std::io::stdout(), "{out}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 fn start(path: &std::path::Path, rejoin: bool) -> Result<()> {
