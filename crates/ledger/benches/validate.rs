@@ -13,7 +13,7 @@ use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ed25519_dalek::SigningKey;
 use synod_exec::WorkerPool;
-use synod_ledger::notary::sign_notarisation;
+use synod_ledger::notary::{NotaryIdentity, sign_notarisation};
 use synod_ledger::{
     BatchConfig, Channel, Envelope, NotariseRequest, Notary, NotaryOutcome, ParallelChannel,
     StateRef, Transaction, TxBody,
@@ -78,6 +78,11 @@ fn validate(c: &mut Criterion) {
 
 fn notarise(c: &mut Criterion) {
     let key = SigningKey::from_bytes(&[9; 32]);
+    let notary_identity = NotaryIdentity {
+        name: "notary".into(),
+        id: 1,
+        created_gsn: 1,
+    };
     let mut group = c.benchmark_group("notarise");
     group.throughput(Throughput::Elements(TXS as u64));
     group.sample_size(10);
@@ -100,7 +105,7 @@ fn notarise(c: &mut Criterion) {
                 let mut notary = Notary::default();
                 for r in reqs {
                     assert_eq!(notary.notarise(r, 0), NotaryOutcome::Notarised);
-                    std::hint::black_box(sign_notarisation(&key, &r.tx_id));
+                    std::hint::black_box(sign_notarisation(&key, &notary_identity, r));
                 }
             });
         });

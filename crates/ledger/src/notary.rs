@@ -110,17 +110,47 @@ impl Notary {
     }
 }
 
-const NOTARY_DOMAIN: &[u8] = b"synod-ledger/notarised/v1\0";
+const NOTARY_DOMAIN: &[u8] = b"synod-ledger/notarised/v2\0";
 
-/// The node's signature over a notarised transaction id.
-#[must_use]
-pub fn sign_notarisation(key: &SigningKey, tx_id: &str) -> Signature {
-    key.sign(&[NOTARY_DOMAIN, tx_id.as_bytes()].concat())
+/// Which notary signed: its name, and the id and creation GSN the cluster's catalog gave it
+/// (a notary removed and created again under the same name is another notary). A node signs
+/// for all the notaries it hosts with one key, so the signature must say which one it
+/// speaks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotaryIdentity {
+    /// Its name.
+    pub name: String,
+    /// Its group id (never reused).
+    pub id: u32,
+    /// GSN of its creation in the default group.
+    pub created_gsn: u64,
 }
 
-/// Checks a notary's signature over `tx_id`.
+/// What a notarisation signature covers: a domain tag, the notary, and the whole request as
+/// judged (transaction id, inputs, references, time window), in their canonical encoding.
+fn notarised_bytes(notary: &NotaryIdentity, req: &NotariseRequest) -> Vec<u8> {
+    let mut out = NOTARY_DOMAIN.to_vec();
+    out.extend(postcard::to_stdvec(&(notary, req)).expect("encoding into a Vec cannot fail"));
+    out
+}
+
+/// The node's signature saying that `notary` notarised `req`.
 #[must_use]
-pub fn verify_notarisation(key: &VerifyingKey, tx_id: &str, signature: &Signature) -> bool {
-    key.verify(&[NOTARY_DOMAIN, tx_id.as_bytes()].concat(), signature)
-        .is_ok()
+pub fn sign_notarisation(
+    key: &SigningKey,
+    notary: &NotaryIdentity,
+    req: &NotariseRequest,
+) -> Signature {
+    key.sign(&notarised_bytes(notary, req))
+}
+
+/// Checks that `signature` is `key`'s, saying that `notary` notarised `req`.
+#[must_use]
+pub fn verify_notarisation(
+    key: &VerifyingKey,
+    notary: &NotaryIdentity,
+    req: &NotariseRequest,
+    signature: &Signature,
+) -> bool {
+    key.verify(&notarised_bytes(notary, req), signature).is_ok()
 }

@@ -475,16 +475,54 @@ fn a_time_window_is_judged_on_agreed_time_and_the_success_is_signed() {
         NotaryOutcome::Notarised,
         "idempotent"
     );
+    // The node's signature names the notary and covers the whole request: it cannot be
+    // passed off as another notary's (the node signs for every notary it hosts with one
+    // key), nor for other inputs, references or window.
+    use synod_ledger::notary::{NotaryIdentity, sign_notarisation, verify_notarisation};
     let node = key(9);
-    let sig = synod_ledger::notary::sign_notarisation(&node, "t");
-    assert!(synod_ledger::notary::verify_notarisation(
-        &node.verifying_key(),
-        "t",
-        &sig
-    ));
-    assert!(!synod_ledger::notary::verify_notarisation(
-        &node.verifying_key(),
-        "u",
+    let prod = NotaryIdentity {
+        name: "prod".into(),
+        id: 4,
+        created_gsn: 17,
+    };
+    let sig = sign_notarisation(&node, &prod, &req);
+    let check = |notary: &NotaryIdentity, req: &NotariseRequest| {
+        verify_notarisation(&node.verifying_key(), notary, req, &sig)
+    };
+    assert!(check(&prod, &req));
+    let other_notaries = [
+        NotaryIdentity {
+            name: "mine".into(),
+            ..prod.clone()
+        },
+        NotaryIdentity {
+            id: 5,
+            ..prod.clone()
+        },
+        NotaryIdentity {
+            created_gsn: 18,
+            ..prod.clone()
+        },
+    ];
+    for other in &other_notaries {
+        assert!(!check(other, &req), "{other:?}");
+    }
+    let mut other_tx = req.clone();
+    other_tx.tx_id = "u".into();
+    let mut more_inputs = req.clone();
+    more_inputs.inputs.push(StateRef {
+        tx: "issue".into(),
+        index: 99,
+    });
+    let mut no_window = req.clone();
+    no_window.time_window = None;
+    for other in [other_tx, more_inputs, no_window] {
+        assert!(!check(&prod, &other), "{other:?}");
+    }
+    assert!(!verify_notarisation(
+        &key(8).verifying_key(),
+        &prod,
+        &req,
         &sig
     ));
 }

@@ -22,10 +22,10 @@ use serde::{Deserialize, Serialize};
 
 /// The name that, in an access list, stands for every identity from the cluster CA.
 pub const ANYONE: &str = "*";
-/// Most identities one role may list.
-pub const IDENTITIES_MAX: usize = 256;
+/// Most identities one role may list (the catalog, copied on every change, holds every list).
+pub const IDENTITIES_MAX: usize = 64;
 /// Longest identity, bytes.
-pub const IDENTITY_MAX: usize = 256;
+pub const IDENTITY_MAX: usize = 128;
 
 /// What a caller wants to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -123,8 +123,10 @@ impl Access {
 pub enum Caller {
     /// The identity of the caller's certificate.
     Identity(String),
-    /// No one: the node serves its API without authentication (`insecure_plaintext_api`), so
-    /// there is nothing to check.
+    /// No one: the node serves its API without authentication (`insecure_plaintext_api`). It
+    /// holds only the roles granted to [`ANYONE`]: everything in a cluster whose groups were
+    /// created unauthenticated (they are open), nothing of a group whose lists name
+    /// identities, so one plain-HTTP node cannot read or administer what a TLS client owns.
     Unauthenticated,
 }
 
@@ -134,7 +136,7 @@ impl Caller {
     pub fn holds(&self, access: &Access, role: Role) -> bool {
         match self {
             Caller::Identity(name) => access.allows(name, role),
-            Caller::Unauthenticated => true,
+            Caller::Unauthenticated => access.allows(ANYONE, role),
         }
     }
 
@@ -197,8 +199,17 @@ mod tests {
         let access = alice.default_access();
         assert!(alice.holds(&access, Role::Admin));
         assert!(!Caller::Identity("client-bob".into()).holds(&access, Role::Read));
-        assert!(Caller::Unauthenticated.holds(&access, Role::Admin));
+        // No one (a plain-HTTP node) holds nothing of what an identity owns...
+        assert!(!Caller::Unauthenticated.holds(&access, Role::Read));
+        // ...only what is granted to anyone, which is everything it creates itself.
+        let public = Access {
+            readers: BTreeSet::from([ANYONE.to_string()]),
+            ..access
+        };
+        assert!(Caller::Unauthenticated.holds(&public, Role::Read));
+        assert!(!Caller::Unauthenticated.holds(&public, Role::Write));
         assert_eq!(Caller::Unauthenticated.default_access(), Access::open());
+        assert!(Caller::Unauthenticated.holds(&Access::open(), Role::Admin));
     }
 
     #[test]

@@ -246,9 +246,12 @@ async fn a_notary_on_three_nodes_lets_each_state_be_consumed_once_and_signs_succ
                 let key =
                     ed25519_dalek::VerifyingKey::from_bytes(&nodes[client].notary_public_key())
                         .unwrap();
+                let notary = nodes[client].notary_identity(info.id).unwrap();
+                assert_eq!((notary.name.as_str(), notary.id), ("notary", info.id));
                 assert!(synod_ledger::notary::verify_notarisation(
                     &key,
-                    &format!("t{client}"),
+                    &notary,
+                    &request(client as u32),
                     signature.as_ref().unwrap()
                 ));
                 for s in request(client as u32).inputs {

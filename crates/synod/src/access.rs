@@ -2,11 +2,11 @@
 //!
 //! The API is served over mutual TLS: rustls accepts only clients with a certificate from the
 //! cluster CA, and [`IdentifyingAcceptor`] attaches the identity that certificate names (its
-//! common name, `client-alice`) to every request on the connection. Handlers take a [`Who`];
-//! a request without one (a certificate with no common name) is refused with 401 before any
-//! handler runs. A node serving plain HTTP (`insecure_plaintext_api`) authenticates no one:
-//! every request is [`Caller::Unauthenticated`], which passes every check, as the warning at
-//! start-up says.
+//! common name, `client-alice`) to every request on the connection. A request without one (a
+//! certificate with no common name) is refused with 401 before any handler runs
+//! ([`require_identity`]). A node serving plain HTTP (`insecure_plaintext_api`) authenticates
+//! no one: every request is [`Caller::Unauthenticated`], which holds only what is granted to
+//! anyone (`*`): all of a group created unauthenticated, nothing of one an identity owns.
 //!
 //! [`authorize`] checks a role in a channel or notary against this node's catalog; catalog
 //! changes that need a role carry the caller and are checked again when applied
@@ -50,6 +50,24 @@ impl<S: Send + Sync> FromRequestParts<S> for Who {
                  issued by `synod certs --clients NAME`",
             )
         })
+    }
+}
+
+/// Refuses (401) a request that carries no caller, before any handler runs: a TLS client
+/// whose certificate names no identity. `/health` answers anyone.
+pub(crate) async fn require_identity(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let known = matches!(request.extensions().get::<Option<Who>>(), Some(Some(_)));
+    if known || request.uri().path() == "/health" {
+        next.run(request).await
+    } else {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "the client certificate names no identity (it has no common name); use one issued \
+             by `synod certs --clients NAME`",
+        )
     }
 }
 
@@ -231,7 +249,17 @@ pub(crate) async fn set_access(
     if let Err(r) = authorize(&api, &who, &name, kind, Role::Admin).await {
         return r;
     }
-    let access = access_or_default(&who, Some(named));
+    // A list without administrators keeps the current ones (not the caller alone).
+    let admins_left_out = named.admins.is_none();
+    let current = api
+        .node
+        .catalog()
+        .group(&name)
+        .and_then(|g| g.access.clone());
+    let mut access = access_or_default(&who, Some(named));
+    if let (Some(current), true) = (current, admins_left_out) {
+        access.admins = current.admins;
+    }
     if let Err(why) = access.check() {
         return error(StatusCode::BAD_REQUEST, why);
     }

@@ -107,6 +107,7 @@ pub(crate) fn router(node: Node, timeout: Duration) -> Router {
                 .config(utoipa_swagger_ui::Config::new(["/openapi.json"])),
         )
         .layer(DefaultBodyLimit::max(VALUE_MAX))
+        .layer(axum::middleware::from_fn(access::require_identity))
         .with_state(api)
 }
 

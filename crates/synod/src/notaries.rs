@@ -134,7 +134,7 @@ pub(crate) async fn notarise(
         references: refs(req.references),
         time_window: req.time_window.map(|w| (ms(w.from_ms), ms(w.until_ms))),
     };
-    let tx_id = request.tx_id.clone();
+    let signed = request.clone();
     match tokio::time::timeout(api.timeout, api.node.notarise(id, request)).await {
         Err(_) => error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -144,15 +144,22 @@ pub(crate) async fn notarise(
         Ok(Ok((gsn, outcome, signature))) => {
             let headers = gsn_header(gsn.0);
             match outcome {
-                NotaryOutcome::Notarised => (
-                    headers,
-                    axum::Json(json!({
-                        "notarised": true, "tx_id": tx_id,
-                        "signature": signature.map(|s| hex::encode(s.to_bytes())),
-                        "notary_key": hex::encode(api.node.notary_public_key()),
-                    })),
-                )
-                    .into_response(),
+                NotaryOutcome::Notarised => {
+                    // What the signature covers, so that anyone can check it with
+                    // `synod_ledger::notary::verify_notarisation`: this notary, and the request
+                    // as judged (times in nanoseconds).
+                    let notary = api.node.notary_identity(id).ok();
+                    (
+                        headers,
+                        axum::Json(json!({
+                            "notarised": true, "tx_id": signed.tx_id,
+                            "signature": signature.map(|s| hex::encode(s.to_bytes())),
+                            "notary_key": hex::encode(api.node.notary_public_key()),
+                            "signed": { "notary": notary, "request": signed },
+                        })),
+                    )
+                        .into_response()
+                }
                 NotaryOutcome::Conflict(conflicts) => (
                     StatusCode::CONFLICT,
                     headers,

@@ -327,8 +327,22 @@ fn a_notary_through_the_api_refuses_a_double_spend_and_signs_the_winner() {
         ed25519_dalek::VerifyingKey::from_bytes(&unhex(&key_hex).try_into().unwrap()).unwrap();
     let sig =
         ed25519_dalek::Signature::from_slice(&unhex(a["signature"].as_str().unwrap())).unwrap();
+    // The signature covers this notary and the request as judged, both in the answer.
+    let notary: synod_ledger::notary::NotaryIdentity =
+        serde_json::from_value(a["signed"]["notary"].clone()).unwrap();
+    let signed: synod_ledger::NotariseRequest =
+        serde_json::from_value(a["signed"]["request"].clone()).unwrap();
+    assert_eq!(
+        (notary.name.as_str(), signed.tx_id.as_str()),
+        ("notary", "alice")
+    );
     assert!(synod_ledger::notary::verify_notarisation(
-        &key, "alice", &sig
+        &key, &notary, &signed, &sig
+    ));
+    let mut other = signed.clone();
+    other.inputs[0].index = 1;
+    assert!(!synod_ledger::notary::verify_notarisation(
+        &key, &notary, &other, &sig
     ));
     // The same request again is the same success, through any node; a window already
     // closed in agreed time is refused.

@@ -280,7 +280,8 @@ impl Node {
     }
 
     /// Notarises `req` in notary `group`: once the notary has applied it here, returns its
-    /// GSN, the outcome and, on success, this node's Ed25519 signature over the transaction id
+    /// GSN, the outcome and, on success, this node's Ed25519 signature over the notary's
+    /// identity ([`Self::notary_identity`]) and the request
     /// (`synod_ledger::notary::verify_notarisation` checks it against
     /// [`Self::notary_public_key`]).
     ///
@@ -298,13 +299,37 @@ impl Node {
         ),
         RequestError,
     > {
-        let tx_id = req.tx_id.clone();
+        let notary = self.notary_identity(group)?;
         let (gsn, outcome) = self
-            .ask(|reply| Request::Notarise { group, req, reply })
+            .ask(|reply| Request::Notarise {
+                group,
+                req: req.clone(),
+                reply,
+            })
             .await?;
         let signature = (outcome == synod_ledger::NotaryOutcome::Notarised)
-            .then(|| synod_ledger::notary::sign_notarisation(&self.notary_key, &tx_id));
+            .then(|| synod_ledger::notary::sign_notarisation(&self.notary_key, &notary, &req));
         Ok((gsn, outcome, signature))
+    }
+
+    /// Notary `group` as a signature names it (name, id, creation GSN), from this node's
+    /// catalog.
+    ///
+    /// # Errors
+    /// [`RequestError::NoGroup`] if the catalog knows no such group.
+    pub fn notary_identity(
+        &self,
+        group: u32,
+    ) -> Result<synod_ledger::notary::NotaryIdentity, RequestError> {
+        let catalog = self.catalog();
+        let info = catalog
+            .group_by_id(group)
+            .ok_or(RequestError::NoGroup(group))?;
+        Ok(synod_ledger::notary::NotaryIdentity {
+            name: info.name.clone(),
+            id: info.id,
+            created_gsn: info.created_gsn,
+        })
     }
 
     /// This node's notary public key (Ed25519).
