@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum_server::accept::Accept;
 use axum_server::tls_rustls::RustlsAcceptor;
 use synod_node::access::{Access, Caller, Role};
-use synod_node::catalog::{AdminCommand, AdminOutput, GroupKind};
+use synod_node::catalog::{AdminCommand, AdminOutput, GroupInfo, GroupKind};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::server::TlsStream;
 use tower_layer::Layer;
@@ -152,6 +152,10 @@ pub(crate) async fn authorize(
     kind: Kind,
     role: Role,
 ) -> Result<u32, Response> {
+    if role == Role::Admin {
+        // A revocation acknowledged through another node counts before an administrator acts.
+        admin::barrier(api).await?;
+    }
     let id = group_id(api, name).await?;
     let catalog = api.node.catalog();
     let Some(group) = catalog.group_by_id(id).filter(|g| kind.matches(&g.kind)) else {
@@ -183,6 +187,39 @@ pub(crate) fn refusal(
             ),
         )),
         _ => None,
+    }
+}
+
+/// The 403 answer if `who` may not administer the cluster (create groups, change the members
+/// of groups without access lists, register node addresses): the `cluster_admins` of this
+/// node's configuration, everyone if it has none.
+pub(crate) fn not_cluster_admin(api: &Api, who: &Who) -> Option<Response> {
+    let admins = api.cluster_admins.as_ref()?;
+    (!who.0.holds(admins, Role::Admin)).then(|| {
+        error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} may not administer the cluster (this node's cluster_admins do not list it)",
+                who.0
+            ),
+        )
+    })
+}
+
+/// A filter for listings: the groups `wanted` picks that `who` may read, or all of them if
+/// `who` administers the cluster.
+pub(crate) fn visible_to<'a>(
+    api: &Api,
+    who: &'a Who,
+    wanted: impl Fn(&GroupInfo) -> bool + 'a,
+) -> impl Fn(&GroupInfo) -> bool + 'a {
+    let everything = not_cluster_admin(api, who).is_none();
+    move |g: &GroupInfo| {
+        wanted(g)
+            && (everything
+                || g.access
+                    .as_ref()
+                    .is_none_or(|access| who.0.holds(access, Role::Read)))
     }
 }
 

@@ -72,8 +72,9 @@ pub(crate) async fn agree(api: &Api, cmd: AdminCommand) -> Result<(u64, AdminOut
     }
 }
 
-/// Waits until everything acknowledged before now is applied to this node's catalog.
-async fn barrier(api: &Api) -> Result<u64, Response> {
+/// Waits until everything acknowledged before now is applied to this node's catalog (before
+/// an administrator's rights are checked, so a revocation acknowledged elsewhere counts).
+pub(crate) async fn barrier(api: &Api) -> Result<u64, Response> {
     match tokio::time::timeout(api.timeout, api.node.read(DEFAULT_GROUP, "", true)).await {
         Err(_) => Err(error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -95,11 +96,11 @@ pub(crate) async fn list(State(api): State<Arc<Api>>, Query(q): Query<StaleQuery
     list_kind(&api, |_| true, "groups").await
 }
 
-/// The groups of the kinds `wanted` picks, as `{ what: [...] }`, after a barrier (everything
-/// acknowledged before the request is listed).
+/// The groups `wanted` picks, as `{ what: [...] }`, after a barrier (everything acknowledged
+/// before the request is listed).
 pub(crate) async fn list_kind(
     api: &Api,
-    wanted: impl Fn(&GroupKind) -> bool,
+    wanted: impl Fn(&GroupInfo) -> bool,
     what: &str,
 ) -> Response {
     match barrier(api).await {
@@ -108,12 +109,12 @@ pub(crate) async fn list_kind(
     }
 }
 
-async fn list_at(api: &Api, gsn: u64, wanted: impl Fn(&GroupKind) -> bool, what: &str) -> Response {
+async fn list_at(api: &Api, gsn: u64, wanted: impl Fn(&GroupInfo) -> bool, what: &str) -> Response {
     let here = hosted(api).await;
     let catalog = api.node.catalog();
     let groups: Vec<_> = catalog
         .groups()
-        .filter(|g| wanted(&g.kind))
+        .filter(|g| wanted(g))
         .map(|g| group_json(g, here.contains(&g.id)))
         .collect();
     (gsn_header(gsn), axum::Json(json!({ what: groups }))).into_response()
@@ -150,6 +151,7 @@ pub(crate) async fn show(
 
 pub(crate) async fn create(
     State(api): State<Arc<Api>>,
+    who: Who,
     body: Result<axum::Json<CreateGroup>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let axum::Json(req) = match body {
@@ -163,7 +165,7 @@ pub(crate) async fn create(
         name: req.name,
         members: req.members,
     };
-    create_answer(&api, cmd).await
+    create_answer(&api, &who, cmd).await
 }
 
 /// The 400 answer for a new group's (any kind's) name or members, if they are not acceptable.
@@ -179,9 +181,13 @@ pub(crate) fn bad_new_group(name: &str, members: &[u16]) -> Option<Response> {
         .map(|e| error(StatusCode::BAD_REQUEST, e))
 }
 
-/// Agrees on a group's creation (any kind) and answers: 201 with the group, 200 if it existed
-/// with these settings already, 409 if it exists otherwise.
-pub(crate) async fn create_answer(api: &Api, cmd: AdminCommand) -> Response {
+/// Agrees on a group's creation (any kind), which only the cluster's administrators may ask
+/// for, and answers: 201 with the group, 200 if it existed with these settings already, 409
+/// if it exists otherwise.
+pub(crate) async fn create_answer(api: &Api, who: &Who, cmd: AdminCommand) -> Response {
+    if let Some(refused) = access::not_cluster_admin(api, who) {
+        return refused;
+    }
     match agree(api, cmd).await {
         Err(r) => r,
         Ok((gsn, AdminOutput::Group(g))) => {
@@ -212,18 +218,35 @@ pub(crate) async fn remove(
             "the default group cannot be removed",
         );
     }
+    if let Err(r) = barrier(&api).await {
+        return r;
+    }
     if let Some(r) = not_administrator(&api, &who, &name) {
         return r;
     }
     remove_group(&api, who, name).await
 }
 
-/// The 403 answer if `name` has an access list in this node's catalog and `who` may not
-/// administer it.
+/// The 403 answer if `who` may not administer group `name`: a channel or notary by its own
+/// access list, any other group (key-value groups, the default group) as part of the cluster.
 fn not_administrator(api: &Api, who: &Who, name: &str) -> Option<Response> {
     let catalog = api.node.catalog();
-    let access = catalog.group(name).and_then(|g| g.access.as_ref());
-    access::refusal(&who.0, access, name, Role::Admin)
+    match catalog.group(name).and_then(|g| g.access.as_ref()) {
+        Some(access) => access::refusal(&who.0, Some(access), name, Role::Admin),
+        None => access::not_cluster_admin(api, who),
+    }
+}
+
+/// The id of group `name` if `who` administers it, after a barrier (so the check sees every
+/// change acknowledged before the request); the change then goes to that id, not to whatever
+/// the name means later.
+async fn admin_of(api: &Api, who: &Who, name: &str) -> Result<u32, Response> {
+    barrier(api).await?;
+    let group = group_id(api, name).await?;
+    match not_administrator(api, who, name) {
+        Some(refused) => Err(refused),
+        None => Ok(group),
+    }
 }
 
 /// Agrees on removing group `name`, asked by `who` (checked again when applied).
@@ -245,12 +268,8 @@ pub(crate) async fn remove_group(api: &Api, who: Who, name: String) -> Response 
     }
 }
 
-/// Proposes a configuration change in a group this node hosts.
-async fn reconfigure(api: &Api, name: &str, change: ConfigChange) -> Response {
-    let group = match group_id(api, name).await {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+/// Proposes a configuration change in group `group` (named `name`), hosted here.
+async fn reconfigure(api: &Api, group: u32, name: &str, change: ConfigChange) -> Response {
     match tokio::time::timeout(api.timeout, api.node.change_config(group, change)).await {
         Err(_) => error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -276,13 +295,15 @@ pub(crate) async fn add_member(
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
     };
-    if let Err(r) = group_id(&api, &name).await {
-        return r;
-    }
-    if let Some(r) = not_administrator(&api, &who, &name) {
-        return r;
-    }
+    let group = match admin_of(&api, &who, &name).await {
+        Ok(group) => group,
+        Err(r) => return r,
+    };
     if let Some(addr) = req.addr {
+        // Where a node listens is the cluster's business: a wrong address cuts it off.
+        if let Some(r) = access::not_cluster_admin(&api, &who) {
+            return r;
+        }
         if addr.parse::<std::net::SocketAddr>().is_err() {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -307,7 +328,13 @@ pub(crate) async fn add_member(
             Ok(_) => {}
         }
     }
-    reconfigure(&api, &name, ConfigChange::AddMember(ReplicaId(req.id))).await
+    reconfigure(
+        &api,
+        group,
+        &name,
+        ConfigChange::AddMember(ReplicaId(req.id)),
+    )
+    .await
 }
 
 pub(crate) async fn remove_member(
@@ -315,11 +342,15 @@ pub(crate) async fn remove_member(
     who: Who,
     Path((name, id)): Path<(String, u16)>,
 ) -> Response {
-    if let Err(r) = group_id(&api, &name).await {
-        return r;
-    }
-    if let Some(r) = not_administrator(&api, &who, &name) {
-        return r;
-    }
-    reconfigure(&api, &name, ConfigChange::RemoveMember(ReplicaId(id))).await
+    let group = match admin_of(&api, &who, &name).await {
+        Ok(group) => group,
+        Err(r) => return r,
+    };
+    reconfigure(
+        &api,
+        group,
+        &name,
+        ConfigChange::RemoveMember(ReplicaId(id)),
+    )
+    .await
 }

@@ -17,7 +17,7 @@ use serde_json::json;
 use synod_ledger::merkle::Hash;
 use synod_ledger::{BatchConfig, Envelope, Transaction, Version};
 use synod_node::access::Role;
-use synod_node::catalog::{AdminCommand, GroupKind};
+use synod_node::catalog::{AdminCommand, GroupInfo, GroupKind};
 
 use crate::access::{self, AccessJson, Kind, Who, access_or_default, authorize};
 use crate::admin::{self, bad_new_group, create_answer};
@@ -81,7 +81,7 @@ pub(crate) async fn create(
         batch,
         access,
     };
-    create_answer(&api, cmd).await
+    create_answer(&api, &who, cmd).await
 }
 
 /// `PUT /v1/channels/{channel}/access`.
@@ -312,9 +312,11 @@ pub(crate) async fn block(
     }
 }
 
-/// `GET /v1/channels`: every channel in the cluster, with its access list.
-pub(crate) async fn list(State(api): State<Arc<Api>>, _: Who) -> Response {
-    admin::list_kind(&api, |k| matches!(k, GroupKind::Ledger(_)), "channels").await
+/// `GET /v1/channels`: the channels the caller may read (all of them for a cluster
+/// administrator), with their access lists.
+pub(crate) async fn list(State(api): State<Arc<Api>>, who: Who) -> Response {
+    let wanted = |g: &GroupInfo| matches!(g.kind, GroupKind::Ledger(_));
+    admin::list_kind(&api, access::visible_to(&api, &who, wanted), "channels").await
 }
 
 /// `DELETE /v1/channels/{channel}`: removes it and its data on every node (administrators).

@@ -67,6 +67,13 @@ pub(crate) struct FileConfig {
     /// state again.
     #[serde(default)]
     pub(crate) rejoin: bool,
+    /// Client identities (certificate common names, `client-admin`) that may administer the
+    /// cluster: create groups, channels and notaries, change the members of key-value groups
+    /// and the default group, register node addresses. Left out: every identity from the
+    /// cluster CA may (the node warns at start-up). `*` is anyone. Channels and notaries are
+    /// administered by the admins their own access lists name.
+    #[serde(default)]
+    pub(crate) cluster_admins: Option<Vec<String>>,
 }
 
 fn default_takeover_ms() -> u64 {

@@ -155,6 +155,7 @@ pub(crate) fn run(opts: &DevOptions) -> Result<()> {
             executor_capacity: 4096,
             request_timeout_ms: 2_000,
             rejoin: false,
+            cluster_admins: Some(vec![synod_transport::certs::client_name("admin")]),
         };
         let path = data.join(format!("node-{id}.toml"));
         std::fs::write(&path, toml::to_string(&cfg)?)?;

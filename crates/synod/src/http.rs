@@ -32,6 +32,8 @@ pub(crate) const KEY_MAX: usize = 512;
 pub(crate) struct Api {
     pub(crate) node: Node,
     pub(crate) timeout: Duration,
+    /// Who may administer the cluster (`None`: everyone; see `access::cluster_admin`).
+    pub(crate) cluster_admins: Option<synod_node::access::Access>,
 }
 
 #[derive(Deserialize, Default)]
@@ -42,8 +44,16 @@ struct KvQuery {
     recurse: Option<String>,
 }
 
-pub(crate) fn router(node: Node, timeout: Duration) -> Router {
-    let api = Arc::new(Api { node, timeout });
+pub(crate) fn router(
+    node: Node,
+    timeout: Duration,
+    cluster_admins: Option<synod_node::access::Access>,
+) -> Router {
+    let api = Arc::new(Api {
+        node,
+        timeout,
+        cluster_admins,
+    });
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/v1/status", get(status))

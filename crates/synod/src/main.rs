@@ -367,7 +367,21 @@ fn start(path: &std::path::Path, rejoin: bool) -> Result<()> {
                 file.listen_api
             );
         }
-        let app = http::router(node, Duration::from_millis(file.request_timeout_ms));
+        let cluster_admins = file.cluster_admins.as_ref().map(|names| synod_node::access::Access {
+            admins: names.iter().cloned().collect(),
+            ..Default::default()
+        });
+        if cluster_admins.is_none() && tls.is_some() {
+            tracing::warn!(
+                "cluster_admins is not set: every client identity from the cluster CA may \
+                 create groups, channels and notaries and change the cluster's members"
+            );
+        }
+        let app = http::router(
+            node,
+            Duration::from_millis(file.request_timeout_ms),
+            cluster_admins,
+        );
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
         tokio::spawn(async move {

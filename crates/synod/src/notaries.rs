@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 use synod_ledger::{NotariseRequest, NotaryOutcome, StateRef};
 use synod_node::access::Role;
-use synod_node::catalog::{AdminCommand, GroupKind};
+use synod_node::catalog::{AdminCommand, GroupInfo, GroupKind};
 
 use crate::access::{self, AccessJson, Kind, Who, access_or_default, authorize};
 use crate::admin::{bad_new_group, create_answer};
@@ -51,7 +51,7 @@ pub(crate) async fn create(
         members: req.members,
         access,
     };
-    create_answer(&api, cmd).await
+    create_answer(&api, &who, cmd).await
 }
 
 /// `PUT /v1/notaries/{notary}/access`.
@@ -201,9 +201,11 @@ pub(crate) async fn key(
     axum::Json(json!({ "notary_key": hex::encode(api.node.notary_public_key()) })).into_response()
 }
 
-/// `GET /v1/notaries`: every notary in the cluster, with its access list.
-pub(crate) async fn list(State(api): State<Arc<Api>>, _: Who) -> Response {
-    crate::admin::list_kind(&api, |k| *k == GroupKind::Notary, "notaries").await
+/// `GET /v1/notaries`: the notaries the caller may read (all of them for a cluster
+/// administrator), with their access lists.
+pub(crate) async fn list(State(api): State<Arc<Api>>, who: Who) -> Response {
+    let wanted = |g: &GroupInfo| g.kind == GroupKind::Notary;
+    crate::admin::list_kind(&api, access::visible_to(&api, &who, wanted), "notaries").await
 }
 
 /// `DELETE /v1/notaries/{notary}`: removes it and its consumed states on every node

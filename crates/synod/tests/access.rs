@@ -172,10 +172,12 @@ fn channels_and_notaries_admit_only_the_identities_their_lists_name() {
     let certs = certs(dir.path());
     let ids = [0u16, 1, 2];
     let peers: Vec<(u16, SocketAddr)> = ids.iter().map(|i| (*i, free_port())).collect();
-    // An empty `extra`: the API is served over mutual TLS.
+    // The API is served over mutual TLS (no `insecure_plaintext_api`); admin and alice may
+    // administer the cluster.
+    let admins = r#"cluster_admins = ["client-admin", "client-alice"]"#;
     let mut nodes: Vec<Proc> = ids
         .iter()
-        .map(|id| node(dir.path(), *id, &ids, peers[*id as usize].1, &peers, ""))
+        .map(|id| node(dir.path(), *id, &ids, peers[*id as usize].1, &peers, admins))
         .collect();
     for n in &mut nodes {
         n.start();
@@ -313,6 +315,45 @@ fn channels_and_notaries_admit_only_the_identities_their_lists_name() {
     let kv = admin.call("PUT", api[0], "/v1/groups/trade/kv/x", Some(json!("v")));
     assert_eq!(kv.status, 404, "{}", kv.body);
 
+    // The cluster is its administrators': bob may create nothing, eve may not point a node
+    // at another address (which would cut it off) nor change the default group's members.
+    let group = json!({ "name": "bobs", "members": [0, 1, 2] });
+    let refused = bob.call("POST", api[0], "/v1/groups", Some(group));
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body["error"].as_str().unwrap().contains("cluster"));
+    let channel = json!({ "name": "bobs", "members": [0, 1, 2] });
+    assert_eq!(
+        bob.call("POST", api[0], "/v1/channels", Some(channel))
+            .status,
+        403
+    );
+    let hijack = json!({ "id": 1, "addr": "203.0.113.9:1" });
+    let refused = eve.call(
+        "POST",
+        api[0],
+        "/v1/groups/default/members",
+        Some(hijack.clone()),
+    );
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(
+        eve.call("DELETE", api[0], "/v1/groups/default/members/1", None)
+            .status,
+        403
+    );
+    // Nor may a channel's administrator (bob, of "bobs") who does not administer the
+    // cluster, through the channel.
+    let bobs =
+        json!({ "name": "bobs", "members": [0, 1, 2], "access": { "admins": ["client-bob"] } });
+    assert_eq!(
+        admin
+            .call("POST", api[0], "/v1/channels", Some(bobs))
+            .status,
+        201
+    );
+    let refused = bob.call("POST", api[0], "/v1/groups/bobs/members", Some(hijack));
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body["error"].as_str().unwrap().contains("cluster"));
+
     // A channel created without a list (here through the CLI) belongs to its creator alone.
     let out = cli(
         &certs,
@@ -342,7 +383,8 @@ fn channels_and_notaries_admit_only_the_identities_their_lists_name() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["alices", "trade"], "{}", listed.body);
+    // Listings show bob what he may read: not alice's private channel.
+    assert_eq!(names, ["bobs", "trade"], "{}", listed.body);
 
     // A notary: alice may notarise, bob may not even read its key.
     let notary = json!({
