@@ -121,20 +121,62 @@ impl TxProof {
 /// Every collection is persistent (`imbl`), so a clone is O(1) whatever the chain's length:
 /// a node snapshots a channel, and hands readers a copy, without copying the chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "ChannelWire")]
 pub struct Channel {
     config: BatchConfig,
     cutter: BlockCutter,
     blocks: Vector<Block>,
     header_hashes: Vector<Hash>,
     /// The chain tree as it grows, and its root at every height (`roots[h - 1]` over the
-    /// first `h` header hashes), so that a root costs no hashing.
+    /// first `h` header hashes), so that a root costs no hashing. Derived from
+    /// `header_hashes`: not encoded, rebuilt when decoded.
+    #[serde(skip_serializing)]
     frontier: merkle::Frontier,
+    #[serde(skip_serializing)]
     roots: Vector<Hash>,
     by_hash: OrdMap<Hash, u64>,
     state: OrdMap<Key, (Bytes, Version)>,
     history: OrdMap<Key, Vector<(Version, Option<Bytes>)>>,
     txs: OrdMap<String, TxStatus>,
     commit: Hash,
+}
+
+/// A [`Channel`] as encoded (in snapshots): everything but what is derived.
+#[derive(Deserialize)]
+struct ChannelWire {
+    config: BatchConfig,
+    cutter: BlockCutter,
+    blocks: Vector<Block>,
+    header_hashes: Vector<Hash>,
+    by_hash: OrdMap<Hash, u64>,
+    state: OrdMap<Key, (Bytes, Version)>,
+    history: OrdMap<Key, Vector<(Version, Option<Bytes>)>>,
+    txs: OrdMap<String, TxStatus>,
+    commit: Hash,
+}
+
+impl From<ChannelWire> for Channel {
+    fn from(w: ChannelWire) -> Channel {
+        let mut frontier = merkle::Frontier::default();
+        let mut roots = Vector::new();
+        for hash in &w.header_hashes {
+            frontier.push(hash);
+            roots.push_back(frontier.root());
+        }
+        Channel {
+            config: w.config,
+            cutter: w.cutter,
+            blocks: w.blocks,
+            header_hashes: w.header_hashes,
+            frontier,
+            roots,
+            by_hash: w.by_hash,
+            state: w.state,
+            history: w.history,
+            txs: w.txs,
+            commit: w.commit,
+        }
+    }
 }
 
 impl Channel {
@@ -186,6 +228,12 @@ impl Channel {
             .into_iter()
             .map(|data| self.commit_block_checked(data, time, checked))
             .collect()
+    }
+
+    /// The channel's batch rules.
+    #[must_use]
+    pub fn config(&self) -> &BatchConfig {
+        &self.config
     }
 
     /// When (agreed time) the pending batch falls due, if there is one: the driver proposes a

@@ -160,7 +160,7 @@ pub(crate) struct GroupApp {
     /// Signature verdicts of transactions checked ahead of validation, by encoding. Only
     /// speeds validation up: a transaction missing here is checked when its block is cut,
     /// with the same result.
-    signatures: Mutex<HashMap<bytes::Bytes, bool>>,
+    signatures: Mutex<SignatureCache>,
     /// A notary's consumed states. Requests lock the states they touch, so requests on
     /// different states run in parallel; the mutex only guards the map's memory.
     notary: Option<Mutex<Notary>>,
@@ -210,10 +210,49 @@ impl AppState {
     }
 }
 
-/// Most signature verdicts kept waiting for their blocks. Entries leave when their block is
-/// cut; a transaction the cutter drops (larger than a block may be) would stay, so a full
-/// cache is emptied (which costs only the speed-up).
-const SIGNATURES_MAX: usize = 65_536;
+/// Most bytes of transactions whose signature verdicts wait for their blocks. Entries leave
+/// when their block is cut; one that never is (a snapshot installed over it) stays, so a full
+/// cache is emptied, which costs only the speed-up.
+const SIGNATURES_MAX_BYTES: usize = 64 << 20;
+
+/// Signature verdicts of transactions checked ahead of validation, by encoding, and the
+/// bytes they hold.
+#[derive(Default)]
+pub(crate) struct SignatureCache {
+    verdicts: HashMap<bytes::Bytes, bool>,
+    bytes: usize,
+    /// The largest transaction a block of this channel may hold: larger ones are dropped by
+    /// the cutter, so their verdicts would never be taken.
+    tx_max: usize,
+}
+
+impl SignatureCache {
+    fn insert(&mut self, tx: bytes::Bytes, valid: bool) {
+        if tx.len() > self.tx_max {
+            return;
+        }
+        if self.bytes + tx.len() > SIGNATURES_MAX_BYTES {
+            self.verdicts.clear();
+            self.bytes = 0;
+        }
+        let len = tx.len();
+        // The same bytes twice (a resubmission) are held, and counted, once.
+        if self.verdicts.insert(tx, valid).is_none() {
+            self.bytes += len;
+        }
+    }
+
+    fn take(&mut self, tx: &bytes::Bytes) -> Option<bool> {
+        let valid = self.verdicts.remove(tx)?;
+        self.bytes -= tx.len();
+        Some(valid)
+    }
+
+    fn clear(&mut self) {
+        self.verdicts.clear();
+        self.bytes = 0;
+    }
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -236,8 +275,14 @@ impl GroupApp {
         GroupApp {
             kv: Mutex::new(state.kv),
             catalog,
+            signatures: Mutex::new(SignatureCache {
+                tx_max: state
+                    .ledger
+                    .as_ref()
+                    .map_or(0, |l| l.config().absolute_max_bytes),
+                ..SignatureCache::default()
+            }),
             ledger: state.ledger.map(|l| Arc::new(Mutex::new(l))),
-            signatures: Mutex::new(HashMap::new()),
             notary: state.notary.map(Mutex::new),
         }
     }
@@ -351,11 +396,7 @@ impl Application for GroupApp {
                 if self.ledger.is_some()
                     && let Some((tx, valid)) = synod_ledger::check_signature(&envelope)
                 {
-                    let mut cache = lock(&self.signatures);
-                    if cache.len() >= SIGNATURES_MAX {
-                        cache.clear();
-                    }
-                    cache.insert(tx, valid);
+                    lock(&self.signatures).insert(tx, valid);
                 }
                 GroupOutput::Checked
             }
@@ -367,9 +408,8 @@ impl Application for GroupApp {
                 ctx.check_read(&LockKey::Signature(check));
                 ctx.check_write(&LockKey::Ledger);
                 GroupOutput::Ledger(self.ledger.as_ref().map(|l| {
-                    lock(l).deliver_checked(&envelope, time, &mut |tx| {
-                        lock(&self.signatures).remove(tx)
-                    })
+                    lock(l)
+                        .deliver_checked(&envelope, time, &mut |tx| lock(&self.signatures).take(tx))
                 }))
             }
         }
@@ -388,6 +428,8 @@ impl Application for GroupApp {
         *lock(&self.kv) = state.kv;
         if let (Some(mine), Some(theirs)) = (&self.ledger, state.ledger) {
             *lock(mine) = theirs;
+            // Verdicts of transactions the installed state already holds would never be taken.
+            lock(&self.signatures).clear();
         }
         if let (Some(mine), Some(theirs)) = (&self.notary, state.notary) {
             *lock(mine) = theirs;
@@ -469,6 +511,6 @@ mod tests {
         assert_eq!(app.with_ledger(Clone::clone), Some(serial));
         assert_eq!(app.with_ledger(Channel::height), Some(3));
         // The eight verdicts of the cut blocks were taken; the pending one waits.
-        assert_eq!(lock(&app.signatures).len(), 1);
+        assert_eq!(lock(&app.signatures).verdicts.len(), 1);
     }
 }

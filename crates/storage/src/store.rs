@@ -62,16 +62,16 @@ impl StorageError {
     /// and the node must not serve from it.
     #[must_use]
     pub fn is_corruption(&self) -> bool {
-        match self {
-            StorageError::Engine(redb::Error::Corrupted(_)) => true,
-            // A read past the end of the file: it is shorter than the pages it refers to (cut
-            // short). redb reports a cut on a page boundary this way rather than as
-            // `Corrupted`; it is damage all the same, not a failing device.
-            StorageError::Engine(redb::Error::Io(e)) => {
-                e.kind() == std::io::ErrorKind::UnexpectedEof
-            }
-            _ => false,
-        }
+        matches!(self, StorageError::Engine(redb::Error::Corrupted(_))) || self.is_short_read()
+    }
+
+    /// Whether a read ended before the end of what the database refers to: a file cut short
+    /// (redb reports a cut on a page boundary this way rather than as `Corrupted`), or one
+    /// still being copied into place. Damage, if it persists: look again before acting on it.
+    #[must_use]
+    pub fn is_short_read(&self) -> bool {
+        matches!(self, StorageError::Engine(redb::Error::Io(e))
+            if e.kind() == std::io::ErrorKind::UnexpectedEof)
     }
 }
 

@@ -116,7 +116,22 @@ pub(crate) async fn submit(
             );
         }
     };
-    let envelope = Envelope::Tx(tx.encode()).encode();
+    let encoded = tx.encode();
+    let catalog = api.node.catalog();
+    if let Some(GroupKind::Ledger(batch)) = catalog.group_by_id(id).map(|g| &g.kind)
+        && encoded.len() > batch.absolute_max_bytes
+    {
+        // The cutter would leave it out of every block: refuse it rather than order it.
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the transaction is {} bytes; this channel's blocks hold at most {}",
+                encoded.len(),
+                batch.absolute_max_bytes
+            ),
+        );
+    }
+    let envelope = Envelope::Tx(encoded).encode();
     match tokio::time::timeout(api.timeout, api.node.ledger_submit(id, envelope)).await {
         Err(_) => error(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -30,6 +30,9 @@ pub struct Node {
     notary_key: Arc<ed25519_dalek::SigningKey>,
     catalog: watch::Receiver<Arc<Catalog>>,
     peer_addr: std::net::SocketAddr,
+    /// Bounds the ledger reads running at once (each on a blocking thread; a proof walks the
+    /// whole chain): one per core, the rest wait their turn.
+    ledger_readers: Arc<tokio::sync::Semaphore>,
     task: tokio::task::JoinHandle<()>,
     storage: Option<std::thread::JoinHandle<()>>,
 }
@@ -136,6 +139,9 @@ impl Node {
             notary_key: Arc::new(notary_key),
             catalog: catalog_rx,
             peer_addr,
+            ledger_readers: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            )),
             task,
             storage: Some(storage),
         })
@@ -268,7 +274,14 @@ impl Node {
         // On a blocking thread: the ledger's lock is held while a block is cut, and some
         // reads (proofs) walk the whole chain. They walk a copy (O(1): persistent
         // collections), so the lock is held only to take it and no executor worker waits.
+        let permit = self
+            .ledger_readers
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| RequestError::Stopped)?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let copy = ledger
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -60,7 +60,17 @@ pub(super) fn open_store(config: &NodeConfig) -> Result<(Store, Recovered), Node
         let recovered = recover_store(&mut store, config, rejoin)?;
         Ok::<_, NodeError>((store, recovered))
     };
-    match attempt(false) {
+    let first = match attempt(false) {
+        // A short read may be a file still being copied into place, or a flaky network file
+        // system, rather than a file cut short: look again before setting anything aside.
+        Err(NodeError::Storage(e)) if e.is_short_read() => {
+            tracing::warn!(error = %e, "the database reads short; trying again in a second");
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            attempt(false)
+        }
+        other => other,
+    };
+    match first {
         Err(NodeError::Storage(e)) if e.is_corruption() => {
             // The marker first: whatever a crash leaves of what follows, the node restarts
             // in rejoin mode and never treats an empty database as a fresh start.
