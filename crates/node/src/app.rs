@@ -199,15 +199,44 @@ impl AppState {
         }
     }
 
-    /// The encoding a snapshot carries.
+    /// The encoding a snapshot carries: a format byte, then the state (postcard).
     pub(crate) fn encode(&self) -> bytes::Bytes {
-        bytes::Bytes::from(postcard::to_stdvec(self).expect("encoding into a Vec cannot fail"))
+        let mut out = vec![APP_FORMAT];
+        out.extend(postcard::to_stdvec(self).expect("encoding into a Vec cannot fail"));
+        bytes::Bytes::from(out)
     }
 
     /// Decodes a snapshot's application state.
-    pub(crate) fn decode(bytes: &[u8]) -> Result<AppState, String> {
-        postcard::from_bytes(bytes).map_err(|e| e.to_string())
+    ///
+    /// # Errors
+    /// [`AppDecodeError::Format`] if another version of Synod wrote it (the data may be
+    /// sound: a node must not wipe it), [`AppDecodeError::Undecodable`] if it does not decode
+    /// in this format.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<AppState, AppDecodeError> {
+        match bytes.split_first() {
+            Some((&APP_FORMAT, state)) => {
+                postcard::from_bytes(state).map_err(|e| AppDecodeError::Undecodable(e.to_string()))
+            }
+            Some((&other, _)) => Err(AppDecodeError::Format(other)),
+            None => Err(AppDecodeError::Undecodable("empty".into())),
+        }
     }
+}
+
+/// The format of a snapshot's application state ([`AppState::encode`]). Raise it with every
+/// change to the encoding of the state (the catalog, the store, a channel, a notary), so that
+/// a node never mistakes another version's snapshot for damage.
+pub(crate) const APP_FORMAT: u8 = 1;
+
+/// Why a snapshot's application state cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AppDecodeError {
+    /// Written in another format (by another version of Synod).
+    #[error("written in format {0}; this node reads format {APP_FORMAT}")]
+    Format(u8),
+    /// Does not decode in this format.
+    #[error("does not decode: {0}")]
+    Undecodable(String),
 }
 
 /// Most bytes of transactions whose signature verdicts wait for their blocks. Entries leave

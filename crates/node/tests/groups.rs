@@ -421,24 +421,10 @@ async fn a_group_whose_snapshot_state_is_unreadable_is_wiped_and_rejoins() {
     assert!(converged_in(&[&n0, &n1, &n2], 1).await);
     n2.stop().await;
 
-    // A snapshot that passes its checksum but whose application state does not decode (a
-    // format bug, say): the group cannot be opened from it.
-    let files =
-        synod_storage::SnapshotFiles::open(&dir.path().join("node2/synod.redb.snapshots")).unwrap();
-    let snapshot = std::sync::Arc::new(synod_core::Snapshot {
-        next_slot: synod_core::Slot(1),
-        core: synod_core::CoreState {
-            configs: synod_core::config::ConfigHistory::new(synod_core::Config::majority(
-                [0, 1, 2].map(ReplicaId),
-            )),
-            delivered: Default::default(),
-            agreed_time: synod_core::Time(0),
-            held: Default::default(),
-            rejoined: Default::default(),
-        },
-        app: bytes::Bytes::from_static(&[0xff; 3]),
-    });
-    assert!(files.write(synod_storage::GroupId(1), &snapshot).unwrap());
+    // A snapshot that passes its checksum but whose application state does not decode in
+    // this version's format (format 1, then garbage: a format bug, say): the group cannot
+    // be opened from it.
+    plant_snapshot(dir.path(), &[1, 0xff, 0xff]);
 
     let n2 = Node::start(cfg(2)).await.unwrap();
     write_with_retry(&n2, put("default-works", "yes")).await;
@@ -454,4 +440,61 @@ async fn a_group_whose_snapshot_state_is_unreadable_is_wiped_and_rejoins() {
     );
     write_in(&n1, 1, put("o2", "v")).await;
     assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+}
+
+/// Writes a snapshot of group 1 for node 2 (stopped) whose application state is `app`; it
+/// passes its checksum.
+fn plant_snapshot(dir: &std::path::Path, app: &'static [u8]) {
+    let files =
+        synod_storage::SnapshotFiles::open(&dir.join("node2/synod.redb.snapshots")).unwrap();
+    let snapshot = std::sync::Arc::new(synod_core::Snapshot {
+        next_slot: synod_core::Slot(1),
+        core: synod_core::CoreState {
+            configs: synod_core::config::ConfigHistory::new(synod_core::Config::majority(
+                [0, 1, 2].map(ReplicaId),
+            )),
+            delivered: Default::default(),
+            agreed_time: synod_core::Time(0),
+            held: Default::default(),
+            rejoined: Default::default(),
+        },
+        app: bytes::Bytes::from_static(app),
+    });
+    assert!(files.write(synod_storage::GroupId(1), &snapshot).unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_in_another_versions_format_is_kept_not_wiped() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs::generate_ca("test").unwrap();
+    let addrs = free_ports(3);
+    let cfg = |n| config(&ca, n, &addrs, dir.path());
+    let [n0, n1, n2] = three_nodes_with_orders(&cfg).await;
+    write_in(&n0, 1, put("o1", "v")).await;
+    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+    n2.stop().await;
+
+    // Written by a later version (format 200): the data may be sound, so the node must not
+    // wipe it; it leaves the group unserved and says why.
+    plant_snapshot(dir.path(), &[200, 1, 2, 3]);
+    let n2 = Node::start(cfg(2)).await.unwrap();
+    write_with_retry(&n2, put("default-works", "yes")).await;
+    let metrics = async || n2.metrics().await;
+    let mut quarantined = false;
+    for _ in 0..200 {
+        if metrics()
+            .await
+            .contains("synod_group_corrupt{group=\"1\"} 1")
+        {
+            quarantined = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(quarantined, "{}", metrics().await);
+    assert!(metrics().await.contains("synod_group_repairs_total 0"));
+    assert!(n2.read(1, "o1", true).await.is_err(), "not served here");
+    // The others go on without it.
+    write_in(&n1, 1, put("o2", "v")).await;
+    assert!(converged_in(&[&n0, &n1], 1).await);
 }

@@ -14,7 +14,9 @@ use tokio::sync::{Notify, oneshot, watch};
 
 use super::snapshot::{Incoming, encode_snapshot};
 use super::{NodeError, RequestError, Runtime, WriteResult, now};
-use crate::app::{AppState, GroupApp, GroupCommand, GroupOutput, Query, ReadResult};
+use crate::app::{
+    AppDecodeError, AppState, GroupApp, GroupCommand, GroupOutput, Query, ReadResult,
+};
 use crate::catalog::{AdminOutput, Catalog, Command, GroupInfo};
 
 /// A client waiting for its proposal to be applied.
@@ -102,8 +104,13 @@ impl Group {
     ) -> Result<Group, NodeError> {
         let latest_snapshot = state.snapshot.clone();
         let app = match &state.snapshot {
-            Some(s) if !s.app.is_empty() => AppState::decode(&s.app)
-                .map_err(|detail| NodeError::Snapshot { group: id, detail })?,
+            Some(s) if !s.app.is_empty() => AppState::decode(&s.app).map_err(|e| match e {
+                AppDecodeError::Format(_) => NodeError::SnapshotFormat {
+                    group: id,
+                    detail: e.to_string(),
+                },
+                AppDecodeError::Undecodable(detail) => NodeError::Snapshot { group: id, detail },
+            })?,
             _ => AppState::fresh(info),
         };
         let handed_to = latest_snapshot.as_ref().map_or(Slot(0), |s| s.next_slot);
@@ -390,6 +397,12 @@ impl Runtime {
             };
             match self.host(info, state) {
                 Ok(()) => tracing::info!(group = info.id, name = %info.name, "hosting group"),
+                // Another version's snapshot: the data may be sound, so nothing is wiped; the
+                // group is not served here until the matching version runs.
+                Err(e @ NodeError::SnapshotFormat { .. }) => {
+                    tracing::error!(group = info.id, error = %e, "group not served");
+                    self.corrupt.insert(info.id, e.to_string());
+                }
                 // Its state cannot be used (a snapshot that does not decode): never reopened
                 // as a fresh replica (it would have forgotten its votes), but wiped and
                 // rejoined behind a fence.

@@ -110,6 +110,18 @@ pub enum NodeError {
         /// What went wrong.
         detail: String,
     },
+    /// A snapshot was written by another version of Synod, in a format this one does not
+    /// read. Nothing is wiped: run the version that wrote it.
+    #[error(
+        "group {group}: its snapshot is in another version's format ({detail}); nothing was \
+         changed: run the Synod version that wrote it"
+    )]
+    SnapshotFormat {
+        /// The group.
+        group: u32,
+        /// The formats.
+        detail: String,
+    },
 }
 
 /// Why a request failed.
