@@ -89,11 +89,18 @@ async fn hosted(api: &Api) -> Vec<u32> {
     api.node.status().await.iter().map(|s| s.group).collect()
 }
 
-pub(crate) async fn list(State(api): State<Arc<Api>>, Query(q): Query<StaleQuery>) -> Response {
+/// `GET /v1/groups`: every key-value group, and the channels and notaries the caller may read
+/// (all of them for a cluster administrator).
+pub(crate) async fn list(
+    State(api): State<Arc<Api>>,
+    who: Who,
+    Query(q): Query<StaleQuery>,
+) -> Response {
+    let visible = access::visible_to(&api, &who, |_| true);
     if q.stale.is_some() {
-        return list_at(&api, 0, |_| true, "groups").await;
+        return list_at(&api, 0, visible, "groups").await;
     }
-    list_kind(&api, |_| true, "groups").await
+    list_kind(&api, visible, "groups").await
 }
 
 /// The groups `wanted` picks, as `{ what: [...] }`, after a barrier (everything acknowledged
@@ -120,8 +127,10 @@ async fn list_at(api: &Api, gsn: u64, wanted: impl Fn(&GroupInfo) -> bool, what:
     (gsn_header(gsn), axum::Json(json!({ what: groups }))).into_response()
 }
 
+/// `GET /v1/groups/{group}`: one group (a channel or notary only to those who may read it).
 pub(crate) async fn show(
     State(api): State<Arc<Api>>,
+    who: Who,
     Path(name): Path<String>,
     Query(q): Query<StaleQuery>,
 ) -> Response {
@@ -137,6 +146,10 @@ pub(crate) async fn show(
     let Some(g) = catalog.group(&name) else {
         return error(StatusCode::NOT_FOUND, format!("no group named {name:?}"));
     };
+    if !access::visible_to(&api, &who, |_| true)(g) {
+        return access::refusal(&who.0, g.access.as_ref(), &name, Role::Read)
+            .unwrap_or_else(|| error(StatusCode::FORBIDDEN, "not visible"));
+    }
     let status = api.node.status().await;
     let mut body = group_json(g, false);
     if let Some(s) = status.iter().find(|s| s.group == g.id) {

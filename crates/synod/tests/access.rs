@@ -383,8 +383,17 @@ fn channels_and_notaries_admit_only_the_identities_their_lists_name() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    // Listings show bob what he may read: not alice's private channel.
+    // Listings show bob what he may read: not alice's private channel, here or among all
+    // groups, nor its details.
     assert_eq!(names, ["bobs", "trade"], "{}", listed.body);
+    let all = bob.call("GET", api[0], "/v1/groups", None);
+    assert!(!all.body.to_string().contains("alices"), "{}", all.body);
+    assert!(all.body.to_string().contains("\"default\""), "{}", all.body);
+    forbidden(
+        &bob.call("GET", api[0], "/v1/groups/alices", None),
+        "client-bob",
+        "read",
+    );
 
     // A notary: alice may notarise, bob may not even read its key.
     let notary = json!({
