@@ -12,7 +12,7 @@ use synod_exec::{Executor, Job, Reply, WorkerPool};
 use synod_storage::GroupId;
 use tokio::sync::{Notify, oneshot, watch};
 
-use super::snapshot::{Incoming, encode_snapshot};
+use super::snapshot::{Incoming, with_encoding};
 use super::{NodeError, RequestError, Runtime, WriteResult, now};
 use crate::app::{
     AppDecodeError, AppState, GroupApp, GroupCommand, GroupOutput, Query, ReadResult,
@@ -102,7 +102,13 @@ impl Group {
         progress: Arc<Notify>,
         info: Option<&GroupInfo>,
     ) -> Result<Group, NodeError> {
-        let latest_snapshot = state.snapshot.clone();
+        // The snapshot and its encoding (served to peers) share the application state.
+        let mut state = state;
+        let latest_snapshot = state
+            .snapshot
+            .take()
+            .map(|s| with_encoding(Arc::unwrap_or_clone(s)));
+        state.snapshot = latest_snapshot.as_ref().map(|(s, _)| s.clone());
         let app = match &state.snapshot {
             Some(s) if !s.app.is_empty() => AppState::decode(&s.app).map_err(|e| match e {
                 AppDecodeError::Format(_) => NodeError::SnapshotFormat {
@@ -113,7 +119,9 @@ impl Group {
             })?,
             _ => AppState::fresh(info),
         };
-        let handed_to = latest_snapshot.as_ref().map_or(Slot(0), |s| s.next_slot);
+        let handed_to = latest_snapshot
+            .as_ref()
+            .map_or(Slot(0), |(s, _)| s.next_slot);
         let exec =
             Executor::with_progress(GroupApp::new(app, catalog), pool, capacity, move || {
                 progress.notify_one()
@@ -126,10 +134,7 @@ impl Group {
             backlog: VecDeque::new(),
             waiting: HashMap::new(),
             since_snapshot: 0,
-            snapshot: latest_snapshot.map(|s| {
-                let bytes = encode_snapshot(&s);
-                (s, bytes)
-            }),
+            snapshot: latest_snapshot,
             receiving: None,
             applied_floor: Slot(0),
             snapshotting: false,

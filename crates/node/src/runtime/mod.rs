@@ -39,7 +39,7 @@ pub use handle::Node;
 use groups::{Dormant, Group, Waiter};
 use handle::encode_command;
 use metrics::NodeMetrics;
-use snapshot::encode_snapshot;
+use snapshot::with_encoding;
 use storage_task::{CommitDone, StorageJob};
 
 /// The group every cluster starts with.
@@ -659,12 +659,11 @@ impl Runtime {
             let state: AppState = synod_exec::Application::snapshot(app);
             runtime.spawn_blocking(move || {
                 let started = Instant::now();
-                let snapshot = Arc::new(Snapshot {
+                let (snapshot, bytes) = with_encoding(Snapshot {
                     next_slot,
                     core,
                     app: state.encode(),
                 });
-                let bytes = encode_snapshot(&snapshot);
                 tracing::debug!(
                     group,
                     ms = started.elapsed().as_secs_f64() * 1e3,

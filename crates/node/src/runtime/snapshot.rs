@@ -25,6 +25,27 @@ pub(super) fn encode_snapshot(s: &Snapshot) -> Bytes {
     Bytes::from(postcard::to_stdvec(s).expect("encoding into a Vec cannot fail"))
 }
 
+/// A snapshot and its encoding (served to peers in chunks), sharing one copy of the
+/// application state, which is most of both: the encoding ends with it (the last field, its
+/// bytes as they are), so the snapshot's `app` becomes a slice of the encoding.
+pub(super) fn with_encoding(mut snapshot: Snapshot) -> (Arc<Snapshot>, Bytes) {
+    let bytes = encode_snapshot(&snapshot);
+    let start = bytes.len().saturating_sub(snapshot.app.len());
+    if bytes[start..] == snapshot.app[..] {
+        snapshot.app = bytes.slice(start..);
+    }
+    (Arc::new(snapshot), bytes)
+}
+
+/// Like [`with_encoding`], for a snapshot that has its encoding already (read from disk or
+/// received): `app` is re-pointed into `bytes` where it matches.
+pub(super) fn share_app(snapshot: &mut Snapshot, bytes: &Bytes) {
+    let start = bytes.len().saturating_sub(snapshot.app.len());
+    if bytes[start..] == snapshot.app[..] {
+        snapshot.app = bytes.slice(start..);
+    }
+}
+
 /// Bytes of snapshot per chunk.
 pub(super) const SNAPSHOT_CHUNK: usize = 256 * 1024;
 
@@ -99,12 +120,14 @@ impl Runtime {
         }
         let bytes = std::mem::take(&mut incoming.bytes);
         g.receiving = None;
-        let snapshot: Snapshot = match postcard::from_bytes(&bytes) {
+        let bytes = Bytes::from(bytes);
+        let mut snapshot: Snapshot = match postcard::from_bytes(&bytes) {
             Ok(s) => s,
             Err(e) => {
                 return tracing::warn!(group, from, error = %e, "an undecodable snapshot; will ask again");
             }
         };
+        share_app(&mut snapshot, &bytes);
         let snapshot = Arc::new(snapshot);
         // Check the state decodes before the replica moves past the slots it covers.
         let app = match AppState::decode(&snapshot.app) {
@@ -122,8 +145,51 @@ impl Runtime {
             g.push_job(Job::Exclusive(Box::new(move |a| {
                 synod_exec::Application::restore(a, app);
             })));
-            g.snapshot = Some((snapshot, Bytes::from(bytes)));
+            g.snapshot = Some((snapshot, bytes));
         }
         self.collect(group);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use synod_core::config::ConfigHistory;
+    use synod_core::{Config, CoreState, ReplicaId, Slot, Time};
+
+    fn snapshot(app: Vec<u8>) -> Snapshot {
+        Snapshot {
+            next_slot: Slot(42),
+            core: CoreState {
+                configs: ConfigHistory::new(Config::majority([0, 1, 2].map(ReplicaId))),
+                delivered: Default::default(),
+                agreed_time: Time(7),
+                held: Default::default(),
+                rejoined: Default::default(),
+            },
+            app: Bytes::from(app),
+        }
+    }
+
+    fn within(part: &Bytes, whole: &Bytes) -> bool {
+        let (p, w) = (part.as_ptr() as usize, whole.as_ptr() as usize);
+        p >= w && p + part.len() <= w + whole.len()
+    }
+
+    #[test]
+    fn a_snapshot_and_its_encoding_hold_the_application_state_once() {
+        let app: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let (shared, bytes) = with_encoding(snapshot(app.clone()));
+        assert_eq!(shared.app, Bytes::from(app.clone()));
+        assert!(within(&shared.app, &bytes), "the state is not shared");
+        let decoded: Snapshot = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(decoded, *shared);
+
+        // The same for a snapshot decoded from its encoding (received, or read from disk).
+        let mut received: Snapshot = postcard::from_bytes(&bytes).unwrap();
+        assert!(!within(&received.app, &bytes));
+        share_app(&mut received, &bytes);
+        assert!(within(&received.app, &bytes));
+        assert_eq!(received, *shared);
     }
 }
