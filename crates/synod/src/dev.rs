@@ -155,7 +155,10 @@ pub(crate) fn run(opts: &DevOptions) -> Result<()> {
             executor_capacity: 4096,
             request_timeout_ms: 2_000,
             rejoin: false,
-            cluster_admins: Some(vec![synod_transport::certs::client_name("admin")]),
+            // The printed client administers the cluster; a plain-HTTP cluster authenticates
+            // no one, so there everyone does.
+            cluster_admins: (!opts.insecure_plaintext_api)
+                .then(|| vec![synod_transport::certs::client_name("admin")]),
         };
         let path = data.join(format!("node-{id}.toml"));
         std::fs::write(&path, toml::to_string(&cfg)?)?;
