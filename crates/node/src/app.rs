@@ -179,7 +179,8 @@ pub(crate) struct AppState {
 
 impl AppState {
     /// The state of a group that has applied nothing yet: an empty store, or a channel with
-    /// only its genesis block (which records the channel's name, members and batch rules).
+    /// only its genesis block (which records the channel's name, id, creation GSN, first
+    /// members and batch rules).
     pub(crate) fn fresh(info: Option<&GroupInfo>) -> AppState {
         let notary = info
             .filter(|i| i.kind == GroupKind::Notary)
@@ -187,7 +188,17 @@ impl AppState {
         let ledger = info.and_then(|info| match &info.kind {
             GroupKind::Kv | GroupKind::Notary => None,
             GroupKind::Ledger(batch) => {
-                let genesis = postcard::to_stdvec(info).expect("encoding into a Vec cannot fail");
+                // Only what never changes: a node that joins later, when the catalog lists
+                // more hosts or another access list, must build the same genesis block.
+                let genesis = ChannelGenesis {
+                    name: &info.name,
+                    id: info.id,
+                    created_gsn: info.created_gsn,
+                    members: &info.genesis,
+                    batch: *batch,
+                };
+                let genesis =
+                    postcard::to_stdvec(&genesis).expect("encoding into a Vec cannot fail");
                 Some(Channel::genesis(*batch, bytes::Bytes::from(genesis), 0))
             }
         });
@@ -221,6 +232,16 @@ impl AppState {
             None => Err(AppDecodeError::Undecodable("empty".into())),
         }
     }
+}
+
+/// What a channel's genesis block holds: its creation, as the catalog recorded it.
+#[derive(Serialize)]
+struct ChannelGenesis<'a> {
+    name: &'a str,
+    id: u32,
+    created_gsn: u64,
+    members: &'a [u16],
+    batch: synod_ledger::BatchConfig,
 }
 
 /// The format of a snapshot's application state ([`AppState::encode`]). Raise it with every

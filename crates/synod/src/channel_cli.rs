@@ -75,6 +75,22 @@ pub(crate) enum ChannelOp {
         /// Its name.
         name: String,
     },
+    /// Make a node a member of a channel: it catches up, then votes (administrators only).
+    Join {
+        /// The channel.
+        name: String,
+        /// The node's id.
+        #[arg(long)]
+        id: u16,
+    },
+    /// Remove a node from a channel's members (administrators only).
+    Leave {
+        /// The channel.
+        name: String,
+        /// The node's id.
+        #[arg(long)]
+        id: u16,
+    },
 }
 
 #[derive(Subcommand)]
@@ -134,6 +150,14 @@ pub(crate) fn channel(c: &Client, op: ChannelOp) -> Result<String> {
             &access.json(),
         ),
         ChannelOp::Rm { name } => c.call("DELETE", &format!("/v1/channels/{name}"), None),
+        ChannelOp::Join { name, id } => c.send_json(
+            "POST",
+            &format!("/v1/channels/{name}/members"),
+            &json!({ "id": id }),
+        ),
+        ChannelOp::Leave { name, id } => {
+            c.call("DELETE", &format!("/v1/channels/{name}/members/{id}"), None)
+        }
     }
 }
 

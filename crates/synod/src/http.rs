@@ -32,7 +32,7 @@ pub(crate) const KEY_MAX: usize = 512;
 pub(crate) struct Api {
     pub(crate) node: Node,
     pub(crate) timeout: Duration,
-    /// Who may administer the cluster (`None`: everyone; see `access::cluster_admin`).
+    /// Who may administer the cluster (`None`: everyone; see `access::not_cluster_admin`).
     pub(crate) cluster_admins: Option<synod_node::access::Access>,
 }
 
@@ -80,6 +80,12 @@ pub(crate) fn router(
         .route(
             "/v1/channels/{channel}/access",
             routing::put(channels::set_access),
+        )
+        // A channel's members, as for any group (Fabric's "join" is adding a member here).
+        .route("/v1/channels/{channel}/members", post(admin::add_member))
+        .route(
+            "/v1/channels/{channel}/members/{id}",
+            delete(admin::remove_member),
         )
         .route(
             "/v1/channels/{channel}/transactions",

@@ -433,6 +433,44 @@ fn channels_and_notaries_admit_only_the_identities_their_lists_name() {
         200
     );
 
+    // Joining a channel (Fabric's word) is adding a member: node 2 joins a channel of nodes
+    // 0 and 1, catches up, and holds the same chain. Only its administrator may.
+    let pair = json!({ "name": "pair", "members": [0, 1], "max_message_count": 1 });
+    assert_eq!(
+        admin
+            .call("POST", api[0], "/v1/channels", Some(pair))
+            .status,
+        201
+    );
+    wait_until("a transaction in the pair channel", || {
+        admin.submit(api[0], "pair", &tx(&signer, "p1", "k")).status == 202
+    });
+    let refused = cli(
+        &certs,
+        &urls[0],
+        "client-bob",
+        &["channel", "join", "pair", "--id", "2"],
+    );
+    assert!(!refused.status.success());
+    let joined = cli(
+        &certs,
+        &urls[0],
+        "client-admin",
+        &["channel", "join", "pair", "--id", "2"],
+    );
+    assert!(
+        joined.status.success(),
+        "{}",
+        String::from_utf8_lossy(&joined.stderr)
+    );
+    let tip = |node: SocketAddr| {
+        let a = admin.call("GET", node, "/v1/channels/pair", None);
+        (a.status == 200).then(|| (a.body["height"].clone(), a.body["tip"].clone()))
+    };
+    wait_until("node 2 holds the pair channel's chain", || {
+        tip(api[2]).is_some() && tip(api[2]) == tip(api[0])
+    });
+
     // The administrator removes the channel; it is gone everywhere.
     let removed = admin.call("DELETE", api[0], "/v1/channels/trade", None);
     assert_eq!(removed.status, 200, "{}", removed.body);
