@@ -416,18 +416,10 @@ async fn a_group_whose_snapshot_state_is_unreadable_is_wiped_and_rejoins() {
     let ca = certs::generate_ca("test").unwrap();
     let addrs = free_ports(3);
     let cfg = |n| config(&ca, n, &addrs, dir.path());
-    let [n0, n1, n2] = three_nodes_with_orders(&cfg).await;
-    write_in(&n0, 1, put("o1", "v")).await;
-    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
-    n2.stop().await;
-
     // A snapshot that passes its checksum but whose application state does not decode in
     // this version's format (format 1, then garbage: a format bug, say): the group cannot
     // be opened from it.
-    plant_snapshot(dir.path(), &[1, 0xff, 0xff]);
-
-    let n2 = Node::start(cfg(2)).await.unwrap();
-    write_with_retry(&n2, put("default-works", "yes")).await;
+    let [n0, n1, n2] = restarted_with_planted_snapshot(&cfg, dir.path(), &[1, 0xff, 0xff]).await;
     // The catalog claims the group, opening it fails, and it is wiped and rejoins: never
     // reopened as a fresh replica that would have forgotten its votes.
     assert!(hosts(&n2, 1, true).await);
@@ -440,6 +432,23 @@ async fn a_group_whose_snapshot_state_is_unreadable_is_wiped_and_rejoins() {
     );
     write_in(&n1, 1, put("o2", "v")).await;
     assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+}
+
+/// Three nodes with group "orders" holding `o1`; node 2 is stopped, given a snapshot of the
+/// group whose application state is `app`, and started again (its default group serving).
+async fn restarted_with_planted_snapshot(
+    cfg: &impl Fn(u16) -> NodeConfig,
+    dir: &std::path::Path,
+    app: &'static [u8],
+) -> [Node; 3] {
+    let [n0, n1, n2] = three_nodes_with_orders(cfg).await;
+    write_in(&n0, 1, put("o1", "v")).await;
+    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+    n2.stop().await;
+    plant_snapshot(dir, app);
+    let n2 = Node::start(cfg(2)).await.unwrap();
+    write_with_retry(&n2, put("default-works", "yes")).await;
+    [n0, n1, n2]
 }
 
 /// Writes a snapshot of group 1 for node 2 (stopped) whose application state is `app`; it
@@ -469,16 +478,9 @@ async fn a_snapshot_in_another_versions_format_is_kept_not_wiped() {
     let ca = certs::generate_ca("test").unwrap();
     let addrs = free_ports(3);
     let cfg = |n| config(&ca, n, &addrs, dir.path());
-    let [n0, n1, n2] = three_nodes_with_orders(&cfg).await;
-    write_in(&n0, 1, put("o1", "v")).await;
-    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
-    n2.stop().await;
-
     // Written by a later version (format 200): the data may be sound, so the node must not
     // wipe it; it leaves the group unserved and says why.
-    plant_snapshot(dir.path(), &[200, 1, 2, 3]);
-    let n2 = Node::start(cfg(2)).await.unwrap();
-    write_with_retry(&n2, put("default-works", "yes")).await;
+    let [n0, n1, n2] = restarted_with_planted_snapshot(&cfg, dir.path(), &[200, 1, 2, 3]).await;
     let metrics = async || n2.metrics().await;
     let mut quarantined = false;
     for _ in 0..200 {

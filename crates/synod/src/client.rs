@@ -88,15 +88,7 @@ impl Client {
             _ => self.agent.get(&url).call(),
         }
         .with_context(|| format!("{method} {url}"))?;
-        let status = resp.status();
-        let text = resp
-            .body_mut()
-            .read_to_string()
-            .context("reading the answer")?;
-        if !status.is_success() {
-            bail!("{status}: {text}");
-        }
-        Ok(text)
+        text_of(&mut resp)
     }
 
     /// Calls `method path` with a JSON body; like [`Self::call`].
@@ -115,15 +107,7 @@ impl Client {
             .header("content-type", "application/json")
             .send(body.to_string())
             .with_context(|| format!("{method} {url}"))?;
-        let status = resp.status();
-        let text = resp
-            .body_mut()
-            .read_to_string()
-            .context("reading the answer")?;
-        if !status.is_success() {
-            bail!("{status}: {text}");
-        }
-        Ok(text)
+        text_of(&mut resp)
     }
 
     /// `GET path`, the answer's raw bytes (up to `limit`); a non-2xx answer is an error.
@@ -146,4 +130,17 @@ impl Client {
         }
         Ok(bytes)
     }
+}
+
+/// An answer's text; a non-2xx answer is an error carrying the node's message.
+fn text_of(resp: &mut ureq::http::Response<ureq::Body>) -> Result<String> {
+    let status = resp.status();
+    let text = resp
+        .body_mut()
+        .read_to_string()
+        .context("reading the answer")?;
+    if !status.is_success() {
+        bail!("{status}: {text}");
+    }
+    Ok(text)
 }
