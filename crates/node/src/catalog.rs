@@ -94,12 +94,15 @@ pub enum AdminCommand {
         /// Who asks.
         by: Caller,
     },
-    /// Make `node` host `group` (before it is added as a voting member there).
+    /// Make `node` host `group` (before it is added as a voting member there). For a channel
+    /// or notary, only if `by` administers it.
     HostGroup {
         /// The group's name.
         name: String,
         /// The node.
         node: u16,
+        /// Who asks.
+        by: Caller,
     },
     /// Record where `node` listens for peers, so every node can reach it.
     RegisterNode {
@@ -256,13 +259,18 @@ impl Catalog {
                     None => AdminOutput::Refused(format!("no group named {name:?}")),
                 }
             }
-            AdminCommand::HostGroup { name, node } => match self.groups.get_mut(name) {
-                Some(g) => {
-                    g.hosts.insert(*node);
-                    AdminOutput::Group(g.clone())
+            AdminCommand::HostGroup { name, node, by } => {
+                if let Err(why) = self.authorize(name, by) {
+                    return AdminOutput::Refused(why);
                 }
-                None => AdminOutput::Refused(format!("no group named {name:?}")),
-            },
+                match self.groups.get_mut(name) {
+                    Some(g) => {
+                        g.hosts.insert(*node);
+                        AdminOutput::Group(g.clone())
+                    }
+                    None => AdminOutput::Refused(format!("no group named {name:?}")),
+                }
+            }
             AdminCommand::RegisterNode { node, addr } => {
                 if addr.parse::<std::net::SocketAddr>().is_err() {
                     return AdminOutput::Refused(format!("{addr:?} is not an ip:port address"));
@@ -436,6 +444,7 @@ mod tests {
             AdminCommand::HostGroup {
                 name: "nothing".into(),
                 node: 3,
+                by: Caller::Unauthenticated,
             },
             AdminCommand::RegisterNode {
                 node: 3,
@@ -459,6 +468,7 @@ mod tests {
             &AdminCommand::HostGroup {
                 name: "ch".into(),
                 node: 3,
+                by: Caller::Unauthenticated,
             },
         );
         c.apply(
@@ -518,7 +528,14 @@ mod tests {
             c.apply(3, &remove(&alice)),
             AdminOutput::Refused(_)
         ));
+        let host = |by: &Caller| AdminCommand::HostGroup {
+            name: "ch".into(),
+            node: 3,
+            by: by.clone(),
+        };
+        assert!(matches!(c.apply(3, &host(&alice)), AdminOutput::Refused(_)));
         assert_eq!(c, before);
+        assert!(matches!(c.apply(3, &host(&admin)), AdminOutput::Group(_)));
 
         let AdminOutput::Group(g) = c.apply(4, &grant_alice(&admin)) else {
             panic!("the administrator was refused")

@@ -334,6 +334,7 @@ pub(crate) async fn add_member(
         let cmd = AdminCommand::HostGroup {
             name: name.clone(),
             node: req.id,
+            by: who.0.clone(),
         };
         match agree(&api, cmd).await {
             Err(r) => return r,
