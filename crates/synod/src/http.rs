@@ -191,12 +191,17 @@ fn bad_key(key: &str) -> Option<Response> {
     })
 }
 
-async fn status(State(api): State<Arc<Api>>) -> Response {
+/// `GET /v1/status`: the groups hosted here (a channel or notary only to those who may read
+/// it).
+async fn status(State(api): State<Arc<Api>>, who: access::Who) -> Response {
+    let catalog = api.node.catalog();
+    let visible = access::visible_to(&api, &who, |_| true);
     let groups: Vec<_> = api
         .node
         .status()
         .await
         .into_iter()
+        .filter(|g| catalog.group_by_id(g.group).is_none_or(&visible))
         .map(|g| {
             json!({
                 "group": g.name, "id": g.group, "applied_gsn": g.applied.0, "members": g.members,
@@ -440,9 +445,15 @@ mod tests {
             "/v1/channels/{channel}/transactions/{tx}/proof",
             "/v1/channels/{channel}/roots/{height}",
             "/v1/channels/{channel}/consistency/{from}/{to}",
+            "/v1/channels/{channel}/access",
+            "/v1/channels/{channel}/members",
+            "/v1/channels/{channel}/members/{id}",
             "/v1/notaries",
+            "/v1/notaries/{notary}",
+            "/v1/notaries/{notary}/access",
             "/v1/notaries/{notary}/notarise",
             "/v1/notaries/{notary}/key",
+            "/v1/whoami",
         ] {
             assert!(doc["paths"][path].is_object(), "{path} is not described");
         }

@@ -394,6 +394,19 @@ fn channels_and_notaries_admit_only_the_identities_their_lists_name() {
         "client-bob",
         "read",
     );
+    let status = bob.call("GET", api[2], "/v1/status", None);
+    assert_eq!(status.status, 200);
+    assert!(
+        !status.body.to_string().contains("alices"),
+        "{}",
+        status.body
+    );
+    let status = alice.call("GET", api[2], "/v1/status", None);
+    assert!(
+        status.body.to_string().contains("alices"),
+        "{}",
+        status.body
+    );
 
     // A notary: alice may notarise, bob may not even read its key.
     let notary = json!({
