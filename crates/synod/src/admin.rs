@@ -288,7 +288,12 @@ async fn reconfigure(api: &Api, group: u32, name: &str, change: ConfigChange) ->
             StatusCode::SERVICE_UNAVAILABLE,
             "timed out waiting for agreement (is a quorum reachable?)",
         ),
-        Ok(Err(e @ RequestError::Config(_))) => error(StatusCode::CONFLICT, e.to_string()),
+        // Refused when proposed (already a member, the last member) or when applied: a
+        // conflict with the group's configuration, not a reason to retry.
+        Ok(Err(
+            e @ (RequestError::Config(_)
+            | RequestError::Refused(synod_core::ProposeError::Config(_))),
+        )) => error(StatusCode::CONFLICT, e.to_string()),
         Ok(Err(e)) => request_error(&e),
         Ok(Ok(from)) => (
             gsn_header(from.0),

@@ -483,6 +483,15 @@ fn channels_and_notaries_admit_only_the_identities_their_lists_name() {
     wait_until("node 2 holds the pair channel's chain", || {
         tip(api[2]).is_some() && tip(api[2]) == tip(api[0])
     });
+    // Joining again conflicts with the configuration (409), it is not worth a retry (503).
+    let again = cli(
+        &certs,
+        &urls[0],
+        "client-admin",
+        &["channel", "join", "pair", "--id", "2"],
+    );
+    let why = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success() && why.contains("409"), "{why}");
 
     // The administrator removes the channel; it is gone everywhere.
     let removed = admin.call("DELETE", api[0], "/v1/channels/trade", None);
