@@ -68,21 +68,7 @@ fn tx(
 #[test]
 fn racing_spends_one_winner_each_and_identical_audited_chains_after_a_kill() {
     let dir = tempfile::tempdir().unwrap();
-    let mut nodes = cluster(dir.path(), 3);
-    for n in &mut nodes {
-        n.start();
-    }
-    let apis: Vec<SocketAddr> = nodes.iter().map(|n| n.api).collect();
-    let create = serde_json::json!({
-        "name": "payments", "members": [0, 1, 2], "max_message_count": 8, "batch_timeout_ms": 200
-    });
-    wait_until("the channel is created", || {
-        agent()
-            .post(&format!("http://{}/v1/channels", apis[0]))
-            .header("content-type", "application/json")
-            .send(create.to_string())
-            .is_ok_and(|r| r.status() == 201 || r.status() == 200)
-    });
+    let (mut nodes, apis) = cluster_with_payments(dir.path(), 8, 200);
     // Bad input gets a clear error: a body that is not a transaction, a group that is not a
     // channel.
     let bad = agent()
@@ -278,6 +264,28 @@ fn racing_spends_one_winner_each_and_identical_audited_chains_after_a_kill() {
     assert!(!ok, "a forged root passed: {text}");
 }
 
+/// Three started nodes (plain-HTTP API) and a channel "payments" on all of them, cutting
+/// blocks at `max_message_count` transactions or after `batch_timeout_ms`.
+fn cluster_with_payments(
+    dir: &std::path::Path,
+    max_message_count: usize,
+    batch_timeout_ms: u64,
+) -> (Vec<common::Proc>, Vec<SocketAddr>) {
+    let mut nodes = cluster(dir, 3);
+    for n in &mut nodes {
+        n.start();
+    }
+    let apis: Vec<SocketAddr> = nodes.iter().map(|n| n.api).collect();
+    let create = serde_json::json!({
+        "name": "payments", "members": [0, 1, 2], "max_message_count": max_message_count,
+        "batch_timeout_ms": batch_timeout_ms,
+    });
+    wait_until("the channel is created", || {
+        matches!(post_json(apis[0], "/v1/channels", &create).0, 200 | 201)
+    });
+    (nodes, apis)
+}
+
 fn post_json(api: SocketAddr, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
     let mut r = agent()
         .post(&format!("http://{api}{path}"))
@@ -317,12 +325,7 @@ fn a_notary_through_the_api_refuses_a_double_spend_and_signs_the_winner() {
         .unwrap()
         .to_string();
     assert_eq!(a["notary_key"], key_hex.as_str());
-    let unhex = |s: &str| -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    };
+    let unhex = |s: &str| hex::decode(s).unwrap();
     let key =
         ed25519_dalek::VerifyingKey::from_bytes(&unhex(&key_hex).try_into().unwrap()).unwrap();
     let sig =
@@ -371,17 +374,7 @@ fn every_node_killed_in_turn_under_load_leaves_byte_identical_chains() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     let dir = tempfile::tempdir().unwrap();
-    let mut nodes = cluster(dir.path(), 3);
-    for n in &mut nodes {
-        n.start();
-    }
-    let apis: Vec<SocketAddr> = nodes.iter().map(|n| n.api).collect();
-    let create = serde_json::json!({
-        "name": "payments", "members": [0, 1, 2], "max_message_count": 16, "batch_timeout_ms": 100
-    });
-    wait_until("the channel is created", || {
-        matches!(post_json(apis[0], "/v1/channels", &create).0, 200 | 201)
-    });
+    let (mut nodes, apis) = cluster_with_payments(dir.path(), 16, 100);
     // Writers on every node, each transaction on its own key, until told to stop; a node that
     // is down refuses, and its writer moves on to the next transaction.
     let stop = Arc::new(AtomicBool::new(false));
