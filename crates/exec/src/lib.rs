@@ -13,8 +13,12 @@
 //! Deadlock is impossible by construction: a command only ever waits for commands admitted
 //! before it, so the waits-for relation follows the GSN order and has no cycle.
 //!
-//! What the crate does not do: decode commands from bytes, persist anything, or know about
-//! groups, nodes or the network. The node feeds it decided commands and reads the applied
+//! [`Hosted`] (module [`host`]) is the rest of the boundary between the engine and an
+//! application: what a node needs to host one as a group's state machine (decoding agreed
+//! bytes, local reads, snapshot encodings, timers). Applications implement both traits; the
+//! node knows them only through these.
+//!
+//! What the crate does not do: persist anything, or know about groups, nodes or the network. The node feeds it decided commands and reads the applied
 //! watermark back ([`Executor::applied`]), which only covers a GSN once every command up to it
 //! has finished, so snapshots and log truncation never run ahead of the state.
 //!
@@ -23,11 +27,13 @@
 //! [`Ctx`]) and a violation stops the executor with a message naming the command and the key.
 
 mod executor;
+pub mod host;
 mod keyed;
 mod locks;
 mod sync;
 
 pub use executor::{Executor, Job, Reply, WorkerPool};
+pub use host::{Agreed, GroupSpec, Hosted, StateError, Summary, Timer};
 pub use keyed::KeyedState;
 pub use locks::{Ctx, Locks};
 
@@ -60,6 +66,31 @@ pub trait Application: Send + Sync + 'static {
 
     /// Replaces the whole state.
     fn restore(&self, snapshot: Self::Snapshot);
+}
+
+/// A shared application runs as itself: the node keeps an `Arc` of the application it hosts
+/// to hand to readers off the event loop.
+impl<A: Application> Application for std::sync::Arc<A> {
+    type Key = A::Key;
+    type Command = A::Command;
+    type Output = A::Output;
+    type Snapshot = A::Snapshot;
+
+    fn locks(&self, cmd: &Self::Command) -> Locks<Self::Key> {
+        (**self).locks(cmd)
+    }
+
+    fn apply(&self, ctx: &Ctx<'_, Self::Key>, cmd: Self::Command) -> Self::Output {
+        (**self).apply(ctx, cmd)
+    }
+
+    fn snapshot(&self) -> Self::Snapshot {
+        (**self).snapshot()
+    }
+
+    fn restore(&self, snapshot: Self::Snapshot) {
+        (**self).restore(snapshot);
+    }
 }
 
 #[cfg(test)]

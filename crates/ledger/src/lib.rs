@@ -12,14 +12,16 @@
 //! - [`channel`]: validation, world state with versions and history, queries, proofs;
 //! - [`merkle`]: RFC 6962 roots, inclusion and consistency proofs and their verifiers;
 //! - [`mod@audit`]: a whole chain audited from genesis by replay, trusting nothing;
-//! - [`parallel`]: the same validation run in parallel on the locking scheduler
-//!   (`synod-exec`), transactions on disjoint keys at once, with the serial result;
+//! - [`hosted`]: the channel and the notary as applications a Synod node hosts
+//!   (`synod_exec::Hosted`): signature checks run ahead in parallel on the node's scheduler,
+//!   the batch timeout is an agreed timer;
 //! - [`notary`]: a Corda-style notary (consumed states, conflicts named, time windows on
 //!   agreed time, the node's Ed25519 signature on success).
 //!
-//! The node hosts a [`Channel`] as the application of a ledger channel's group (and
-//! `synod ledger verify` runs [`audit()`] on every node's chain). What this crate does not do:
-//! identities from the cluster CA and per-channel roles, or any I/O, clock or randomness.
+//! The node hosts a [`ChannelApp`] as the application of a ledger channel's group and a
+//! [`NotaryApp`] as a notary's (and `synod ledger verify` runs [`audit()`] on every node's
+//! chain). What this crate does not do: identities from the cluster CA and per-channel roles,
+//! or any I/O, clock or randomness.
 
 #![forbid(unsafe_code)]
 
@@ -27,9 +29,9 @@ pub mod audit;
 pub mod block;
 pub mod channel;
 pub mod cutter;
+pub mod hosted;
 pub mod merkle;
 pub mod notary;
-pub mod parallel;
 pub mod tx;
 mod validate;
 
@@ -37,6 +39,6 @@ pub use audit::{AuditError, AuditReport, audit};
 pub use block::{Block, BlockHeader, BlockMetadata};
 pub use channel::{Channel, Envelope, TxProof, TxStatus, check_signature};
 pub use cutter::{BatchConfig, BlockCutter};
+pub use hosted::{CHANNEL_KIND, ChannelApp, LedgerOp, NOTARY_KIND, NotaryApp};
 pub use notary::{NotariseRequest, Notary, NotaryOutcome, StateRef};
-pub use parallel::{LedgerApp, ParallelChannel};
 pub use tx::{Key, RangeRead, Transaction, TxBody, ValidationCode, Version};

@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::access::{Access, Caller, Role};
-use crate::kv::KvRequest;
 
 /// The name of the group every cluster starts with (id 0).
 pub const DEFAULT_GROUP_NAME: &str = "default";
@@ -22,63 +21,25 @@ pub const GROUP_NAME_MAX: usize = 64;
 /// Most groups one cluster's catalog holds (bounded like every other table).
 pub const GROUPS_MAX: usize = 4096;
 
-/// What a node orders in a group's log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Command {
-    /// A key-value command (any group).
-    Kv(KvRequest),
-    /// A catalog change (the default group only; ignored elsewhere).
-    Admin(AdminCommand),
-    /// An encoded `synod_ledger::Envelope` (a transaction or a tick; ledger channels only).
-    Ledger(bytes::Bytes),
-    /// A notarisation request (notaries only).
-    Notarise(synod_ledger::NotariseRequest),
-}
-
-/// What a group's application is.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum GroupKind {
-    /// A key-value store.
-    #[default]
-    Kv,
-    /// A ledger channel (`synod_ledger::Channel`) cutting blocks by this configuration.
-    Ledger(synod_ledger::BatchConfig),
-    /// A notary (`synod_ledger::Notary`): the set of consumed states.
-    Notary,
-}
-
 /// A change to the catalog.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AdminCommand {
-    /// Create a group hosted and voted on by `members`.
+    /// Create a group hosted and voted on by `members`, running an application of `kind`.
     CreateGroup {
         /// Its name.
         name: String,
         /// Its first members (node ids).
         members: Vec<u16>,
+        /// The kind of application it runs (a name the nodes' application registry knows).
+        kind: String,
+        /// The application's parameters (opaque to the catalog; the same on every host).
+        params: bytes::Bytes,
+        /// Who may read, write and administer it (`None`: anyone with a cluster
+        /// certificate, as for key-value groups).
+        access: Option<Access>,
     },
-    /// Create a notary hosted and voted on by `members`.
-    CreateNotary {
-        /// Its name.
-        name: String,
-        /// Its first members (node ids).
-        members: Vec<u16>,
-        /// Who may notarise (write) and administer it.
-        access: Access,
-    },
-    /// Create a ledger channel hosted and voted on by `members`.
-    CreateChannel {
-        /// Its name.
-        name: String,
-        /// Its first members (node ids).
-        members: Vec<u16>,
-        /// How it cuts blocks.
-        batch: synod_ledger::BatchConfig,
-        /// Who may read, write and administer it.
-        access: Access,
-    },
-    /// Remove a group: every node drops its state and log. A channel or notary is removed
-    /// only if `by` administers it.
+    /// Remove a group: every node drops its state and log. A group with an access list is
+    /// removed only if `by` administers it.
     RemoveGroup {
         /// Its name.
         name: String,
@@ -139,11 +100,26 @@ pub struct GroupInfo {
     pub hosts: BTreeSet<u16>,
     /// GSN (in the default group) of the command that created it.
     pub created_gsn: u64,
-    /// What it runs.
-    pub kind: GroupKind,
-    /// Who may do what (channels and notaries; `None` for key-value groups, which any
-    /// identity from the cluster CA may use).
+    /// The kind of application it runs.
+    pub kind: String,
+    /// The application's parameters, as given at creation.
+    pub params: bytes::Bytes,
+    /// Who may do what (`None`: any identity from the cluster CA, as for key-value groups).
     pub access: Option<Access>,
+}
+
+impl GroupInfo {
+    /// What its application is opened with: the same on every host.
+    #[must_use]
+    pub fn spec(&self) -> synod_exec::GroupSpec {
+        synod_exec::GroupSpec {
+            id: self.id,
+            name: self.name.clone(),
+            created_gsn: self.created_gsn,
+            genesis: self.genesis.clone(),
+            params: self.params.clone(),
+        }
+    }
 }
 
 /// The catalog.
@@ -158,16 +134,18 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// A new cluster's catalog: the default group, hosted by its genesis members.
+    /// A new cluster's catalog: the default group, running an application of `default_kind`,
+    /// hosted by its genesis members.
     #[must_use]
-    pub fn new(default_members: &[u16]) -> Catalog {
+    pub fn new(default_members: &[u16], default_kind: &str) -> Catalog {
         let default = GroupInfo {
             id: 0,
             name: DEFAULT_GROUP_NAME.to_string(),
             genesis: default_members.to_vec(),
             hosts: default_members.iter().copied().collect(),
             created_gsn: 0,
-            kind: GroupKind::Kv,
+            kind: default_kind.to_string(),
+            params: bytes::Bytes::new(),
             access: None,
         };
         Catalog {
@@ -211,20 +189,13 @@ impl Catalog {
     /// output. Invalid commands change nothing and say why.
     pub fn apply(&mut self, gsn: u64, cmd: &AdminCommand) -> AdminOutput {
         match cmd {
-            AdminCommand::CreateGroup { name, members } => {
-                self.create(gsn, name, members, GroupKind::Kv, None)
-            }
-            AdminCommand::CreateChannel {
+            AdminCommand::CreateGroup {
                 name,
                 members,
-                batch,
+                kind,
+                params,
                 access,
-            } => self.create(gsn, name, members, GroupKind::Ledger(*batch), Some(access)),
-            AdminCommand::CreateNotary {
-                name,
-                members,
-                access,
-            } => self.create(gsn, name, members, GroupKind::Notary, Some(access)),
+            } => self.create(gsn, name, members, kind, params, access.as_ref()),
             AdminCommand::RemoveGroup { name, by } => {
                 if name == DEFAULT_GROUP_NAME {
                     return AdminOutput::Refused("the default group cannot be removed".into());
@@ -252,9 +223,10 @@ impl Catalog {
                         g.access = Some(access.clone());
                         AdminOutput::Group(g.clone())
                     }
-                    Some(_) => AdminOutput::Refused(format!(
-                        "{name:?} is a key-value group: access lists are for channels and \
-                         notaries"
+                    Some(g) => AdminOutput::Refused(format!(
+                        "{name:?} is a {} group, open to every cluster identity: it has no \
+                         access list",
+                        g.kind
                     )),
                     None => AdminOutput::Refused(format!("no group named {name:?}")),
                 }
@@ -301,9 +273,15 @@ impl Catalog {
         gsn: u64,
         name: &str,
         members: &[u16],
-        kind: GroupKind,
+        kind: &str,
+        params: &bytes::Bytes,
         access: Option<&Access>,
     ) -> AdminOutput {
+        if kind.is_empty() || kind.len() > GROUP_NAME_MAX {
+            return AdminOutput::Refused(format!(
+                "an application kind is 1 to {GROUP_NAME_MAX} bytes"
+            ));
+        }
         if let Err(e) = check_group_name(name) {
             return AdminOutput::Refused(e);
         }
@@ -320,6 +298,7 @@ impl Catalog {
             // Creating the same group twice (a retried request) is not an error.
             return if existing.genesis == sorted
                 && existing.kind == kind
+                && existing.params == params
                 && existing.access.as_ref() == access
             {
                 AdminOutput::Group(existing.clone())
@@ -339,7 +318,8 @@ impl Catalog {
             genesis: sorted.clone(),
             hosts: sorted.into_iter().collect(),
             created_gsn: gsn,
-            kind,
+            kind: kind.to_string(),
+            params: params.clone(),
             access: access.cloned(),
         };
         self.next_id += 1;
@@ -376,12 +356,15 @@ mod tests {
         AdminCommand::CreateGroup {
             name: name.into(),
             members: members.to_vec(),
+            kind: "kv".into(),
+            params: bytes::Bytes::new(),
+            access: None,
         }
     }
 
     #[test]
     fn groups_get_fresh_ids_and_removed_ids_are_never_reused() {
-        let mut c = Catalog::new(&[0, 1, 2]);
+        let mut c = Catalog::new(&[0, 1, 2], "kv");
         let AdminOutput::Group(a) = c.apply(5, &create("orders", &[2, 0, 1, 1])) else {
             panic!("created")
         };
@@ -415,7 +398,7 @@ mod tests {
 
     #[test]
     fn invalid_commands_change_nothing_and_say_why() {
-        let mut c = Catalog::new(&[0, 1, 2]);
+        let mut c = Catalog::new(&[0, 1, 2], "kv");
         let before = c.clone();
         for cmd in [
             create("", &[0]),
@@ -436,10 +419,19 @@ mod tests {
                 access: Access::open(),
                 by: Caller::Unauthenticated,
             },
-            AdminCommand::CreateNotary {
+            AdminCommand::CreateGroup {
                 name: "no-admin".into(),
                 members: vec![0],
-                access: Access::default(),
+                kind: "notary".into(),
+                params: bytes::Bytes::new(),
+                access: Some(Access::default()),
+            },
+            AdminCommand::CreateGroup {
+                name: "no-kind".into(),
+                members: vec![0],
+                kind: String::new(),
+                params: bytes::Bytes::new(),
+                access: None,
             },
             AdminCommand::HostGroup {
                 name: "nothing".into(),
@@ -461,7 +453,7 @@ mod tests {
 
     #[test]
     fn hosting_and_registration_are_recorded() {
-        let mut c = Catalog::new(&[0, 1, 2]);
+        let mut c = Catalog::new(&[0, 1, 2], "kv");
         c.apply(1, &create("ch", &[0, 1]));
         c.apply(
             2,
@@ -490,16 +482,17 @@ mod tests {
 
     #[test]
     fn only_an_administrator_changes_access_or_removes_a_channel() {
-        let mut c = Catalog::new(&[0, 1, 2]);
+        let mut c = Catalog::new(&[0, 1, 2], "kv");
         let admin = Caller::Identity("client-admin".into());
         let alice = Caller::Identity("client-alice".into());
         let created = c.apply(
             1,
-            &AdminCommand::CreateChannel {
+            &AdminCommand::CreateGroup {
                 name: "ch".into(),
                 members: vec![0, 1, 2],
-                batch: synod_ledger::BatchConfig::default(),
-                access: admin.default_access(),
+                kind: "ledger".into(),
+                params: bytes::Bytes::from_static(b"batch rules"),
+                access: Some(admin.default_access()),
             },
         );
         assert!(matches!(created, AdminOutput::Group(_)));

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{config, converged, free_ports, put, write_with_retry};
-use synod_node::kv::{KvCommand, KvOutput};
+use synod_kv::{KvCommand, KvNode, KvOutput};
 use synod_node::{DEFAULT_GROUP, Node, NodeConfig};
 use synod_transport::certs;
 
@@ -70,7 +70,7 @@ async fn any_node_writes_all_apply_the_same_and_a_restarted_node_catches_up() {
         "the restarted node caught up"
     );
     let s = n2.status().await;
-    assert_eq!(s[0].keys, 41);
+    assert_eq!(s[0].items, 41);
     let stale = n2.read(DEFAULT_GROUP, "k35", false).await.unwrap();
     assert_eq!(stale.entry.unwrap().value, Bytes::from("after"));
 }
@@ -108,7 +108,7 @@ async fn a_node_down_past_the_truncation_point_installs_a_snapshot_from_a_peer()
         "node 2 must have installed a snapshot, not replayed the log:\n{metrics}"
     );
     let s = n2.status().await;
-    assert_eq!(s[0].keys, 151);
+    assert_eq!(s[0].items, 151);
     assert_eq!(
         n2.read(DEFAULT_GROUP, "k149", false)
             .await
@@ -197,5 +197,5 @@ async fn a_full_executor_holds_back_the_node_and_loses_nothing() {
     }
     assert!(stalls > 0.0, "the executors never pushed back");
     assert!(snapshots > 0.0, "no snapshot went through the backlog");
-    assert_eq!(n0.status().await[0].keys, 48);
+    assert_eq!(n0.status().await[0].items, 48);
 }

@@ -7,6 +7,8 @@
 
 mod common;
 
+use synod_kv::KvNode;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -35,10 +37,7 @@ async fn three_nodes_with_orders(cfg: &impl Fn(u16) -> NodeConfig) -> [Node; 3] 
     let n0 = Node::start(cfg(0)).await.unwrap();
     let n1 = Node::start(cfg(1)).await.unwrap();
     let n2 = Node::start(cfg(2)).await.unwrap();
-    let create = AdminCommand::CreateGroup {
-        name: "orders".into(),
-        members: vec![0, 1, 2],
-    };
+    let create = common::create_kv("orders", &[0, 1, 2]);
     assert!(matches!(admin(&n0, create).await, AdminOutput::Group(_)));
     [n0, n1, n2]
 }
@@ -54,10 +53,7 @@ async fn groups_are_created_on_their_members_survive_restarts_and_are_removed_ev
     let n2 = Node::start(cfg(2)).await.unwrap();
 
     // Created through node 2, which is not among the new group's members.
-    let create = AdminCommand::CreateGroup {
-        name: "orders".into(),
-        members: vec![0, 1],
-    };
+    let create = common::create_kv("orders", &[0, 1]);
     let AdminOutput::Group(info) = admin(&n2, create.clone()).await else {
         panic!("the group was not created")
     };
@@ -99,7 +95,7 @@ async fn groups_are_created_on_their_members_survive_restarts_and_are_removed_ev
     assert!(converged_in(&[&n0, &n1], 1).await);
     let status = n1.status().await;
     let orders = status.iter().find(|s| s.group == 1).unwrap();
-    assert_eq!((orders.name.as_str(), orders.keys), ("orders", 2));
+    assert_eq!((orders.name.as_str(), orders.items), ("orders", 2));
 
     // Removal (through a non-member) drops the group on every host, on disk too.
     let removed = admin(
@@ -193,7 +189,7 @@ async fn an_empty_node_joins_through_a_snapshot_votes_and_a_member_is_removed_un
         "the new node came in through a snapshot (the log was truncated):\n{metrics}"
     );
     assert_eq!(n3.status().await[0].members, vec![0, 1, 2, 3]);
-    assert_eq!(n3.status().await[0].keys, 120);
+    assert_eq!(n3.status().await[0].items, 120);
 
     // It votes: with 4 members a quorum is 3, so with node 0 gone the cluster needs node 3.
     drop(n0);
@@ -416,10 +412,10 @@ async fn a_group_whose_snapshot_state_is_unreadable_is_wiped_and_rejoins() {
     let ca = certs::generate_ca("test").unwrap();
     let addrs = free_ports(3);
     let cfg = |n| config(&ca, n, &addrs, dir.path());
-    // A snapshot that passes its checksum but whose application state does not decode in
-    // this version's format (format 1, then garbage: a format bug, say): the group cannot
-    // be opened from it.
-    let [n0, n1, n2] = restarted_with_planted_snapshot(&cfg, dir.path(), &[1, 0xff, 0xff]).await;
+    // A snapshot that passes its checksum but whose state does not decode in this version's
+    // format (the node's format 2, then garbage: a format bug, say): the group cannot be
+    // opened from it.
+    let [n0, n1, n2] = restarted_with_planted_snapshot(&cfg, dir.path(), &[2, 0xff, 0xff]).await;
     // The catalog claims the group, opening it fails, and it is wiped and rejoins: never
     // reopened as a fresh replica that would have forgotten its votes.
     assert!(hosts(&n2, 1, true).await);
@@ -478,9 +474,11 @@ async fn a_snapshot_in_another_versions_format_is_kept_not_wiped() {
     let ca = certs::generate_ca("test").unwrap();
     let addrs = free_ports(3);
     let cfg = |n| config(&ca, n, &addrs, dir.path());
-    // Written by a later version (format 200): the data may be sound, so the node must not
-    // wipe it; it leaves the group unserved and says why.
-    let [n0, n1, n2] = restarted_with_planted_snapshot(&cfg, dir.path(), &[200, 1, 2, 3]).await;
+    // The node's layout (format 2, no catalog), then the key-value store's state written by a
+    // later version of the application (format 200): the data may be sound, so the node must
+    // not wipe it; it leaves the group unserved and says why.
+    let [n0, n1, n2] =
+        restarted_with_planted_snapshot(&cfg, dir.path(), &[2, 0, 200, 1, 2, 3]).await;
     let metrics = async || n2.metrics().await;
     let mut quarantined = false;
     for _ in 0..200 {
@@ -499,4 +497,45 @@ async fn a_snapshot_in_another_versions_format_is_kept_not_wiped() {
     // The others go on without it.
     write_in(&n1, 1, put("o2", "v")).await;
     assert!(converged_in(&[&n0, &n1], 1).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_of_a_kind_the_binary_lacks_is_listed_unserved_and_the_rest_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs::generate_ca("test").unwrap();
+    let addrs = free_ports(3);
+    let cfg = |n| config(&ca, n, &addrs, dir.path());
+    let nodes = [0, 1, 2].map(cfg);
+    let [n0, n1, n2] = three_nodes_with_orders(&|n| nodes[n as usize].clone()).await;
+    // Agreed like any creation (the catalog does not know which kinds a binary has), but no
+    // node here can open it: each says so in its status, and nothing else is disturbed.
+    let create = AdminCommand::CreateGroup {
+        name: "photos".into(),
+        members: vec![0, 1, 2],
+        kind: "photo-store".into(),
+        params: Bytes::new(),
+        access: None,
+    };
+    let AdminOutput::Group(info) = admin(&n0, create).await else {
+        panic!("not created")
+    };
+    for node in [&n0, &n1, &n2] {
+        let mut why = None;
+        for _ in 0..200 {
+            why = node
+                .status()
+                .await
+                .into_iter()
+                .find(|s| s.group == info.id)
+                .and_then(|s| s.corrupt);
+            if why.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let why = why.expect("listed as not served");
+        assert!(why.contains("photo-store"), "{why}");
+    }
+    write_in(&n2, 1, put("o1", "v")).await;
+    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
 }

@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum_server::accept::Accept;
 use axum_server::tls_rustls::RustlsAcceptor;
 use synod_node::access::{Access, Caller, Role};
-use synod_node::catalog::{AdminCommand, AdminOutput, GroupInfo, GroupKind};
+use synod_node::catalog::{AdminCommand, AdminOutput, GroupInfo};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::server::TlsStream;
 use tower_layer::Layer;
@@ -128,10 +128,10 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    fn matches(self, kind: &GroupKind) -> bool {
+    fn matches(self, kind: &str) -> bool {
         match self {
-            Kind::Channel => matches!(kind, GroupKind::Ledger(_)),
-            Kind::Notary => *kind == GroupKind::Notary,
+            Kind::Channel => kind == synod_ledger::CHANNEL_KIND,
+            Kind::Notary => kind == synod_ledger::NOTARY_KIND,
         }
     }
 

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 use synod_core::{ConfigChange, ReplicaId};
 use synod_node::access::Role;
-use synod_node::catalog::{AdminCommand, AdminOutput, DEFAULT_GROUP_NAME, GroupInfo, GroupKind};
+use synod_node::catalog::{AdminCommand, AdminOutput, DEFAULT_GROUP_NAME, GroupInfo};
 use synod_node::{DEFAULT_GROUP, RequestError};
 
 use crate::access::{self, Who};
@@ -48,11 +48,7 @@ pub(crate) fn group_json(g: &GroupInfo, hosted_here: bool) -> serde_json::Value 
     let mut v = json!({
         "name": g.name, "id": g.id, "genesis_members": g.genesis, "hosts": g.hosts,
         "created_gsn": g.created_gsn, "hosted_here": hosted_here,
-        "kind": match g.kind {
-            GroupKind::Kv => "kv",
-            GroupKind::Ledger(_) => "ledger",
-            GroupKind::Notary => "notary",
-        },
+        "kind": g.kind,
     });
     if let Some(access) = &g.access {
         v["access"] = access::access_json(access);
@@ -75,13 +71,13 @@ pub(crate) async fn agree(api: &Api, cmd: AdminCommand) -> Result<(u64, AdminOut
 /// Waits until everything acknowledged before now is applied to this node's catalog (before
 /// an administrator's rights are checked, so a revocation acknowledged elsewhere counts).
 pub(crate) async fn barrier(api: &Api) -> Result<u64, Response> {
-    match tokio::time::timeout(api.timeout, api.node.read(DEFAULT_GROUP, "", true)).await {
+    match tokio::time::timeout(api.timeout, api.node.barrier(DEFAULT_GROUP)).await {
         Err(_) => Err(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "timed out waiting for a read barrier",
         )),
         Ok(Err(e)) => Err(request_error(&e)),
-        Ok(Ok(r)) => Ok(r.gsn.0),
+        Ok(Ok(gsn)) => Ok(gsn.0 + 1),
     }
 }
 
@@ -157,7 +153,7 @@ pub(crate) async fn show(
         body["members"] = json!(s.members);
         body["applied_gsn"] = json!(s.applied.0);
         body["has_quorum"] = json!(s.has_quorum);
-        body["keys"] = json!(s.keys);
+        body["items"] = json!(s.items);
     }
     (gsn_header(gsn), axum::Json(body)).into_response()
 }
@@ -177,6 +173,9 @@ pub(crate) async fn create(
     let cmd = AdminCommand::CreateGroup {
         name: req.name,
         members: req.members,
+        kind: synod_kv::KIND.into(),
+        params: bytes::Bytes::new(),
+        access: None,
     };
     create_answer(&api, &who, cmd).await
 }

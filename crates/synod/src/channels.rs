@@ -14,10 +14,11 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
+use synod_ledger::ChannelApp;
 use synod_ledger::merkle::Hash;
 use synod_ledger::{BatchConfig, Envelope, Transaction, Version};
 use synod_node::access::Role;
-use synod_node::catalog::{AdminCommand, GroupInfo, GroupKind};
+use synod_node::catalog::{AdminCommand, GroupInfo};
 
 use crate::access::{self, AccessJson, Kind, Who, access_or_default, authorize};
 use crate::admin::{self, bad_new_group, create_answer};
@@ -75,11 +76,12 @@ pub(crate) async fn create(
     if let Err(why) = access.check() {
         return error(StatusCode::BAD_REQUEST, why);
     }
-    let cmd = AdminCommand::CreateChannel {
+    let cmd = AdminCommand::CreateGroup {
         name: req.name,
         members: req.members,
-        batch,
-        access,
+        kind: synod_ledger::CHANNEL_KIND.into(),
+        params: synod_ledger::hosted::channel_params(&batch),
+        access: Some(access),
     };
     create_answer(&api, &who, cmd).await
 }
@@ -118,7 +120,9 @@ pub(crate) async fn submit(
     };
     let encoded = tx.encode();
     let catalog = api.node.catalog();
-    if let Some(GroupKind::Ledger(batch)) = catalog.group_by_id(id).map(|g| &g.kind)
+    if let Some(batch) = catalog
+        .group_by_id(id)
+        .and_then(|g| synod_ledger::hosted::decode_channel_params(&g.params))
         && encoded.len() > batch.absolute_max_bytes
     {
         // The cutter would leave it out of every block: refuse it rather than order it.
@@ -132,7 +136,8 @@ pub(crate) async fn submit(
         );
     }
     let envelope = Envelope::Tx(encoded).encode();
-    match tokio::time::timeout(api.timeout, api.node.ledger_submit(id, envelope)).await {
+    let submitted = api.node.submit_to::<ChannelApp>(id, envelope);
+    match tokio::time::timeout(api.timeout, submitted).await {
         Err(_) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "timed out waiting for agreement (is a quorum reachable?)",
@@ -156,10 +161,18 @@ async fn read<T: Send + 'static>(
     f: impl FnOnce(&synod_ledger::Channel) -> T + Send + 'static,
 ) -> Result<T, Response> {
     let id = authorize(api, who, channel, Kind::Channel, Role::Read).await?;
-    api.node
-        .ledger_read(id, f)
+    let (app, _) = api
+        .node
+        .app_of::<ChannelApp>(id)
         .await
-        .map_err(|e| request_error(&e))
+        .map_err(|e| request_error(&e))?;
+    // On a blocking thread, a few at a time: some reads (proofs) walk the whole chain. They
+    // walk a copy (O(1): persistent collections), so no command waits for a reader.
+    let stopped = || request_error(&synod_node::RequestError::Stopped);
+    let _permit = api.readers.acquire().await.map_err(|_| stopped())?;
+    tokio::task::spawn_blocking(move || f(&app.copy()))
+        .await
+        .map_err(|_| stopped())
 }
 
 /// A canonical encoding as the answer's body, or 404 with `missing`.
@@ -330,7 +343,7 @@ pub(crate) async fn block(
 /// `GET /v1/channels`: the channels the caller may read (all of them for a cluster
 /// administrator), with their access lists.
 pub(crate) async fn list(State(api): State<Arc<Api>>, who: Who) -> Response {
-    let wanted = |g: &GroupInfo| matches!(g.kind, GroupKind::Ledger(_));
+    let wanted = |g: &GroupInfo| g.kind == synod_ledger::CHANNEL_KIND;
     admin::list_kind(&api, access::visible_to(&api, &who, wanted), "channels").await
 }
 

@@ -162,6 +162,7 @@ impl FileConfig {
             log_retention: self.log_retention,
             executor_capacity: self.executor_capacity,
             rejoin: self.rejoin,
+            apps: crate::apps::registry(),
         })
     }
 }

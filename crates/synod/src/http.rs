@@ -18,8 +18,7 @@ use axum::routing::{self, delete, get, post};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
-use synod_node::catalog::GroupKind;
-use synod_node::kv::{KvCommand, KvOutput, TOKEN_MAX};
+use synod_kv::{KvCommand, KvNode, KvOutput, TOKEN_MAX};
 use synod_node::{DEFAULT_GROUP, Node, RequestError};
 
 use crate::{access, admin, channels, notaries};
@@ -34,6 +33,11 @@ pub(crate) struct Api {
     pub(crate) timeout: Duration,
     /// Who may administer the cluster (`None`: everyone; see `access::not_cluster_admin`).
     pub(crate) cluster_admins: Option<synod_node::access::Access>,
+    /// Signs this node's notarisations (`data_dir/notary.key`).
+    pub(crate) notary_key: ed25519_dalek::SigningKey,
+    /// Bounds the ledger reads running at once (each on a blocking thread; a proof walks the
+    /// whole chain): one per core, the rest wait their turn.
+    pub(crate) readers: tokio::sync::Semaphore,
 }
 
 #[derive(Deserialize, Default)]
@@ -48,11 +52,15 @@ pub(crate) fn router(
     node: Node,
     timeout: Duration,
     cluster_admins: Option<synod_node::access::Access>,
+    notary_key: ed25519_dalek::SigningKey,
 ) -> Router {
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
     let api = Arc::new(Api {
         node,
         timeout,
         cluster_admins,
+        notary_key,
+        readers: tokio::sync::Semaphore::new(cores),
     });
     Router::new()
         .route("/health", get(|| async { "ok" }))
@@ -155,7 +163,7 @@ pub(crate) async fn group_id(api: &Api, name: &str) -> Result<u32, Response> {
     }
     // Not in this node's catalog: it may have been created through another node a moment
     // ago. A barrier on the default group brings the catalog up to date before answering 404.
-    let barrier = api.node.read(DEFAULT_GROUP, "", true);
+    let barrier = api.node.barrier(DEFAULT_GROUP);
     if let Ok(Ok(_)) = tokio::time::timeout(api.timeout, barrier).await
         && let Some(id) = api.node.resolve(name)
     {
@@ -173,7 +181,7 @@ async fn kv_group_id(api: &Api, name: &str) -> Result<u32, Response> {
     let id = group_id(api, name).await?;
     let catalog = api.node.catalog();
     match catalog.group_by_id(id) {
-        Some(g) if g.kind == GroupKind::Kv => Ok(id),
+        Some(g) if g.kind == synod_kv::KIND => Ok(id),
         _ => Err(error(
             StatusCode::NOT_FOUND,
             format!("{name:?} is not a key-value group (see /v1/channels, /v1/notaries)"),
@@ -205,7 +213,7 @@ async fn status(State(api): State<Arc<Api>>, who: access::Who) -> Response {
         .map(|g| {
             json!({
                 "group": g.name, "id": g.group, "applied_gsn": g.applied.0, "members": g.members,
-                "has_quorum": g.has_quorum, "keys": g.keys,
+                "has_quorum": g.has_quorum, "kind": g.kind, "items": g.items,
                 "content_hash": format!("{:016x}", g.content_hash), "pending": g.pending,
                 "corrupt": g.corrupt, "rejoining": g.rejoining,
             })
@@ -365,7 +373,7 @@ async fn group_kv_get(
     }
 }
 
-fn entry_json(key: &str, e: &synod_node::kv::Entry) -> serde_json::Value {
+fn entry_json(key: &str, e: &synod_kv::Entry) -> serde_json::Value {
     let value = base64::engine::general_purpose::STANDARD.encode(&e.value);
     json!({ "Key": key, "Value": value, "CreateIndex": e.create_gsn, "ModifyIndex": e.modify_gsn })
 }

@@ -4,6 +4,7 @@
 
 mod access;
 mod admin;
+mod apps;
 mod channel_cli;
 mod channels;
 mod client;
@@ -377,10 +378,13 @@ fn start(path: &std::path::Path, rejoin: bool) -> Result<()> {
                  create groups, channels and notaries and change the cluster's members"
             );
         }
+        let notary_key = notaries::notary_key(&file.data_dir)
+            .with_context(|| format!("the notary key in {}", file.data_dir.display()))?;
         let app = http::router(
             node,
             Duration::from_millis(file.request_timeout_ms),
             cluster_admins,
+            notary_key,
         );
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();

@@ -9,9 +9,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use synod_ledger::NotaryApp;
 use synod_ledger::{NotariseRequest, NotaryOutcome, StateRef};
 use synod_node::access::Role;
-use synod_node::catalog::{AdminCommand, GroupInfo, GroupKind};
+use synod_node::catalog::{AdminCommand, GroupInfo};
 
 use crate::access::{self, AccessJson, Kind, Who, access_or_default, authorize};
 use crate::admin::{bad_new_group, create_answer};
@@ -46,10 +47,12 @@ pub(crate) async fn create(
     if let Err(why) = access.check() {
         return error(StatusCode::BAD_REQUEST, why);
     }
-    let cmd = AdminCommand::CreateNotary {
+    let cmd = AdminCommand::CreateGroup {
         name: req.name,
         members: req.members,
-        access,
+        kind: synod_ledger::NOTARY_KIND.into(),
+        params: bytes::Bytes::new(),
+        access: Some(access),
     };
     create_answer(&api, &who, cmd).await
 }
@@ -135,26 +138,31 @@ pub(crate) async fn notarise(
         time_window: req.time_window.map(|w| (ms(w.from_ms), ms(w.until_ms))),
     };
     let signed = request.clone();
-    match tokio::time::timeout(api.timeout, api.node.notarise(id, request)).await {
+    let command = NotaryApp::encode(&request);
+    let notarised = api.node.submit_to::<NotaryApp>(id, command);
+    match tokio::time::timeout(api.timeout, notarised).await {
         Err(_) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "timed out waiting for agreement (is a quorum reachable?)",
         ),
         Ok(Err(e)) => request_error(&e),
-        Ok(Ok((gsn, outcome, signature))) => {
+        Ok(Ok((gsn, outcome))) => {
             let headers = gsn_header(gsn.0);
             match outcome {
                 NotaryOutcome::Notarised => {
                     // What the signature covers, so that anyone can check it with
                     // `synod_ledger::notary::verify_notarisation`: this notary, and the request
                     // as judged (times in nanoseconds).
-                    let notary = api.node.notary_identity(id).ok();
+                    let notary = notary_identity(&api, id);
+                    let signature = notary.as_ref().map(|n| {
+                        synod_ledger::notary::sign_notarisation(&api.notary_key, n, &signed)
+                    });
                     (
                         headers,
                         axum::Json(json!({
                             "notarised": true, "tx_id": signed.tx_id,
                             "signature": signature.map(|s| hex::encode(s.to_bytes())),
-                            "notary_key": hex::encode(api.node.notary_public_key()),
+                            "notary_key": hex::encode(api.notary_key.verifying_key().to_bytes()),
                             "signed": { "notary": notary, "request": signed },
                         })),
                     )
@@ -198,13 +206,14 @@ pub(crate) async fn key(
     if let Err(r) = authorize(&api, &who, &notary, Kind::Notary, Role::Read).await {
         return r;
     }
-    axum::Json(json!({ "notary_key": hex::encode(api.node.notary_public_key()) })).into_response()
+    let key = api.notary_key.verifying_key().to_bytes();
+    axum::Json(json!({ "notary_key": hex::encode(key) })).into_response()
 }
 
 /// `GET /v1/notaries`: the notaries the caller may read (all of them for a cluster
 /// administrator), with their access lists.
 pub(crate) async fn list(State(api): State<Arc<Api>>, who: Who) -> Response {
-    let wanted = |g: &GroupInfo| g.kind == GroupKind::Notary;
+    let wanted = |g: &GroupInfo| g.kind == synod_ledger::NOTARY_KIND;
     crate::admin::list_kind(&api, access::visible_to(&api, &who, wanted), "notaries").await
 }
 
@@ -219,4 +228,46 @@ pub(crate) async fn remove(
         return r;
     }
     crate::admin::remove_group(&api, who, notary).await
+}
+
+/// Notary `group` as a signature names it (name, id, creation GSN), from this node's catalog.
+fn notary_identity(api: &Api, group: u32) -> Option<synod_ledger::notary::NotaryIdentity> {
+    let catalog = api.node.catalog();
+    let info = catalog.group_by_id(group)?;
+    Some(synod_ledger::notary::NotaryIdentity {
+        name: info.name.clone(),
+        id: info.id,
+        created_gsn: info.created_gsn,
+    })
+}
+
+/// This node's notary signing key, `data_dir/notary.key` (32 random bytes, created on first
+/// start, readable by the owner only).
+///
+/// # Errors
+/// The key file cannot be read or created, or does not hold 32 bytes.
+pub(crate) fn notary_key(data_dir: &std::path::Path) -> std::io::Result<ed25519_dalek::SigningKey> {
+    let path = data_dir.join("notary.key");
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let seed: [u8; 32] = rand::random();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&path)?;
+            std::io::Write::write_all(&mut file, &seed)?;
+            file.sync_all()?;
+            seed.to_vec()
+        }
+        Err(e) => return Err(e),
+    };
+    let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{}: a notary key is 32 bytes", path.display()),
+        )
+    })?;
+    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
 }

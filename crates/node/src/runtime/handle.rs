@@ -1,12 +1,13 @@
 //! [`Node`]: the handle the API layer holds. Every call is a message to the event loop; the
 //! catalog is also published on a watch channel so name lookups do not queue behind writes.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use synod_core::{ConfigChange, Payload, Slot};
-use synod_exec::WorkerPool;
+use synod_core::{ConfigChange, Slot};
+use synod_exec::{GroupSpec, Hosted, WorkerPool};
 use synod_transport::{Transport, TransportConfig};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tracing::Instrument;
@@ -16,23 +17,18 @@ use super::metrics::NodeMetrics;
 use super::repair::{Recovered, open_store};
 use super::storage_task::{StorageJob, storage_thread};
 use super::{
-    DEFAULT_GROUP, GroupStatus, NodeConfig, NodeError, Query, ReadResult, Request, RequestError,
-    Runtime, Timing, WriteResult,
+    DEFAULT_GROUP, GroupStatus, NodeConfig, NodeError, Request, RequestError, Runtime, Timing,
 };
-use crate::catalog::{AdminCommand, AdminOutput, Catalog, Command};
-use crate::kv::{KvCommand, KvRequest};
+use crate::catalog::{AdminCommand, AdminOutput, Catalog, DEFAULT_GROUP_NAME};
+use crate::host::Applied;
 
 /// A running node. Dropping it stops the node.
 #[derive(Debug)]
 pub struct Node {
     requests: mpsc::Sender<Request>,
-    /// Signs this node's notarisations (`data_dir/notary.key`).
-    notary_key: Arc<ed25519_dalek::SigningKey>,
     catalog: watch::Receiver<Arc<Catalog>>,
     peer_addr: std::net::SocketAddr,
-    /// Bounds the ledger reads running at once (each on a blocking thread; a proof walks the
-    /// whole chain): one per core, the rest wait their turn.
-    ledger_readers: Arc<tokio::sync::Semaphore>,
+    data_dir: std::path::PathBuf,
     task: tokio::task::JoinHandle<()>,
     storage: Option<std::thread::JoinHandle<()>>,
 }
@@ -53,7 +49,6 @@ impl Node {
             path: config.data_dir.clone(),
             source,
         })?;
-        let notary_key = super::repair::notary_key(&config.data_dir)?;
         let db = config.data_dir.join("synod.redb");
         // A group whose state on this disk cannot be trusted is wiped and rejoins from its
         // peers, the node's other groups serving meanwhile; a database that is damaged as a
@@ -71,7 +66,7 @@ impl Node {
             repairs: repairs.len() as u64,
             ..NodeMetrics::default()
         };
-        let fresh = Catalog::new(&config.members);
+        let fresh = Catalog::new(&config.members, config.apps.default_kind());
         let (catalog_tx, catalog_rx) = watch::channel(Arc::new(fresh.clone()));
 
         let mut tcfg = TransportConfig::new(config.node, config.listen, config.identity.clone());
@@ -114,17 +109,23 @@ impl Node {
             executor_capacity: config.executor_capacity.max(1),
             progress: Arc::new(Notify::new()),
             catalog: catalog_rx.clone(),
+            apps: config.apps.clone(),
         };
         let opts = runtime.options(&config.members);
+        let spec = GroupSpec {
+            id: DEFAULT_GROUP,
+            name: DEFAULT_GROUP_NAME.to_string(),
+            created_gsn: 0,
+            genesis: config.members.clone(),
+            params: Bytes::new(),
+        };
         let default = Group::open(
-            DEFAULT_GROUP,
+            &spec,
+            config.apps.default_kind(),
             opts,
             default_state,
             Some(catalog_tx),
-            &runtime.pool,
-            runtime.executor_capacity,
-            runtime.progress.clone(),
-            None,
+            &runtime.hosting(),
         )?;
         runtime.groups.insert(DEFAULT_GROUP, default);
         runtime.reconcile();
@@ -136,12 +137,9 @@ impl Node {
         );
         Ok(Node {
             requests,
-            notary_key: Arc::new(notary_key),
             catalog: catalog_rx,
             peer_addr,
-            ledger_readers: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
-            )),
+            data_dir: config.data_dir.clone(),
             task,
             storage: Some(storage),
         })
@@ -177,31 +175,112 @@ impl Node {
         self.catalog.borrow().group(name).map(|g| g.id)
     }
 
-    /// Proposes a KV command in `group` and waits until it is applied here.
+    /// This node's data directory (an application may keep files of its own there).
+    #[must_use]
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
+    /// Proposes an application command (bytes its application decodes) in `group` and waits
+    /// until it is applied here; returns its GSN and the application's output, boxed.
     ///
     /// # Errors
     /// [`RequestError`]; on `Stopped` the outcome is unknown.
-    pub async fn write(&self, group: u32, cmd: KvCommand) -> Result<WriteResult, RequestError> {
-        self.write_once(group, cmd, None).await
-    }
-
-    /// Like [`Self::write`], with an idempotency token: retrying with the same token after a
-    /// lost answer applies the command at most once and returns the first outcome.
-    ///
-    /// # Errors
-    /// [`RequestError`]; on `Stopped` the outcome is unknown (retry with the same token).
-    pub async fn write_once(
-        &self,
-        group: u32,
-        cmd: KvCommand,
-        token: Option<String>,
-    ) -> Result<WriteResult, RequestError> {
-        self.ask(|reply| Request::Write {
+    pub async fn submit(&self, group: u32, command: Bytes) -> Result<Applied, RequestError> {
+        self.ask(|reply| Request::Submit {
             group,
-            req: KvRequest { token, cmd },
+            command,
             reply,
         })
         .await
+    }
+
+    /// As [`Self::submit`], for a group known to run application `A`: its output, typed.
+    ///
+    /// # Errors
+    /// [`RequestError::WrongKind`] if the group runs another application, or as
+    /// [`Self::submit`].
+    pub async fn submit_to<A: Hosted>(
+        &self,
+        group: u32,
+        command: Bytes,
+    ) -> Result<(Slot, A::Output), RequestError> {
+        let applied = self.submit(group, command).await?;
+        let output = applied
+            .output
+            .downcast::<A::Output>()
+            .map_err(|_| RequestError::WrongKind)?;
+        Ok((applied.gsn, *output))
+    }
+
+    /// A linearizable read: a barrier through `group`'s log, then `query` (the application's
+    /// `Hosted::Query`, boxed) runs here at the barrier's place in the order, so it reflects
+    /// every write acknowledged before the call.
+    ///
+    /// # Errors
+    /// [`RequestError`]; `WrongKind` if the group's application takes another query type.
+    pub async fn query(
+        &self,
+        group: u32,
+        query: Box<dyn Any + Send>,
+    ) -> Result<Applied, RequestError> {
+        self.ask(|reply| Request::Query {
+            group,
+            query,
+            reply,
+        })
+        .await
+    }
+
+    /// As [`Self::query`], typed for application `A`.
+    ///
+    /// # Errors
+    /// As [`Self::query`].
+    pub async fn query_to<A: Hosted>(
+        &self,
+        group: u32,
+        query: A::Query,
+    ) -> Result<(Slot, A::Output), RequestError> {
+        let applied = self.query(group, Box::new(query)).await?;
+        let output = applied
+            .output
+            .downcast::<A::Output>()
+            .map_err(|_| RequestError::WrongKind)?;
+        Ok((applied.gsn, *output))
+    }
+
+    /// Waits until everything agreed in `group` before the call is applied here (a barrier
+    /// through the log); returns the barrier's GSN. A name created through another node a
+    /// moment ago is in this node's catalog once a barrier on the default group returns.
+    ///
+    /// # Errors
+    /// [`RequestError`].
+    pub async fn barrier(&self, group: u32) -> Result<Slot, RequestError> {
+        self.ask(|reply| Request::Barrier { group, reply }).await
+    }
+
+    /// `group`'s application as hosted here, for reads outside the GSN order (stale reads,
+    /// ledger queries), with the GSN below which everything is applied. The state may already
+    /// reflect commands past that GSN which finished early.
+    ///
+    /// # Errors
+    /// [`RequestError::NoGroup`] or `Corrupt` if this node does not serve the group.
+    pub async fn app(
+        &self,
+        group: u32,
+    ) -> Result<(Arc<dyn Any + Send + Sync>, Slot), RequestError> {
+        self.ask(|reply| Request::App { group, reply }).await
+    }
+
+    /// As [`Self::app`], typed.
+    ///
+    /// # Errors
+    /// [`RequestError::WrongKind`] if the group runs another application, or as
+    /// [`Self::app`].
+    pub async fn app_of<A: Hosted>(&self, group: u32) -> Result<(Arc<A>, Slot), RequestError> {
+        let (app, applied) = self.app(group).await?;
+        let app = app.downcast::<A>().map_err(|_| RequestError::WrongKind)?;
+        Ok((app, applied))
     }
 
     /// Proposes a catalog change in the default group and waits until it is applied here.
@@ -234,123 +313,6 @@ impl Node {
     }
 
     /// Sends a request to the event loop and waits for its answer.
-    /// Orders a ledger envelope (an encoded `synod_ledger::Envelope`) in channel `group` and
-    /// waits until it is applied here: returns its GSN and the blocks it cut (usually none; a
-    /// transaction is judged when its block is cut: see [`Self::ledger_read`]).
-    ///
-    /// # Errors
-    /// [`RequestError`]; `Refused` if the group is not a ledger channel.
-    pub async fn ledger_submit(
-        &self,
-        group: u32,
-        envelope: Bytes,
-    ) -> Result<(Slot, Vec<u64>), RequestError> {
-        self.ask(|reply| Request::Ledger {
-            group,
-            envelope,
-            reply,
-        })
-        .await
-    }
-
-    /// Runs `f` on channel `group`'s ledger as applied on this node so far.
-    ///
-    /// # Errors
-    /// [`RequestError::NoGroup`] if this node hosts no such channel.
-    pub async fn ledger_read<T: Send + 'static>(
-        &self,
-        group: u32,
-        f: impl FnOnce(&synod_ledger::Channel) -> T + Send + 'static,
-    ) -> Result<T, RequestError> {
-        let (reply, rx) = oneshot::channel();
-        self.requests
-            .send(Request::LedgerRead { group, reply })
-            .await
-            .map_err(|_| RequestError::Stopped)?;
-        let ledger = rx
-            .await
-            .map_err(|_| RequestError::Stopped)?
-            .ok_or(RequestError::NoGroup(group))?;
-        // On a blocking thread: the ledger's lock is held while a block is cut, and some
-        // reads (proofs) walk the whole chain. They walk a copy (O(1): persistent
-        // collections), so the lock is held only to take it and no executor worker waits.
-        let permit = self
-            .ledger_readers
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| RequestError::Stopped)?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let copy = ledger
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
-            f(&copy)
-        })
-        .await
-        .map_err(|_| RequestError::Stopped)
-    }
-
-    /// Notarises `req` in notary `group`: once the notary has applied it here, returns its
-    /// GSN, the outcome and, on success, this node's Ed25519 signature over the notary's
-    /// identity ([`Self::notary_identity`]) and the request
-    /// (`synod_ledger::notary::verify_notarisation` checks it against
-    /// [`Self::notary_public_key`]).
-    ///
-    /// # Errors
-    /// [`RequestError`]; `NoGroup` if the group is not a notary hosted here.
-    pub async fn notarise(
-        &self,
-        group: u32,
-        req: synod_ledger::NotariseRequest,
-    ) -> Result<
-        (
-            Slot,
-            synod_ledger::NotaryOutcome,
-            Option<ed25519_dalek::Signature>,
-        ),
-        RequestError,
-    > {
-        let notary = self.notary_identity(group)?;
-        let (gsn, outcome) = self
-            .ask(|reply| Request::Notarise {
-                group,
-                req: req.clone(),
-                reply,
-            })
-            .await?;
-        let signature = (outcome == synod_ledger::NotaryOutcome::Notarised)
-            .then(|| synod_ledger::notary::sign_notarisation(&self.notary_key, &notary, &req));
-        Ok((gsn, outcome, signature))
-    }
-
-    /// Notary `group` as a signature names it (name, id, creation GSN), from this node's
-    /// catalog.
-    ///
-    /// # Errors
-    /// [`RequestError::NoGroup`] if the catalog knows no such group.
-    pub fn notary_identity(
-        &self,
-        group: u32,
-    ) -> Result<synod_ledger::notary::NotaryIdentity, RequestError> {
-        let catalog = self.catalog();
-        let info = catalog
-            .group_by_id(group)
-            .ok_or(RequestError::NoGroup(group))?;
-        Ok(synod_ledger::notary::NotaryIdentity {
-            name: info.name.clone(),
-            id: info.id,
-            created_gsn: info.created_gsn,
-        })
-    }
-
-    /// This node's notary public key (Ed25519).
-    #[must_use]
-    pub fn notary_public_key(&self) -> [u8; 32] {
-        self.notary_key.verifying_key().to_bytes()
-    }
-
     async fn ask<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, RequestError>>) -> Request,
@@ -361,52 +323,6 @@ impl Node {
             .await
             .map_err(|_| RequestError::Stopped)?;
         rx.await.map_err(|_| RequestError::Stopped)?
-    }
-
-    /// Reads `key`: linearizable (through a barrier in the log) or from local state.
-    ///
-    /// # Errors
-    /// [`RequestError`].
-    pub async fn read(
-        &self,
-        group: u32,
-        key: &str,
-        linearizable: bool,
-    ) -> Result<ReadResult, RequestError> {
-        self.query(group, key, false, linearizable).await
-    }
-
-    /// Lists every key under `prefix`: linearizable or from local state.
-    ///
-    /// # Errors
-    /// [`RequestError`].
-    pub async fn list(
-        &self,
-        group: u32,
-        prefix: &str,
-        linearizable: bool,
-    ) -> Result<ReadResult, RequestError> {
-        self.query(group, prefix, true, linearizable).await
-    }
-
-    async fn query(
-        &self,
-        group: u32,
-        key: &str,
-        recurse: bool,
-        linearizable: bool,
-    ) -> Result<ReadResult, RequestError> {
-        let query = Query {
-            key: key.to_string(),
-            recurse,
-        };
-        self.ask(|reply| Request::Read {
-            group,
-            query,
-            linearizable,
-            reply,
-        })
-        .await
     }
 
     /// Prometheus text exposition of the node's and its groups' counters.
@@ -431,11 +347,4 @@ impl Node {
         }
         rx.await.unwrap_or_default()
     }
-}
-
-/// Encodes what a node proposes.
-pub(super) fn encode_command(cmd: &Command) -> Payload {
-    Payload::Command(Bytes::from(
-        postcard::to_stdvec(cmd).expect("encoding into a Vec cannot fail"),
-    ))
 }

@@ -60,7 +60,7 @@ const GROUP_METRICS: [GroupMetric; 15] = [
         "synod_applied_gsn",
         "Slots whose commands have all finished executing (the next GSN).",
         "gauge",
-        |g| g.exec.applied() as f64,
+        |g| g.host.applied().0 as f64,
     ),
     (
         "synod_delivered_gsn",
@@ -72,7 +72,7 @@ const GROUP_METRICS: [GroupMetric; 15] = [
         "synod_executor_backlog",
         "Commands admitted by the group's executor and not finished.",
         "gauge",
-        |g| g.exec.backlog() as f64,
+        |g| g.host.backlog() as f64,
     ),
     (
         "synod_pending_proposals",

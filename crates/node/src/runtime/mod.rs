@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use std::any::Any;
+
 use bytes::Bytes;
 use synod_core::{
     ConfigChange, Payload, ProposeError, Ready, Record, ReplicaId, Slot, Snapshot, Time,
@@ -21,11 +23,9 @@ use synod_transport::tls::TlsIdentity;
 use synod_transport::{Inbound, StartError, Transport};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
-pub use crate::app::ReadResult;
-use crate::app::{AppState, Query};
-use crate::catalog::{AdminCommand, AdminOutput, Catalog, Command};
-use crate::kv::{KvCommand, KvOutput, KvRequest};
-use synod_exec::{Job, WorkerPool};
+use crate::catalog::{AdminCommand, AdminOutput, Catalog};
+use crate::host::{Applied, Apps, Command, Waiter};
+use synod_exec::WorkerPool;
 
 mod groups;
 mod handle;
@@ -36,8 +36,7 @@ mod storage_task;
 
 pub use handle::Node;
 
-use groups::{Dormant, Group, Waiter};
-use handle::encode_command;
+use groups::{Dormant, Group};
 use metrics::NodeMetrics;
 use snapshot::with_encoding;
 use storage_task::{CommitDone, StorageJob};
@@ -82,6 +81,9 @@ pub struct NodeConfig {
     /// with an empty data directory, every group it hosts starts fenced and rejoins (see
     /// docs/OPERATIONS.md). Ignored once the node has state and has finished rejoining.
     pub rejoin: bool,
+    /// The applications this node can host, by kind (the default group runs the registry's
+    /// default kind).
+    pub apps: Arc<Apps>,
 }
 
 /// Why a node could not start.
@@ -109,6 +111,15 @@ pub enum NodeError {
         group: u32,
         /// What went wrong.
         detail: String,
+    },
+    /// The group runs a kind of application this node's binary does not include. Nothing is
+    /// wiped: run a binary that has it.
+    #[error("group {group}: this node has no application of kind {kind:?}; nothing was changed")]
+    UnknownKind {
+        /// The group.
+        group: u32,
+        /// Its kind.
+        kind: String,
     },
     /// A snapshot was written by another version of Synod, in a format this one does not
     /// read. Nothing is wiped: run the version that wrote it.
@@ -144,15 +155,9 @@ pub enum RequestError {
     /// A configuration change was refused when it was applied.
     #[error("configuration change refused: {0}")]
     Config(String),
-}
-
-/// The result of a write.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WriteResult {
-    /// The GSN at which it was applied.
-    pub gsn: Slot,
-    /// What it produced.
-    pub output: KvOutput,
+    /// The group runs another kind of application than the caller expected.
+    #[error("the group runs another kind of application")]
+    WrongKind,
 }
 
 /// A group's state as seen by this node.
@@ -162,17 +167,19 @@ pub struct GroupStatus {
     pub group: u32,
     /// Its name in the catalog (empty if this node's catalog does not know it yet).
     pub name: String,
+    /// The kind of application it runs (empty if this node's catalog does not know it yet).
+    pub kind: String,
     /// Slots below this are applied here.
     pub applied: Slot,
     /// Current members.
     pub members: Vec<u16>,
     /// Whether this node hears from a quorum.
     pub has_quorum: bool,
-    /// Keys in the store (read from the live state, which may already hold commands past
-    /// `applied` that finished early).
-    pub keys: usize,
-    /// Hash of the store's content, live like `keys`: equal on nodes once they are idle at the
-    /// same GSN.
+    /// Items the application holds, as it counts them (read from the live state, which may
+    /// already hold commands past `applied` that finished early).
+    pub items: u64,
+    /// A digest of the application's content, live like `items`: equal on nodes once they are
+    /// idle at the same GSN.
     pub content_hash: u64,
     /// Proposals accepted here but not yet applied.
     pub pending: usize,
@@ -200,47 +207,43 @@ struct Timing {
     liveness_ms: u64,
 }
 
-/// Reads a channel's ledger on the event loop (`None`: no such channel here).
-/// A hosted channel's ledger, handed to a reader to lock off the event loop.
-type SharedLedger = std::sync::Arc<std::sync::Mutex<synod_ledger::Channel>>;
+type Answer<T> = oneshot::Sender<Result<T, RequestError>>;
 
+/// What the handle asks of the event loop.
 enum Request {
-    Write {
+    /// Propose an application command.
+    Submit {
         group: u32,
-        req: KvRequest,
-        reply: oneshot::Sender<Result<WriteResult, RequestError>>,
+        command: Bytes,
+        reply: Answer<Applied>,
     },
-    Read {
+    /// A linearizable read: a barrier through the log, then the application's query.
+    Query {
         group: u32,
-        query: Query,
-        linearizable: bool,
-        reply: oneshot::Sender<Result<ReadResult, RequestError>>,
+        query: Box<dyn Any + Send>,
+        reply: Answer<Applied>,
+    },
+    /// A barrier through the log: answered once everything before it is applied here.
+    Barrier {
+        group: u32,
+        reply: Answer<Slot>,
+    },
+    /// The application and its applied GSN, for a reader off the event loop.
+    App {
+        group: u32,
+        reply: Answer<(Arc<dyn Any + Send + Sync>, Slot)>,
     },
     Admin {
         cmd: AdminCommand,
-        reply: oneshot::Sender<Result<(Slot, AdminOutput), RequestError>>,
+        reply: Answer<(Slot, AdminOutput)>,
     },
     Config {
         group: u32,
         change: ConfigChange,
-        reply: oneshot::Sender<Result<Slot, RequestError>>,
+        reply: Answer<Slot>,
     },
     Status {
         reply: oneshot::Sender<Vec<GroupStatus>>,
-    },
-    Ledger {
-        group: u32,
-        envelope: Bytes,
-        reply: oneshot::Sender<Result<(Slot, Vec<u64>), RequestError>>,
-    },
-    LedgerRead {
-        group: u32,
-        reply: oneshot::Sender<Option<SharedLedger>>,
-    },
-    Notarise {
-        group: u32,
-        req: synod_ledger::NotariseRequest,
-        reply: oneshot::Sender<Result<(Slot, synod_ledger::NotaryOutcome), RequestError>>,
     },
     Metrics {
         reply: oneshot::Sender<String>,
@@ -285,6 +288,8 @@ struct Runtime {
     progress: Arc<Notify>,
     /// The default group's catalog, as applied here; a change means reconcile.
     catalog: watch::Receiver<Arc<Catalog>>,
+    /// The applications this node can host.
+    apps: Arc<Apps>,
 }
 
 impl Runtime {
@@ -338,11 +343,11 @@ impl Runtime {
         for (id, g) in &mut self.groups {
             // Checked on every turn, not only when something is backlogged: an idle group
             // whose application failed must stop serving at once.
-            if g.exec.has_failed() {
-                failed.push((*id, g.exec.failure().unwrap_or_default()));
+            if let Some(e) = g.host.failure() {
+                failed.push((*id, e));
                 continue;
             }
-            match g.flush() {
+            match g.host.flush() {
                 Ok(done) => drained &= done,
                 Err(e) => failed.push((*id, e)),
             }
@@ -390,33 +395,34 @@ impl Runtime {
         if !self.repairs.is_empty() || self.rejoin_marker.is_some() {
             self.maybe_finish_rejoin();
         }
-        self.propose_due_ticks(t);
+        self.propose_due_timers(t);
     }
 
-    /// A ledger channel whose pending batch has waited its batch timeout by this node's clock:
-    /// propose a tick, whose delivery moves agreed time and cuts the batch on every member.
-    /// Once per due time, and again a second later if the batch is still pending (the tick
-    /// may have been refused, without a quorum, or lost with its proposer).
-    fn propose_due_ticks(&mut self, now: Time) {
+    /// An application whose timer is due by this node's clock (a ledger channel's pending
+    /// batch has waited its batch timeout): propose its command, whose delivery moves agreed
+    /// time on every member. Once per due time, and again a second later if it is still due
+    /// (the command may have been refused, without a quorum, or lost with its proposer).
+    fn propose_due_timers(&mut self, now: Time) {
         const RETRY_NS: u64 = 1_000_000_000;
-        let due: Vec<(u32, u64)> = self
+        let due: Vec<(u32, u64, Bytes)> = self
             .groups
             .iter()
             .filter_map(|(id, g)| {
-                let at = g.exec.app().with_ledger(synod_ledger::Channel::due_at)??;
-                let fresh = match g.tick_for {
-                    Some((due, tried)) => due != at || now.0.saturating_sub(tried) >= RETRY_NS,
+                let timer = g.host.timer()?;
+                let fresh = match g.timer_for {
+                    Some((due, tried)) => {
+                        due != timer.due_ns || now.0.saturating_sub(tried) >= RETRY_NS
+                    }
                     None => true,
                 };
-                (at <= now.0 && fresh).then_some((*id, at))
+                (timer.due_ns <= now.0 && fresh).then_some((*id, timer.due_ns, timer.command))
             })
             .collect();
-        for (id, at) in due {
+        for (id, at, command) in due {
             if let Some(g) = self.groups.get_mut(&id) {
-                g.tick_for = Some((at, now.0));
+                g.timer_for = Some((at, now.0));
             }
-            let tick = synod_ledger::Envelope::Tick.encode();
-            self.propose(id, encode_command(&Command::Ledger(tick)), Waiter::Tick);
+            self.propose(id, app_payload(command), Waiter::Nobody);
         }
     }
 
@@ -466,39 +472,36 @@ impl Runtime {
     fn on_request(&mut self, req: Request) {
         self.catch_up_with_catalog();
         match req {
-            Request::Write { group, req, reply } => {
-                self.propose(
-                    group,
-                    encode_command(&Command::Kv(req)),
-                    Waiter::Write(reply),
-                );
-            }
-            Request::Ledger {
+            Request::Submit {
                 group,
-                envelope,
+                command,
+                reply,
+            } => self.propose(group, app_payload(command), Waiter::Command(reply)),
+            Request::Query {
+                group,
+                query,
                 reply,
             } => {
-                self.propose(
-                    group,
-                    encode_command(&Command::Ledger(envelope)),
-                    Waiter::Ledger(reply),
-                );
+                // A barrier through the log: once applied here, everything acknowledged before
+                // the read started is applied here too.
+                let barrier = Payload::Command(Command::Barrier.encode());
+                self.propose(group, barrier, Waiter::Query(query, reply));
             }
-            Request::Notarise { group, req, reply } => {
-                self.propose(
-                    group,
-                    encode_command(&Command::Notarise(req)),
-                    Waiter::Notary(reply),
-                );
+            Request::Barrier { group, reply } => {
+                let barrier = Payload::Command(Command::Barrier.encode());
+                self.propose(group, barrier, Waiter::Barrier(reply));
             }
-            Request::LedgerRead { group, reply } => {
-                // The reader locks the ledger where it runs: a read (a proof over a long
-                // chain) never holds up the event loop. `None`: not a hosted channel.
-                let ledger = self.groups.get(&group).and_then(|g| g.exec.app().ledger());
-                let _ = reply.send(ledger);
+            Request::App { group, reply } => {
+                // The reader works where it runs: a read (a proof over a long chain) never
+                // holds up the event loop.
+                let result = match self.groups.get(&group) {
+                    Some(g) => Ok((g.host.app(), g.host.applied())),
+                    None => Err(self.unavailable(group)),
+                };
+                let _ = reply.send(result);
             }
             Request::Admin { cmd, reply } => {
-                let payload = encode_command(&Command::Admin(cmd));
+                let payload = Payload::Command(Command::Catalog(cmd).encode());
                 self.propose(DEFAULT_GROUP, payload, Waiter::Admin(reply));
             }
             Request::Config {
@@ -506,83 +509,65 @@ impl Runtime {
                 change,
                 reply,
             } => self.propose(group, Payload::Config(change), Waiter::Config(reply)),
-            Request::Read {
-                group,
-                query,
-                linearizable: true,
-                reply,
-            } => {
-                // A barrier through the log: once applied here, everything acknowledged before
-                // the read started is applied here too.
-                let barrier = Command::Kv(KvRequest {
-                    token: None,
-                    cmd: KvCommand::Barrier,
-                });
-                self.propose(group, encode_command(&barrier), Waiter::Read(query, reply));
-            }
-            Request::Read {
-                group,
-                query,
-                linearizable: false,
-                reply,
-            } => {
-                let result = match self.groups.get(&group) {
-                    Some(g) => Ok(g.exec.app().read_stale(&query, Slot(g.exec.applied()))),
-                    None => Err(self.unavailable(group)),
-                };
-                let _ = reply.send(result);
-            }
             Request::Metrics { reply } => {
                 let _ = reply.send(self.render_metrics());
             }
             Request::Status { reply } => {
-                let catalog = self.catalog.borrow().clone();
-                let name = |id: u32| {
-                    catalog
-                        .group_by_id(id)
-                        .map(|g| g.name.clone())
-                        .unwrap_or_default()
-                };
-                let status = self
-                    .groups
-                    .values()
-                    .map(|g| {
-                        let (keys, content_hash) = g.exec.app().summary();
-                        GroupStatus {
-                            group: g.id,
-                            name: name(g.id),
-                            applied: Slot(g.exec.applied()),
-                            members: g
-                                .replica
-                                .latest_config()
-                                .members
-                                .iter()
-                                .map(|m| m.0)
-                                .collect(),
-                            has_quorum: g.replica.has_quorum(),
-                            keys,
-                            content_hash,
-                            pending: g.replica.pending_proposals(),
-                            corrupt: None,
-                            rejoining: self.rejoin_note(g),
-                        }
-                    })
-                    .chain(self.corrupt.iter().map(|(id, e)| GroupStatus {
-                        group: *id,
-                        name: name(*id),
-                        applied: Slot(0),
-                        members: Vec::new(),
-                        has_quorum: false,
-                        keys: 0,
-                        content_hash: 0,
-                        pending: 0,
-                        corrupt: Some(e.clone()),
-                        rejoining: None,
-                    }))
-                    .collect();
-                let _ = reply.send(status);
+                let _ = reply.send(self.status());
             }
         }
+    }
+
+    fn status(&self) -> Vec<GroupStatus> {
+        let catalog = self.catalog.borrow().clone();
+        let named = |id: u32| {
+            catalog
+                .group_by_id(id)
+                .map(|g| (g.name.clone(), g.kind.clone()))
+                .unwrap_or_default()
+        };
+        self.groups
+            .values()
+            .map(|g| {
+                let summary = g.host.summary();
+                let (name, kind) = named(g.id);
+                GroupStatus {
+                    group: g.id,
+                    name,
+                    kind,
+                    applied: g.host.applied(),
+                    members: g
+                        .replica
+                        .latest_config()
+                        .members
+                        .iter()
+                        .map(|m| m.0)
+                        .collect(),
+                    has_quorum: g.replica.has_quorum(),
+                    items: summary.items,
+                    content_hash: summary.digest,
+                    pending: g.replica.pending_proposals(),
+                    corrupt: None,
+                    rejoining: self.rejoin_note(g),
+                }
+            })
+            .chain(self.corrupt.iter().map(|(id, e)| {
+                let (name, kind) = named(*id);
+                GroupStatus {
+                    group: *id,
+                    name,
+                    kind,
+                    applied: Slot(0),
+                    members: Vec::new(),
+                    has_quorum: false,
+                    items: 0,
+                    content_hash: 0,
+                    pending: 0,
+                    corrupt: Some(e.clone()),
+                    rejoining: None,
+                }
+            }))
+            .collect()
     }
 
     /// Why `group` cannot serve here: corrupt, or not hosted.
@@ -637,9 +622,9 @@ impl Runtime {
     /// Starts a snapshot of `group` if one is due and every slot the replica has delivered
     /// has been handed to the executor (a later ready may hold deliveries not handed over yet;
     /// a snapshot then would claim slots its state lacks). The copy is taken by an exclusive
-    /// job, at exactly that place in the order (cheaply: the store shares structure), and
-    /// encoded on a blocking thread, so neither the event loop nor the executor waits for a
-    /// large state; [`Self::snapshot_encoded`] finishes it.
+    /// job, at exactly that place in the order, and encoded on a blocking thread
+    /// (`HostedGroup::snapshot`), so neither the event loop nor the executor waits for a large
+    /// state; [`Self::snapshot_encoded`] finishes it.
     fn maybe_snapshot(&mut self, group: u32) {
         let Some(g) = self.groups.get_mut(&group) else {
             return;
@@ -654,15 +639,15 @@ impl Runtime {
         g.snapshotting = true;
         let (next_slot, core) = g.replica.snapshot_state();
         let done = self.snapshots_encoded.clone();
-        let runtime = tokio::runtime::Handle::current();
-        g.push_job(Job::Exclusive(Box::new(move |app| {
-            let state: AppState = synod_exec::Application::snapshot(app);
-            runtime.spawn_blocking(move || {
+        let handed_to = g.handed_to;
+        g.host.snapshot(
+            handed_to,
+            Box::new(move |app| {
                 let started = Instant::now();
                 let (snapshot, bytes) = with_encoding(Snapshot {
                     next_slot,
                     core,
-                    app: state.encode(),
+                    app,
                 });
                 tracing::debug!(
                     group,
@@ -671,8 +656,8 @@ impl Runtime {
                     "snapshot encoded"
                 );
                 let _ = done.send((group, snapshot, bytes));
-            });
-        })));
+            }),
+        );
     }
 
     /// A snapshot finished encoding: the replica compacts its log behind it and it is served
@@ -788,4 +773,9 @@ impl Runtime {
             self.collect(group);
         }
     }
+}
+
+/// The payload that proposes an application's command.
+fn app_payload(command: Bytes) -> Payload {
+    Payload::Command(Command::App(command).encode())
 }

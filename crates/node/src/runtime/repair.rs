@@ -212,41 +212,6 @@ fn recover_store(
     })
 }
 
-/// This node's notary signing key, `data_dir/notary.key` (32 random bytes, created on first
-/// start, readable by the owner only). Not replicated: each node signs as itself.
-///
-/// # Errors
-/// The key file cannot be read or created, or does not hold 32 bytes.
-pub(super) fn notary_key(data_dir: &Path) -> Result<ed25519_dalek::SigningKey, NodeError> {
-    let path = data_dir.join("notary.key");
-    let io = |source| NodeError::DataDir {
-        path: path.clone(),
-        source,
-    };
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let seed: [u8; 32] = rand::random();
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(&path).map_err(io)?;
-            std::io::Write::write_all(&mut file, &seed).map_err(io)?;
-            file.sync_all().map_err(io)?;
-            seed.to_vec()
-        }
-        Err(e) => return Err(io(e)),
-    };
-    let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-        io(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "a notary key is 32 bytes",
-        ))
-    })?;
-    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
-}
-
 /// Creates the marker durably (the file, then its directory entry).
 fn write_marker(path: &Path) -> std::io::Result<()> {
     let file = std::fs::File::create(path)?;
@@ -336,7 +301,7 @@ impl Runtime {
         let Some(loss) = default.replica.rejoined_at() else {
             return;
         };
-        if default.replica.rejoin_status().is_some() || default.exec.applied() <= loss.0 {
+        if default.replica.rejoin_status().is_some() || default.host.applied().0 <= loss.0 {
             return;
         }
         // The catalog applied past the rejoin slot: open what it lists first.

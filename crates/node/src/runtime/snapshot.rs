@@ -10,8 +10,6 @@ use synod_core::Snapshot;
 use synod_transport::frame::Frame;
 
 use super::{Runtime, now};
-use crate::app::AppState;
-use synod_exec::Job;
 
 pub(super) struct Incoming {
     pub(super) from: u16,
@@ -129,22 +127,22 @@ impl Runtime {
         };
         share_app(&mut snapshot, &bytes);
         let snapshot = Arc::new(snapshot);
-        // Check the state decodes before the replica moves past the slots it covers.
-        let app = match AppState::decode(&snapshot.app) {
-            Ok(app) => app,
-            Err(e) => {
+        // The replica installs a snapshot only past what it has delivered (`applied`).
+        if snapshot.next_slot > g.replica.applied() {
+            // The state is replaced at this place in the order: commands handed over before
+            // run first (their effects are overwritten), later ones run after it. It is
+            // decoded before the replica moves past the slots it covers.
+            if let Err(e) = g.host.install(&snapshot.app, snapshot.next_slot) {
                 return tracing::warn!(group, from, error = %e, "a snapshot with undecodable state");
             }
-        };
-        if g.replica.install_snapshot(now(), snapshot.clone()) {
+            let installed = g.replica.install_snapshot(now(), snapshot.clone());
+            debug_assert!(
+                installed,
+                "a snapshot past the delivered prefix is installed"
+            );
             tracing::info!(group, from, next_slot, "installed a snapshot");
-            // The state is replaced at this place in the order: commands handed over before
-            // run first (their effects are overwritten), later ones run after it.
             g.handed_to = snapshot.next_slot;
             g.applied_floor = snapshot.next_slot;
-            g.push_job(Job::Exclusive(Box::new(move |a| {
-                synod_exec::Application::restore(a, app);
-            })));
             g.snapshot = Some((snapshot, bytes));
         }
         self.collect(group);

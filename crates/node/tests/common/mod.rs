@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
-use synod_node::kv::KvCommand;
+use synod_kv::{KvCommand, KvNode, WriteResult};
 use synod_node::{DEFAULT_GROUP, Node, NodeConfig, RequestError};
 use synod_transport::certs::{self, Pem};
 use synod_transport::tls::TlsIdentity;
@@ -19,6 +19,27 @@ pub(crate) fn free_ports(n: usize) -> Vec<SocketAddr> {
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
         .collect();
     listeners.iter().map(|l| l.local_addr().unwrap()).collect()
+}
+
+/// The applications these tests host: the key-value store (the default group's), ledger
+/// channels and notaries.
+pub(crate) fn apps() -> std::sync::Arc<synod_node::Apps> {
+    std::sync::Arc::new(
+        synod_node::Apps::new(synod_kv::KIND, synod_kv::KvApp::new)
+            .with(synod_ledger::CHANNEL_KIND, synod_ledger::ChannelApp::new)
+            .with(synod_ledger::NOTARY_KIND, synod_ledger::NotaryApp::new),
+    )
+}
+
+/// Creates a key-value group.
+pub(crate) fn create_kv(name: &str, members: &[u16]) -> synod_node::catalog::AdminCommand {
+    synod_node::catalog::AdminCommand::CreateGroup {
+        name: name.into(),
+        members: members.to_vec(),
+        kind: synod_kv::KIND.into(),
+        params: Bytes::new(),
+        access: None,
+    }
 }
 
 pub(crate) fn config(ca: &Pem, node: u16, addrs: &[SocketAddr], dir: &Path) -> NodeConfig {
@@ -44,6 +65,7 @@ pub(crate) fn config(ca: &Pem, node: u16, addrs: &[SocketAddr], dir: &Path) -> N
         log_retention: 50_000,
         executor_capacity: 4096,
         rejoin: false,
+        apps: apps(),
     }
 }
 
@@ -55,12 +77,12 @@ pub(crate) fn put(key: &str, value: &str) -> KvCommand {
     }
 }
 
-pub(crate) async fn write_with_retry(node: &Node, cmd: KvCommand) -> synod_node::WriteResult {
+pub(crate) async fn write_with_retry(node: &Node, cmd: KvCommand) -> WriteResult {
     write_in(node, DEFAULT_GROUP, cmd).await
 }
 
 /// Writes `cmd` in `group`, retrying while the node has no quorum (up to 10 s).
-pub(crate) async fn write_in(node: &Node, group: u32, cmd: KvCommand) -> synod_node::WriteResult {
+pub(crate) async fn write_in(node: &Node, group: u32, cmd: KvCommand) -> WriteResult {
     for _ in 0..200 {
         match node.write(group, cmd.clone()).await {
             Ok(r) => return r,

@@ -1,4 +1,4 @@
-//! The replicated key-value store: a deterministic state machine applied in GSN order.
+//! The store's state machine: a deterministic map applied in GSN order.
 //!
 //! Every node applies the same commands in the same order, so every node holds the same map;
 //! each entry records the GSN that created and last modified it (Consul's `CreateIndex` and
@@ -28,8 +28,16 @@ pub enum KvCommand {
         /// Compare-and-set condition.
         cas: Option<u64>,
     },
-    /// Changes nothing: a read barrier (a linearizable read waits until it is applied).
-    Barrier,
+}
+
+impl KvCommand {
+    /// The key it changes.
+    #[must_use]
+    pub fn key(&self) -> &str {
+        match self {
+            KvCommand::Put { key, .. } | KvCommand::Delete { key, .. } => key,
+        }
+    }
 }
 
 /// What a client proposes: a command and, optionally, an idempotency token. A command whose
@@ -135,7 +143,6 @@ impl Kv {
                 self.entries.remove(key);
                 KvOutput::Done
             }
-            KvCommand::Barrier => KvOutput::Done,
         }
     }
 
@@ -207,7 +214,7 @@ mod tests {
             KvOutput::CasFailed { current: 5 }
         );
         assert_eq!(kv.apply(7, &put(Some(5))), KvOutput::Done);
-        let e = kv.get("a").unwrap();
+        let e = kv.get("a").expect("written");
         assert_eq!((e.create_gsn, e.modify_gsn), (5, 7));
         assert_eq!(
             kv.apply(
@@ -246,7 +253,7 @@ mod tests {
         assert_eq!(kv.apply_request(3, &req), (3, KvOutput::Done));
         // Without the token, the same create-if-absent would now fail.
         assert_eq!(kv.apply_request(9, &req), (3, KvOutput::Done));
-        assert_eq!(kv.get("a").unwrap().modify_gsn, 3);
+        assert_eq!(kv.get("a").expect("written").modify_gsn, 3);
         let untokened = KvRequest { token: None, ..req };
         assert_eq!(
             kv.apply_request(10, &untokened),

@@ -1,0 +1,150 @@
+//! What a node needs of an application beyond executing it: the [`Hosted`] trait.
+//!
+//! [`crate::Application`] is what the scheduler runs (locks, apply, snapshot, restore).
+//! [`Hosted`] adds what hosting it in a replicated group takes: decoding the bytes agreed in
+//! the log, local reads run at a barrier's place in the order, encoding and decoding snapshot
+//! state, optional work run ahead in parallel, optional agreed timers and a status summary.
+//! The node knows applications only through these two traits and the factory it is given for
+//! each kind of group; it never names an application's type.
+
+use bytes::Bytes;
+
+use crate::Application;
+
+/// Where in the agreed order a command was delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Agreed {
+    /// Its GSN (slot).
+    pub gsn: u64,
+    /// Agreed time of its slot, nanoseconds since the Unix epoch: the same on every replica
+    /// (the largest batch timestamp delivered so far), unlike any node's clock.
+    pub time_ns: u64,
+}
+
+/// What a group of some kind is, as its application is opened: the same on every node that
+/// hosts it, so every node builds the same initial state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupSpec {
+    /// The group's id (never reused in a cluster).
+    pub id: u32,
+    /// Its name in the catalog.
+    pub name: String,
+    /// GSN, in the default group, of the command that created it.
+    pub created_gsn: u64,
+    /// The members it was created with.
+    pub genesis: Vec<u16>,
+    /// The application's own parameters, as given at creation (opaque to the node).
+    pub params: Bytes,
+}
+
+/// A command an application asks its node to propose when agreed time passes `due_ns` (a
+/// ledger channel's batch timeout). The node proposes it once per due time, by its own clock,
+/// and again while it stays due; its delivery moves agreed time on every member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timer {
+    /// Agreed time at which the command is due, nanoseconds since the Unix epoch.
+    pub due_ns: u64,
+    /// The command to propose (an application command, as [`Hosted::decode`] reads it).
+    pub command: Bytes,
+}
+
+/// A short account of an application's state, for status pages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// How many items it holds (keys, blocks, states: the application says which).
+    pub items: u64,
+    /// A digest of its content: equal on nodes that are idle at the same GSN.
+    pub digest: u64,
+}
+
+/// Why an application's encoded state cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Written in another format (by another version): the data may be sound, so a node must
+    /// not wipe it.
+    #[error("written in format {found}; this version reads format {expected}")]
+    Format {
+        /// The format found.
+        found: u8,
+        /// The format this version reads.
+        expected: u8,
+    },
+    /// Does not decode in this format.
+    #[error("does not decode: {0}")]
+    Undecodable(String),
+}
+
+/// An application a node hosts as the state machine of a group.
+///
+/// Contract, on top of [`Application`]'s: [`Hosted::decode`] and [`Hosted::ahead`] run on the
+/// node's event loop in GSN order and must be cheap; [`Hosted::decode`] must be a pure
+/// function of its input (an undecodable command is skipped identically on every node).
+pub trait Hosted: Application {
+    /// A read a client asks of one node: run at a barrier's place in the order (linearizable)
+    /// through [`Hosted::query`].
+    type Query: Send + 'static;
+
+    /// The command agreed as `bytes` at `at`, or `None` if it does not decode (skipped on
+    /// every node alike).
+    fn decode(&self, bytes: &Bytes, at: Agreed) -> Option<Self::Command>;
+
+    /// The command that runs `query` on this node at its barrier's place in the order. Its
+    /// output goes to the client that asked.
+    fn query(&self, query: Self::Query) -> Self::Command;
+
+    /// Work to run before `cmd`, in parallel with earlier commands (a signature check): it
+    /// is handed to the scheduler first, with its own locks. `cmd` may be changed to refer to
+    /// it. None by default.
+    fn ahead(&self, _cmd: &mut Self::Command) -> Option<Self::Command> {
+        None
+    }
+
+    /// The encoding of a snapshot's state: starts with a format byte of the application's,
+    /// raised with every change to the encoding. Runs on a blocking thread.
+    fn encode_state(state: &Self::Snapshot) -> Bytes;
+
+    /// Decodes what [`Hosted::encode_state`] wrote.
+    ///
+    /// # Errors
+    /// [`StateError::Format`] for another version's format, [`StateError::Undecodable`] if it
+    /// does not decode.
+    fn decode_state(&self, bytes: &[u8]) -> Result<Self::Snapshot, StateError>;
+
+    /// A command to propose once agreed time passes a deadline (none by default).
+    fn timer(&self) -> Option<Timer> {
+        None
+    }
+
+    /// A short account of the state, for status (read outside the GSN order).
+    fn summary(&self) -> Summary {
+        Summary::default()
+    }
+}
+
+/// Encodes `state` after the format byte `format` (postcard), for [`Hosted::encode_state`].
+#[must_use]
+pub fn encode_with_format<T: serde::Serialize>(format: u8, state: &T) -> Bytes {
+    let mut out = vec![format];
+    out.extend(postcard::to_stdvec(state).expect("encoding into a Vec cannot fail"));
+    Bytes::from(out)
+}
+
+/// Decodes what [`encode_with_format`] wrote, checking the format byte.
+///
+/// # Errors
+/// [`StateError`] as [`Hosted::decode_state`] describes.
+pub fn decode_with_format<T: serde::de::DeserializeOwned>(
+    format: u8,
+    bytes: &[u8],
+) -> Result<T, StateError> {
+    match bytes.split_first() {
+        Some((&f, state)) if f == format => {
+            postcard::from_bytes(state).map_err(|e| StateError::Undecodable(e.to_string()))
+        }
+        Some((&found, _)) => Err(StateError::Format {
+            found,
+            expected: format,
+        }),
+        None => Err(StateError::Undecodable("empty".into())),
+    }
+}

@@ -1,0 +1,316 @@
+//! The store hosted in a group: its locks, commands, reads and snapshots, and the typed calls
+//! a node's callers use.
+//!
+//! Locks: a write locks its key (and, with an idempotency token, the token log, which orders
+//! tokened writes among themselves so the oldest token is forgotten first on every node); a
+//! linearizable read locks its key for reading, a recursive read locks everything for
+//! reading. The map itself sits behind one short mutex (commands are cheap); the locks are
+//! what keep each command's view serial.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use synod_core::Slot;
+use synod_exec::{
+    Agreed, Application, Ctx, GroupSpec, Hosted, Locks, StateError, Summary,
+    host::{decode_with_format, encode_with_format},
+};
+use synod_node::{Node, RequestError};
+
+use crate::store::{Entry, Kv, KvCommand, KvOutput, KvRequest};
+
+/// The kind name of key-value groups in the catalog.
+pub const KIND: &str = "kv";
+
+/// The format of the store's snapshot encoding; raise it with every change to it.
+const FORMAT: u8 = 1;
+
+/// What a key-value command locks.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum KvLock {
+    /// One key.
+    Entry(String),
+    /// The idempotency-token log.
+    Tokens,
+}
+
+/// A read: one key, or every key under a prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Query {
+    /// The key, or the prefix.
+    pub key: String,
+    /// Every key under `key` as a prefix.
+    pub recurse: bool,
+}
+
+/// The result of a read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadResult {
+    /// Everything below this GSN is reflected.
+    pub gsn: Slot,
+    /// The entry, if the key exists (single-key reads).
+    pub entry: Option<Entry>,
+    /// Every entry under the prefix, in key order (recursive reads).
+    pub entries: Vec<(String, Entry)>,
+}
+
+/// The result of a write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteResult {
+    /// The GSN at which it was applied (an earlier one for a repeated idempotency token).
+    pub gsn: Slot,
+    /// What it produced.
+    pub output: KvOutput,
+}
+
+/// A command for the scheduler.
+#[derive(Clone, Debug)]
+pub enum KvOp {
+    /// A write agreed in the log.
+    Write(KvRequest),
+    /// A linearizable read, run at its barrier's place on the node that serves it.
+    Read(Query),
+}
+
+/// What a command produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KvResult {
+    /// A write: the GSN whose outcome it is and the outcome.
+    Written(WriteResult),
+    /// A read.
+    Read(ReadResult),
+}
+
+impl Query {
+    fn run(&self, gsn: Slot, kv: &Kv) -> ReadResult {
+        if self.recurse {
+            let entries = kv
+                .prefix(&self.key)
+                .map(|(k, e)| (k.clone(), e.clone()))
+                .collect();
+            ReadResult {
+                gsn,
+                entry: None,
+                entries,
+            }
+        } else {
+            ReadResult {
+                gsn,
+                entry: kv.get(&self.key).cloned(),
+                entries: Vec::new(),
+            }
+        }
+    }
+}
+
+/// The key-value store as a group's application.
+#[derive(Debug, Default)]
+pub struct KvApp {
+    kv: Mutex<Kv>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl KvApp {
+    /// An empty store (every key-value group starts so, whatever its spec).
+    #[must_use]
+    pub fn new(_spec: &GroupSpec) -> KvApp {
+        KvApp::default()
+    }
+
+    /// A read outside the GSN order (`?stale`): each key's value is one its history had, but
+    /// keys may reflect different GSNs (commands on other keys finish in any order).
+    #[must_use]
+    pub fn read_stale(&self, query: &Query, applied: Slot) -> ReadResult {
+        query.run(applied, &lock(&self.kv))
+    }
+
+    /// The encoding of a request as a command in the log.
+    #[must_use]
+    pub fn encode(req: &KvRequest) -> Bytes {
+        Bytes::from(postcard::to_stdvec(req).expect("encoding into a Vec cannot fail"))
+    }
+}
+
+impl Application for KvApp {
+    type Key = KvLock;
+    type Command = KvOp;
+    type Output = KvResult;
+    type Snapshot = Kv;
+
+    fn locks(&self, cmd: &KvOp) -> Locks<KvLock> {
+        match cmd {
+            KvOp::Write(req) => {
+                let token = req.token.as_ref().map(|_| KvLock::Tokens);
+                let key = KvLock::Entry(req.cmd.key().to_string());
+                Locks::keys([], std::iter::once(key).chain(token))
+            }
+            KvOp::Read(query) if query.recurse => Locks::ReadAll,
+            KvOp::Read(query) => Locks::keys([KvLock::Entry(query.key.clone())], []),
+        }
+    }
+
+    fn apply(&self, ctx: &Ctx<'_, KvLock>, cmd: KvOp) -> KvResult {
+        match cmd {
+            KvOp::Write(req) => {
+                if req.token.is_some() {
+                    ctx.check_write(&KvLock::Tokens);
+                }
+                ctx.check_write(&KvLock::Entry(req.cmd.key().to_string()));
+                let (at, output) = lock(&self.kv).apply_request(ctx.gsn(), &req);
+                KvResult::Written(WriteResult {
+                    gsn: Slot(at),
+                    output,
+                })
+            }
+            KvOp::Read(query) => {
+                if query.recurse {
+                    ctx.check_scan();
+                } else {
+                    ctx.check_read(&KvLock::Entry(query.key.clone()));
+                }
+                KvResult::Read(query.run(Slot(ctx.gsn() + 1), &lock(&self.kv)))
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Kv {
+        lock(&self.kv).clone()
+    }
+
+    fn restore(&self, state: Kv) {
+        *lock(&self.kv) = state;
+    }
+}
+
+impl Hosted for KvApp {
+    type Query = Query;
+
+    fn decode(&self, bytes: &Bytes, _at: Agreed) -> Option<KvOp> {
+        postcard::from_bytes(bytes).ok().map(KvOp::Write)
+    }
+
+    fn query(&self, query: Query) -> KvOp {
+        KvOp::Read(query)
+    }
+
+    fn encode_state(state: &Kv) -> Bytes {
+        encode_with_format(FORMAT, state)
+    }
+
+    fn decode_state(&self, bytes: &[u8]) -> Result<Kv, StateError> {
+        decode_with_format(FORMAT, bytes)
+    }
+
+    fn summary(&self) -> Summary {
+        let kv = lock(&self.kv);
+        Summary {
+            items: kv.len() as u64,
+            digest: kv.content_hash(),
+        }
+    }
+}
+
+/// Typed key-value calls on a node, for a group that runs [`KvApp`].
+#[allow(async_fn_in_trait)] // called on the concrete `Node` only
+pub trait KvNode {
+    /// Proposes `cmd` in `group` and waits until it is applied here.
+    ///
+    /// # Errors
+    /// [`RequestError`]; on `Stopped` the outcome is unknown.
+    async fn write(&self, group: u32, cmd: KvCommand) -> Result<WriteResult, RequestError>;
+
+    /// Like [`KvNode::write`], with an idempotency token: retrying with the same token after
+    /// a lost answer applies the command at most once and returns the first outcome.
+    ///
+    /// # Errors
+    /// [`RequestError`]; on `Stopped` the outcome is unknown (retry with the same token).
+    async fn write_once(
+        &self,
+        group: u32,
+        cmd: KvCommand,
+        token: Option<String>,
+    ) -> Result<WriteResult, RequestError>;
+
+    /// Reads `key`: linearizable (through a barrier in the log) or from local state.
+    ///
+    /// # Errors
+    /// [`RequestError`].
+    async fn read(
+        &self,
+        group: u32,
+        key: &str,
+        linearizable: bool,
+    ) -> Result<ReadResult, RequestError>;
+
+    /// Lists every key under `prefix`: linearizable or from local state.
+    ///
+    /// # Errors
+    /// [`RequestError`].
+    async fn list(
+        &self,
+        group: u32,
+        prefix: &str,
+        linearizable: bool,
+    ) -> Result<ReadResult, RequestError>;
+}
+
+impl KvNode for Node {
+    async fn write(&self, group: u32, cmd: KvCommand) -> Result<WriteResult, RequestError> {
+        self.write_once(group, cmd, None).await
+    }
+
+    async fn write_once(
+        &self,
+        group: u32,
+        cmd: KvCommand,
+        token: Option<String>,
+    ) -> Result<WriteResult, RequestError> {
+        let command = KvApp::encode(&KvRequest { token, cmd });
+        match self.submit_to::<KvApp>(group, command).await? {
+            (_, KvResult::Written(w)) => Ok(w),
+            (_, KvResult::Read(_)) => Err(RequestError::WrongKind),
+        }
+    }
+
+    async fn read(
+        &self,
+        group: u32,
+        key: &str,
+        linearizable: bool,
+    ) -> Result<ReadResult, RequestError> {
+        query(self, group, key, false, linearizable).await
+    }
+
+    async fn list(
+        &self,
+        group: u32,
+        prefix: &str,
+        linearizable: bool,
+    ) -> Result<ReadResult, RequestError> {
+        query(self, group, prefix, true, linearizable).await
+    }
+}
+
+async fn query(
+    node: &Node,
+    group: u32,
+    key: &str,
+    recurse: bool,
+    linearizable: bool,
+) -> Result<ReadResult, RequestError> {
+    let query = Query {
+        key: key.to_string(),
+        recurse,
+    };
+    if !linearizable {
+        let (app, applied) = node.app_of::<KvApp>(group).await?;
+        return Ok(app.read_stale(&query, applied));
+    }
+    match node.query_to::<KvApp>(group, query).await? {
+        (_, KvResult::Read(r)) => Ok(r),
+        (_, KvResult::Written(_)) => Err(RequestError::WrongKind),
+    }
+}

@@ -1,0 +1,243 @@
+//! # synod-locktable: a replicated lock table with fencing tokens
+//!
+//! An example of an application on the Synod engine, small enough to read in one sitting and
+//! written without changing the engine (docs/APPLICATIONS.md walks through it). A client
+//! acquires a named lock for an owner and gets a *fencing token*: the GSN at which the lock was
+//! granted, which grows with every grant of the lock, so a resource guarded by the lock can
+//! refuse a stale holder's writes (Kleppmann's fencing). Every node applies the same acquires
+//! and releases in the same order, so every node agrees on who holds each lock.
+//!
+//! What the engine needs from it is two traits: [`synod_exec::Application`] (the locks each
+//! command takes, and applying it) and [`synod_exec::Hosted`] (decoding agreed bytes, local
+//! reads, snapshot encodings). A node hosts it once its registry knows the kind:
+//! `Apps::new(...).with(KIND, LockTable::new)`.
+//!
+//! What it does not do: expire locks (a lock is held until released; leases with agreed
+//! expiry are the coordination service's job), or serve HTTP.
+
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use synod_exec::host::{decode_with_format, encode_with_format};
+use synod_exec::{Agreed, Application, Ctx, GroupSpec, Hosted, Locks, StateError, Summary};
+use synod_node::{Node, RequestError};
+
+/// The kind name of lock tables in the catalog.
+pub const KIND: &str = "locktable";
+
+/// The format of the table's snapshot encoding; raise it with every change to it.
+const FORMAT: u8 = 1;
+
+/// What a client proposes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LockCommand {
+    /// Take `lock` for `owner`, if it is free (or already `owner`'s).
+    Acquire {
+        /// The lock's name.
+        lock: String,
+        /// Who takes it.
+        owner: String,
+    },
+    /// Give `lock` back, if `owner` holds it.
+    Release {
+        /// The lock's name.
+        lock: String,
+        /// Who gives it back.
+        owner: String,
+    },
+}
+
+impl LockCommand {
+    fn lock(&self) -> &str {
+        match self {
+            LockCommand::Acquire { lock, .. } | LockCommand::Release { lock, .. } => lock,
+        }
+    }
+}
+
+/// A lock's holder.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    /// Who holds it.
+    pub owner: String,
+    /// The fencing token of the grant: the GSN of the acquire.
+    pub token: u64,
+}
+
+/// What a command (or a read) produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LockAnswer {
+    /// The lock is the caller's, with this fencing token (the same token if the caller held
+    /// it already: acquiring is idempotent).
+    Granted {
+        /// The fencing token.
+        token: u64,
+    },
+    /// Someone else holds it.
+    Held(Holder),
+    /// Released.
+    Released,
+    /// The caller did not hold it; nothing changed.
+    NotHeld,
+    /// A read: who holds the lock, if anyone.
+    Holder(Option<Holder>),
+}
+
+/// A command for the scheduler: an agreed change, or a read at a barrier's place.
+#[derive(Clone, Debug)]
+pub enum LockOp {
+    /// An agreed acquire or release.
+    Change(LockCommand),
+    /// Who holds this lock (a linearizable read on one node).
+    Read(String),
+}
+
+/// The table: lock name to holder.
+#[derive(Debug, Default)]
+pub struct LockTable {
+    held: Mutex<BTreeMap<String, Holder>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl LockTable {
+    /// An empty table (every lock table starts so).
+    #[must_use]
+    pub fn new(_spec: &GroupSpec) -> LockTable {
+        LockTable::default()
+    }
+
+    /// The encoding of a command in the log.
+    #[must_use]
+    pub fn encode(cmd: &LockCommand) -> Bytes {
+        Bytes::from(postcard::to_stdvec(cmd).expect("encoding into a Vec cannot fail"))
+    }
+}
+
+impl Application for LockTable {
+    /// Commands lock the name of the lock they touch: acquires of different locks run in
+    /// parallel, two acquires of one lock run in GSN order.
+    type Key = String;
+    type Command = LockOp;
+    type Output = LockAnswer;
+    type Snapshot = BTreeMap<String, Holder>;
+
+    fn locks(&self, op: &LockOp) -> Locks<String> {
+        match op {
+            LockOp::Change(cmd) => Locks::keys([], [cmd.lock().to_string()]),
+            LockOp::Read(name) => Locks::keys([name.clone()], []),
+        }
+    }
+
+    fn apply(&self, ctx: &Ctx<'_, String>, op: LockOp) -> LockAnswer {
+        match op {
+            LockOp::Read(name) => {
+                ctx.check_read(&name);
+                LockAnswer::Holder(lock(&self.held).get(&name).cloned())
+            }
+            LockOp::Change(LockCommand::Acquire { lock: name, owner }) => {
+                ctx.check_write(&name);
+                let mut held = lock(&self.held);
+                match held.get(&name) {
+                    Some(h) if h.owner == owner => LockAnswer::Granted { token: h.token },
+                    Some(h) => LockAnswer::Held(h.clone()),
+                    None => {
+                        // The GSN: larger than every earlier grant of any lock, on every node.
+                        let token = ctx.gsn();
+                        held.insert(name, Holder { owner, token });
+                        LockAnswer::Granted { token }
+                    }
+                }
+            }
+            LockOp::Change(LockCommand::Release { lock: name, owner }) => {
+                ctx.check_write(&name);
+                let mut held = lock(&self.held);
+                if held.get(&name).is_some_and(|h| h.owner == owner) {
+                    held.remove(&name);
+                    LockAnswer::Released
+                } else {
+                    LockAnswer::NotHeld
+                }
+            }
+        }
+    }
+
+    fn snapshot(&self) -> BTreeMap<String, Holder> {
+        lock(&self.held).clone()
+    }
+
+    fn restore(&self, state: BTreeMap<String, Holder>) {
+        *lock(&self.held) = state;
+    }
+}
+
+impl Hosted for LockTable {
+    type Query = String;
+
+    fn decode(&self, bytes: &Bytes, _at: Agreed) -> Option<LockOp> {
+        postcard::from_bytes(bytes).ok().map(LockOp::Change)
+    }
+
+    fn query(&self, name: String) -> LockOp {
+        LockOp::Read(name)
+    }
+
+    fn encode_state(state: &BTreeMap<String, Holder>) -> Bytes {
+        encode_with_format(FORMAT, state)
+    }
+
+    fn decode_state(&self, bytes: &[u8]) -> Result<BTreeMap<String, Holder>, StateError> {
+        decode_with_format(FORMAT, bytes)
+    }
+
+    fn summary(&self) -> Summary {
+        let held = lock(&self.held);
+        // A digest of who holds what, equal on nodes idle at the same GSN.
+        let mut digest: u64 = 0xcbf2_9ce4_8422_2325;
+        for (name, h) in held.iter() {
+            for b in name
+                .bytes()
+                .chain(h.owner.bytes())
+                .chain(h.token.to_le_bytes())
+            {
+                digest = (digest ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        Summary {
+            items: held.len() as u64,
+            digest,
+        }
+    }
+}
+
+/// Agrees on `cmd` in lock table `group` through `node`; returns its answer.
+///
+/// # Errors
+/// [`RequestError`]; on `Stopped` the outcome is unknown (acquire again: it is idempotent).
+pub async fn change(
+    node: &Node,
+    group: u32,
+    cmd: &LockCommand,
+) -> Result<LockAnswer, RequestError> {
+    let (_, answer) = node
+        .submit_to::<LockTable>(group, LockTable::encode(cmd))
+        .await?;
+    Ok(answer)
+}
+
+/// Who holds `name`, as of a barrier through the log (linearizable).
+///
+/// # Errors
+/// [`RequestError`].
+pub async fn holder(node: &Node, group: u32, name: &str) -> Result<Option<Holder>, RequestError> {
+    match node.query_to::<LockTable>(group, name.to_string()).await? {
+        (_, LockAnswer::Holder(h)) => Ok(h),
+        _ => Err(RequestError::WrongKind),
+    }
+}
