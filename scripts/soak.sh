@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Long simulator soak: N random seeds (default 100000) from a random start; prints every
 # failing seed with the command that replays it. Keep failing seeds in
-# crates/sim/sim-regressions.txt once fixed.
+# crates/testing/sim/sim-regressions.txt once fixed.
 #
 #   scripts/soak.sh [N] [START]
 set -euo pipefail
