@@ -1,6 +1,13 @@
 //! `synod`: run a node (`start`), a local three-node cluster (`dev`), make development
-//! certificates (`certs`), talk to a node's API (`kv`, `status`, `group`, `member`), and run
-//! a recorded workload for fault tests (`workload`), and emulate WAN links (`delay-proxy`).
+//! certificates (`certs`), talk to a node's API (`kv`, `status`, `group`, `member`, `channel`,
+//! `notary`, `ledger`), run a recorded workload for fault tests (`workload`), and emulate WAN
+//! links (`delay-proxy`).
+//!
+//! The server half: the HTTPS API with client certificates (`http.rs` and the key-value
+//! routes, `admin.rs` for groups and members, `channels.rs`, `notaries.rs`, `access.rs` for
+//! identities and roles) over a node hosting the applications this binary ships (`apps.rs`:
+//! key-value, ledger channels, notaries). What is not here: the engine and the applications'
+//! state machines (crates `synod-node`, `synod-kv`, `synod-ledger`).
 
 mod access;
 mod admin;
