@@ -22,7 +22,7 @@ use synod_exec::{
 use tokio::sync::{oneshot, watch};
 
 use crate::catalog::{AdminCommand, AdminOutput, Catalog};
-use crate::runtime::RequestError;
+use crate::error::RequestError;
 
 /// What a node orders in a group's log. Encoded as one tag byte, then the body.
 #[derive(Clone, Debug, PartialEq, Eq)]

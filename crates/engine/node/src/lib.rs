@@ -27,6 +27,7 @@
 
 pub mod access;
 pub mod catalog;
+mod error;
 mod host;
 mod runtime;
 

@@ -14,9 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use std::any::Any;
 
 use bytes::Bytes;
-use synod_core::{
-    ConfigChange, Payload, ProposeError, Ready, Record, ReplicaId, Slot, Snapshot, Time,
-};
+use synod_core::{ConfigChange, Payload, Ready, Record, ReplicaId, Slot, Snapshot, Time};
 use synod_storage::{GroupId, StorageError};
 use synod_transport::frame::Frame;
 use synod_transport::tls::TlsIdentity;
@@ -24,6 +22,7 @@ use synod_transport::{Inbound, StartError, Transport};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::catalog::{AdminCommand, AdminOutput, Catalog};
+pub use crate::error::RequestError;
 use crate::host::{Applied, Apps, Command, Waiter};
 use synod_exec::WorkerPool;
 
@@ -133,31 +132,6 @@ pub enum NodeError {
         /// The formats.
         detail: String,
     },
-}
-
-/// Why a request failed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RequestError {
-    /// No such group on this node.
-    #[error("no group {0} on this node")]
-    NoGroup(u32),
-    /// The core refused the proposal (no quorum, overloaded, ...).
-    #[error(transparent)]
-    Refused(#[from] ProposeError),
-    /// The node stopped before answering (the write may or may not have been applied).
-    #[error("the node stopped before the outcome was known")]
-    Stopped,
-    /// This node's copy of the group is corrupt: it neither votes nor serves until the node
-    /// is replaced (see docs/OPERATIONS.md).
-    #[error("{0}; this node does not serve the group (see docs/OPERATIONS.md, corrupt group)")]
-    Corrupt(String),
-    /// A configuration change was refused when it was applied.
-    #[error("configuration change refused: {0}")]
-    Config(String),
-    /// The group runs another kind of application than the caller expected.
-    #[error("the group runs another kind of application")]
-    WrongKind,
 }
 
 /// A group's state as seen by this node.
