@@ -3,17 +3,15 @@
 //! `notary`, `ledger`), run a recorded workload for fault tests (`workload`), and emulate WAN
 //! links (`delay-proxy`).
 //!
-//! The server half: the HTTPS API with client certificates (`http.rs` and the key-value
-//! routes, `admin.rs` for groups and members, `channels.rs`, `notaries.rs`, `access.rs` for
-//! identities and roles) over a node hosting the applications this binary ships (`apps.rs`:
-//! key-value, ledger channels, notaries). What is not here: the engine and the applications'
-//! state machines (crates `synod-node`, `synod-kv`, `synod-ledger`).
+//! The server half: the HTTPS API with client certificates (`access.rs`: the identity each
+//! request carries), whose routes are the applications' own merged with those every group
+//! has (`http.rs`), over a node hosting the applications this binary ships (`apps.rs`:
+//! key-value, ledger channels, notaries). What is not here: the engine, the applications and
+//! their routes (crates `synod-node`, `synod-api`, `synod-kv`, `synod-ledger`).
 
 mod access;
-mod admin;
 mod apps;
 mod channel_cli;
-mod channels;
 mod client;
 mod config;
 mod delay_proxy;
@@ -21,7 +19,7 @@ mod dev;
 mod http;
 mod ledger_bench;
 mod ledger_cli;
-mod notaries;
+mod notary_key;
 mod workload;
 
 use std::io::Write;
@@ -385,14 +383,15 @@ fn start(path: &std::path::Path, rejoin: bool) -> Result<()> {
                  create groups, channels and notaries and change the cluster's members"
             );
         }
-        let notary_key = notaries::notary_key(&file.data_dir)
+        let notary_key = notary_key::notary_key(&file.data_dir)
             .with_context(|| format!("the notary key in {}", file.data_dir.display()))?;
-        let app = http::router(
+        let api = synod_api::Api::new(
             node,
             Duration::from_millis(file.request_timeout_ms),
             cluster_admins,
-            notary_key,
+            synod_kv::KIND,
         );
+        let app = http::router(api, notary_key);
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
         tokio::spawn(async move {

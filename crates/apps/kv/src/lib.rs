@@ -12,11 +12,13 @@
 //! The store stays in memory (persistent maps, so a snapshot copy is O(1)), as ZooKeeper's
 //! does: it holds coordination data, small by design, and every read is served from memory.
 //!
-//! What it does not do: HTTP (the server's routes call [`KvNode`]), watches or leases.
+//! Its HTTP routes ([`http::router`], Consul's KV conventions) are built on `synod-api`; the
+//! server merges them with the other applications'. What it does not do: watches or leases.
 
 #![forbid(unsafe_code)]
 
 mod app;
+pub mod http;
 pub mod store;
 
 pub use app::{KIND, KvApp, KvLock, KvNode, KvOp, KvResult, Query, ReadResult, WriteResult};

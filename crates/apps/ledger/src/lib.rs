@@ -20,8 +20,9 @@
 //!
 //! The node hosts a [`ChannelApp`] as the application of a ledger channel's group and a
 //! [`NotaryApp`] as a notary's (and `synod ledger verify` runs [`audit()`] on every node's
-//! chain). What this crate does not do: identities from the cluster CA and per-channel roles,
-//! or any I/O, clock or randomness.
+//! chain); [`http`] holds their routes, with per-channel roles (`synod-api`). The state
+//! machines do no I/O and read no clock or randomness; what this crate does not do: keep the
+//! chain on disk (a channel is in memory today), identities (the server's TLS acceptor).
 
 #![forbid(unsafe_code)]
 
@@ -30,6 +31,7 @@ pub mod block;
 pub mod channel;
 pub mod cutter;
 pub mod hosted;
+pub mod http;
 pub mod merkle;
 pub mod notary;
 pub mod tx;

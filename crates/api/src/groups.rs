@@ -1,4 +1,7 @@
-//! The admin API: groups (`/v1/groups`) and their members (`/v1/groups/{group}/members`).
+//! What every group has, whatever its kind: `/v1/groups` (create, list, show, remove), its
+//! members (`/v1/groups/{group}/members`), `/v1/status` and `/v1/whoami` ([`router`]); and
+//! the plumbing applications reuse for their own kinds (agreeing on a catalog change,
+//! creating, listing, removing).
 //!
 //! Catalog changes are agreed in the default group like any write, so any node accepts them
 //! and every node ends with the same catalog. Adding a member is three agreed steps, each safe
@@ -8,43 +11,82 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::json;
 use synod_core::{ConfigChange, ReplicaId};
 use synod_node::access::Role;
 use synod_node::catalog::{AdminCommand, AdminOutput, DEFAULT_GROUP_NAME, GroupInfo};
-use synod_node::{DEFAULT_GROUP, RequestError};
 
 use crate::access::{self, Who};
-use crate::http::{Api, error, group_id, gsn_header, request_error};
+use crate::{Api, barrier, error, group_id, gsn_header, request_error, timed_out};
+
+/// The routes every group has: groups, members, status, whoami. Served with the [`Api`] as
+/// state, merged with the applications' routers.
+pub fn router() -> Router<Arc<Api>> {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/whoami", get(access::whoami))
+        .route("/v1/groups", get(list).post(create))
+        .route("/v1/groups/{group}", get(show).delete(remove))
+        .route("/v1/groups/{group}/members", post(add_member))
+        .route("/v1/groups/{group}/members/{id}", delete(remove_member))
+}
+
+/// `GET /v1/status`: the groups hosted here (one with an access list only to those who may
+/// read it).
+async fn status(State(api): State<Arc<Api>>, who: Who) -> Response {
+    let catalog = api.node.catalog();
+    let visible = access::visible_to(&api, &who, |_| true);
+    let groups: Vec<_> = api
+        .node
+        .status()
+        .await
+        .into_iter()
+        .filter(|g| catalog.group_by_id(g.group).is_none_or(&visible))
+        .map(|g| {
+            json!({
+                "group": g.name, "id": g.group, "applied_gsn": g.applied.0, "members": g.members,
+                "has_quorum": g.has_quorum, "kind": g.kind, "items": g.items,
+                "content_hash": format!("{:016x}", g.content_hash), "pending": g.pending,
+                "corrupt": g.corrupt, "rejoining": g.rejoining,
+            })
+        })
+        .collect();
+    axum::Json(json!({ "groups": groups })).into_response()
+}
 
 /// Most members a group may be created with.
 const MEMBERS_MAX: usize = 64;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct CreateGroup {
+struct CreateGroup {
     name: String,
     members: Vec<u16>,
 }
 
+/// `POST .../members`: the body.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct AddMember {
-    id: u16,
+pub struct AddMember {
+    /// The node to add.
+    pub id: u16,
     /// The node's peer address, if the cluster does not know it yet.
-    addr: Option<String>,
+    pub addr: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
-pub(crate) struct StaleQuery {
+struct StaleQuery {
     stale: Option<String>,
 }
 
-pub(crate) fn group_json(g: &GroupInfo, hosted_here: bool) -> serde_json::Value {
+/// A group as the API shows it.
+pub fn group_json(g: &GroupInfo, hosted_here: bool) -> serde_json::Value {
     let mut v = json!({
         "name": g.name, "id": g.id, "genesis_members": g.genesis, "hosts": g.hosts,
         "created_gsn": g.created_gsn, "hosted_here": hosted_here,
@@ -57,7 +99,7 @@ pub(crate) fn group_json(g: &GroupInfo, hosted_here: bool) -> serde_json::Value 
 }
 
 /// Proposes `cmd` in the default group within the request timeout.
-pub(crate) async fn agree(api: &Api, cmd: AdminCommand) -> Result<(u64, AdminOutput), Response> {
+pub async fn agree(api: &Api, cmd: AdminCommand) -> Result<(u64, AdminOutput), Response> {
     match tokio::time::timeout(api.timeout, api.node.admin(cmd)).await {
         Err(_) => Err(error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -68,30 +110,13 @@ pub(crate) async fn agree(api: &Api, cmd: AdminCommand) -> Result<(u64, AdminOut
     }
 }
 
-/// Waits until everything acknowledged before now is applied to this node's catalog (before
-/// an administrator's rights are checked, so a revocation acknowledged elsewhere counts).
-pub(crate) async fn barrier(api: &Api) -> Result<u64, Response> {
-    match tokio::time::timeout(api.timeout, api.node.barrier(DEFAULT_GROUP)).await {
-        Err(_) => Err(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timed out waiting for a read barrier",
-        )),
-        Ok(Err(e)) => Err(request_error(&e)),
-        Ok(Ok(gsn)) => Ok(gsn.0 + 1),
-    }
-}
-
 async fn hosted(api: &Api) -> Vec<u32> {
     api.node.status().await.iter().map(|s| s.group).collect()
 }
 
 /// `GET /v1/groups`: every key-value group, and the channels and notaries the caller may read
 /// (all of them for a cluster administrator).
-pub(crate) async fn list(
-    State(api): State<Arc<Api>>,
-    who: Who,
-    Query(q): Query<StaleQuery>,
-) -> Response {
+async fn list(State(api): State<Arc<Api>>, who: Who, Query(q): Query<StaleQuery>) -> Response {
     let visible = access::visible_to(&api, &who, |_| true);
     if q.stale.is_some() {
         return list_at(&api, 0, visible, "groups").await;
@@ -101,11 +126,7 @@ pub(crate) async fn list(
 
 /// The groups `wanted` picks, as `{ what: [...] }`, after a barrier (everything acknowledged
 /// before the request is listed).
-pub(crate) async fn list_kind(
-    api: &Api,
-    wanted: impl Fn(&GroupInfo) -> bool,
-    what: &str,
-) -> Response {
+pub async fn list_kind(api: &Api, wanted: impl Fn(&GroupInfo) -> bool, what: &str) -> Response {
     match barrier(api).await {
         Ok(gsn) => list_at(api, gsn, wanted, what).await,
         Err(r) => r,
@@ -124,7 +145,7 @@ async fn list_at(api: &Api, gsn: u64, wanted: impl Fn(&GroupInfo) -> bool, what:
 }
 
 /// `GET /v1/groups/{group}`: one group (a channel or notary only to those who may read it).
-pub(crate) async fn show(
+async fn show(
     State(api): State<Arc<Api>>,
     who: Who,
     Path(name): Path<String>,
@@ -158,7 +179,7 @@ pub(crate) async fn show(
     (gsn_header(gsn), axum::Json(body)).into_response()
 }
 
-pub(crate) async fn create(
+async fn create(
     State(api): State<Arc<Api>>,
     who: Who,
     body: Result<axum::Json<CreateGroup>, axum::extract::rejection::JsonRejection>,
@@ -173,15 +194,15 @@ pub(crate) async fn create(
     let cmd = AdminCommand::CreateGroup {
         name: req.name,
         members: req.members,
-        kind: synod_kv::KIND.into(),
-        params: bytes::Bytes::new(),
+        kind: api.default_kind.clone(),
+        params: Default::default(),
         access: None,
     };
     create_answer(&api, &who, cmd).await
 }
 
 /// The 400 answer for a new group's (any kind's) name or members, if they are not acceptable.
-pub(crate) fn bad_new_group(name: &str, members: &[u16]) -> Option<Response> {
+pub fn bad_new_group(name: &str, members: &[u16]) -> Option<Response> {
     if members.is_empty() || members.len() > MEMBERS_MAX {
         return Some(error(
             StatusCode::BAD_REQUEST,
@@ -196,7 +217,7 @@ pub(crate) fn bad_new_group(name: &str, members: &[u16]) -> Option<Response> {
 /// Agrees on a group's creation (any kind), which only the cluster's administrators may ask
 /// for, and answers: 201 with the group, 200 if it existed with these settings already, 409
 /// if it exists otherwise.
-pub(crate) async fn create_answer(api: &Api, who: &Who, cmd: AdminCommand) -> Response {
+pub async fn create_answer(api: &Api, who: &Who, cmd: AdminCommand) -> Response {
     if let Some(refused) = access::not_cluster_admin(api, who) {
         return refused;
     }
@@ -219,11 +240,7 @@ pub(crate) async fn create_answer(api: &Api, who: &Who, cmd: AdminCommand) -> Re
 }
 
 /// `DELETE /v1/groups/{group}`: any group; a channel or notary only by its administrators.
-pub(crate) async fn remove(
-    State(api): State<Arc<Api>>,
-    who: Who,
-    Path(name): Path<String>,
-) -> Response {
+async fn remove(State(api): State<Arc<Api>>, who: Who, Path(name): Path<String>) -> Response {
     if name == DEFAULT_GROUP_NAME {
         return error(
             StatusCode::BAD_REQUEST,
@@ -262,7 +279,7 @@ async fn admin_of(api: &Api, who: &Who, name: &str) -> Result<u32, Response> {
 }
 
 /// Agrees on removing group `name`, asked by `who` (checked again when applied).
-pub(crate) async fn remove_group(api: &Api, who: Who, name: String) -> Response {
+pub async fn remove_group(api: &Api, who: Who, name: String) -> Response {
     match agree(api, AdminCommand::RemoveGroup { name, by: who.0 }).await {
         Err(r) => r,
         Ok((gsn, AdminOutput::Removed(g))) => {
@@ -283,16 +300,9 @@ pub(crate) async fn remove_group(api: &Api, who: Who, name: String) -> Response 
 /// Proposes a configuration change in group `group` (named `name`), hosted here.
 async fn reconfigure(api: &Api, group: u32, name: &str, change: ConfigChange) -> Response {
     match tokio::time::timeout(api.timeout, api.node.change_config(group, change)).await {
-        Err(_) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timed out waiting for agreement (is a quorum reachable?)",
-        ),
+        Err(_) => timed_out(),
         // Refused when proposed (already a member, the last member) or when applied: a
-        // conflict with the group's configuration, not a reason to retry.
-        Ok(Err(
-            e @ (RequestError::Config(_)
-            | RequestError::Refused(synod_core::ProposeError::Config(_))),
-        )) => error(StatusCode::CONFLICT, e.to_string()),
+        // conflict with the group's configuration (409), not a reason to retry.
         Ok(Err(e)) => request_error(&e),
         Ok(Ok(from)) => (
             gsn_header(from.0),
@@ -302,7 +312,8 @@ async fn reconfigure(api: &Api, group: u32, name: &str, change: ConfigChange) ->
     }
 }
 
-pub(crate) async fn add_member(
+/// `POST /v1/groups/{group}/members` (and a kind's own members route): adds a voting member.
+pub async fn add_member(
     State(api): State<Arc<Api>>,
     who: Who,
     Path(name): Path<String>,
@@ -355,7 +366,8 @@ pub(crate) async fn add_member(
     .await
 }
 
-pub(crate) async fn remove_member(
+/// `DELETE /v1/groups/{group}/members/{id}` (and a kind's own): removes a voting member.
+pub async fn remove_member(
     State(api): State<Arc<Api>>,
     who: Who,
     Path((name, id)): Path<(String, u16)>,
@@ -371,4 +383,54 @@ pub(crate) async fn remove_member(
         ConfigChange::RemoveMember(ReplicaId(id)),
     )
     .await
+}
+
+/// `PUT /v1/channels/{channel}/access` and `PUT /v1/notaries/{notary}/access`: replaces the
+/// access list (administrators only, checked again where the change is agreed). Answers with
+/// the group as the catalog now holds it.
+pub async fn set_access(
+    api: Arc<Api>,
+    who: Who,
+    name: String,
+    kind: &access::Kind,
+    body: Result<axum::Json<access::AccessJson>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let axum::Json(named) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
+    };
+    if let Err(r) = access::authorize(&api, &who, &name, kind, Role::Admin).await {
+        return r;
+    }
+    // A list without administrators keeps the current ones (not the caller alone).
+    let admins_left_out = named.admins.is_none();
+    let current = api
+        .node
+        .catalog()
+        .group(&name)
+        .and_then(|g| g.access.clone());
+    let mut access = access::access_or_default(&who, Some(named));
+    if let (Some(current), true) = (current, admins_left_out) {
+        access.admins = current.admins;
+    }
+    if let Err(why) = access.check() {
+        return error(StatusCode::BAD_REQUEST, why);
+    }
+    let cmd = AdminCommand::SetAccess {
+        name,
+        access,
+        by: who.0,
+    };
+    match agree(&api, cmd).await {
+        Err(r) => r,
+        Ok((gsn, AdminOutput::Group(g))) => {
+            (gsn_header(gsn), axum::Json(group_json(&g, false))).into_response()
+        }
+        // Revoked, or removed, between the check above and agreement.
+        Ok((_, AdminOutput::Refused(why))) => error(StatusCode::CONFLICT, why),
+        Ok((_, other)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("unexpected outcome {other:?}"),
+        ),
+    }
 }

@@ -3,27 +3,30 @@
 
 use std::sync::Arc;
 
+use crate::NotaryApp;
+use crate::{NotariseRequest, NotaryOutcome, StateRef};
+use axum::Extension;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use synod_ledger::NotaryApp;
-use synod_ledger::{NotariseRequest, NotaryOutcome, StateRef};
 use synod_node::access::Role;
 use synod_node::catalog::{AdminCommand, GroupInfo};
 
-use crate::access::{self, AccessJson, Kind, Who, access_or_default, authorize};
-use crate::admin::{bad_new_group, create_answer};
-use crate::http::{Api, error, gsn_header, request_error};
+use synod_api::access::{self, AccessJson, Who, access_or_default, authorize};
+use synod_api::groups::{self, bad_new_group, create_answer};
+use synod_api::{Api, error, gsn_header, request_error, timed_out};
+
+use super::{NOTARY, NotaryKey};
 
 /// Most inputs plus references one request may name.
 const STATES_MAX: usize = 1_024;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct CreateNotary {
+pub(super) struct CreateNotary {
     name: String,
     members: Vec<u16>,
     /// Who may notarise (writers) and administer; every role to the creator if left out.
@@ -31,7 +34,7 @@ pub(crate) struct CreateNotary {
 }
 
 /// `POST /v1/notaries`.
-pub(crate) async fn create(
+pub(super) async fn create(
     State(api): State<Arc<Api>>,
     who: Who,
     body: Result<axum::Json<CreateNotary>, JsonRejection>,
@@ -50,7 +53,7 @@ pub(crate) async fn create(
     let cmd = AdminCommand::CreateGroup {
         name: req.name,
         members: req.members,
-        kind: synod_ledger::NOTARY_KIND.into(),
+        kind: crate::NOTARY_KIND.into(),
         params: bytes::Bytes::new(),
         access: Some(access),
     };
@@ -58,32 +61,32 @@ pub(crate) async fn create(
 }
 
 /// `PUT /v1/notaries/{notary}/access`.
-pub(crate) async fn set_access(
+pub(super) async fn set_access(
     State(api): State<Arc<Api>>,
     who: Who,
     Path(notary): Path<String>,
     body: Result<axum::Json<AccessJson>, JsonRejection>,
 ) -> Response {
-    access::set_access(api, who, notary, Kind::Notary, body).await
+    groups::set_access(api, who, notary, &NOTARY, body).await
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct StateJson {
+pub(super) struct StateJson {
     tx: String,
     index: u32,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Window {
+pub(super) struct Window {
     from_ms: Option<u64>,
     until_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Notarise {
+pub(super) struct Notarise {
     tx_id: String,
     inputs: Vec<StateJson>,
     #[serde(default)]
@@ -104,13 +107,14 @@ fn refs(states: Vec<StateJson>) -> Vec<StateRef> {
 /// `POST /v1/notaries/{notary}/notarise`: 200 with this node's signature if the inputs are
 /// now consumed by this transaction (or already were, by it); 409 naming each conflicting
 /// state and its consumer; 422 outside the time window (judged on agreed time).
-pub(crate) async fn notarise(
+pub(super) async fn notarise(
     State(api): State<Arc<Api>>,
+    Extension(key): Extension<NotaryKey>,
     who: Who,
     Path(notary): Path<String>,
     body: Result<axum::Json<Notarise>, JsonRejection>,
 ) -> Response {
-    let id = match authorize(&api, &who, &notary, Kind::Notary, Role::Write).await {
+    let id = match authorize(&api, &who, &notary, &NOTARY, Role::Write).await {
         Ok(id) => id,
         Err(r) => return r,
     };
@@ -141,28 +145,25 @@ pub(crate) async fn notarise(
     let command = NotaryApp::encode(&request);
     let notarised = api.node.submit_to::<NotaryApp>(id, command);
     match tokio::time::timeout(api.timeout, notarised).await {
-        Err(_) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timed out waiting for agreement (is a quorum reachable?)",
-        ),
+        Err(_) => timed_out(),
         Ok(Err(e)) => request_error(&e),
         Ok(Ok((gsn, outcome))) => {
             let headers = gsn_header(gsn.0);
             match outcome {
                 NotaryOutcome::Notarised => {
                     // What the signature covers, so that anyone can check it with
-                    // `synod_ledger::notary::verify_notarisation`: this notary, and the request
+                    // `crate::notary::verify_notarisation`: this notary, and the request
                     // as judged (times in nanoseconds).
                     let notary = notary_identity(&api, id);
-                    let signature = notary.as_ref().map(|n| {
-                        synod_ledger::notary::sign_notarisation(&api.notary_key, n, &signed)
-                    });
+                    let signature = notary
+                        .as_ref()
+                        .map(|n| crate::notary::sign_notarisation(&key.0, n, &signed));
                     (
                         headers,
                         axum::Json(json!({
                             "notarised": true, "tx_id": signed.tx_id,
                             "signature": signature.map(|s| hex::encode(s.to_bytes())),
-                            "notary_key": hex::encode(api.notary_key.verifying_key().to_bytes()),
+                            "notary_key": hex::encode(key.0.verifying_key().to_bytes()),
                             "signed": { "notary": notary, "request": signed },
                         })),
                     )
@@ -198,76 +199,46 @@ pub(crate) async fn notarise(
 }
 
 /// `GET /v1/notaries/{notary}/key`: the key this node signs notarisations with.
-pub(crate) async fn key(
+pub(super) async fn key(
     State(api): State<Arc<Api>>,
+    Extension(key): Extension<NotaryKey>,
     who: Who,
     Path(notary): Path<String>,
 ) -> Response {
-    if let Err(r) = authorize(&api, &who, &notary, Kind::Notary, Role::Read).await {
+    if let Err(r) = authorize(&api, &who, &notary, &NOTARY, Role::Read).await {
         return r;
     }
-    let key = api.notary_key.verifying_key().to_bytes();
+    let key = key.0.verifying_key().to_bytes();
     axum::Json(json!({ "notary_key": hex::encode(key) })).into_response()
 }
 
 /// `GET /v1/notaries`: the notaries the caller may read (all of them for a cluster
 /// administrator), with their access lists.
-pub(crate) async fn list(State(api): State<Arc<Api>>, who: Who) -> Response {
-    let wanted = |g: &GroupInfo| g.kind == synod_ledger::NOTARY_KIND;
-    crate::admin::list_kind(&api, access::visible_to(&api, &who, wanted), "notaries").await
+pub(super) async fn list(State(api): State<Arc<Api>>, who: Who) -> Response {
+    let wanted = |g: &GroupInfo| g.kind == crate::NOTARY_KIND;
+    groups::list_kind(&api, access::visible_to(&api, &who, wanted), "notaries").await
 }
 
 /// `DELETE /v1/notaries/{notary}`: removes it and its consumed states on every node
 /// (administrators).
-pub(crate) async fn remove(
+pub(super) async fn remove(
     State(api): State<Arc<Api>>,
     who: Who,
     Path(notary): Path<String>,
 ) -> Response {
-    if let Err(r) = authorize(&api, &who, &notary, Kind::Notary, Role::Admin).await {
+    if let Err(r) = authorize(&api, &who, &notary, &NOTARY, Role::Admin).await {
         return r;
     }
-    crate::admin::remove_group(&api, who, notary).await
+    groups::remove_group(&api, who, notary).await
 }
 
 /// Notary `group` as a signature names it (name, id, creation GSN), from this node's catalog.
-fn notary_identity(api: &Api, group: u32) -> Option<synod_ledger::notary::NotaryIdentity> {
+fn notary_identity(api: &Api, group: u32) -> Option<crate::notary::NotaryIdentity> {
     let catalog = api.node.catalog();
     let info = catalog.group_by_id(group)?;
-    Some(synod_ledger::notary::NotaryIdentity {
+    Some(crate::notary::NotaryIdentity {
         name: info.name.clone(),
         id: info.id,
         created_gsn: info.created_gsn,
     })
-}
-
-/// This node's notary signing key, `data_dir/notary.key` (32 random bytes, created on first
-/// start, readable by the owner only).
-///
-/// # Errors
-/// The key file cannot be read or created, or does not hold 32 bytes.
-pub(crate) fn notary_key(data_dir: &std::path::Path) -> std::io::Result<ed25519_dalek::SigningKey> {
-    let path = data_dir.join("notary.key");
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let seed: [u8; 32] = rand::random();
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(&path)?;
-            std::io::Write::write_all(&mut file, &seed)?;
-            file.sync_all()?;
-            seed.to_vec()
-        }
-        Err(e) => return Err(e),
-    };
-    let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("{}: a notary key is 32 bytes", path.display()),
-        )
-    })?;
-    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
 }

@@ -1,10 +1,13 @@
 //! The ledger channels' HTTP API: create a channel (a group whose application is a
-//! `synod_ledger::Channel`), submit signed transactions, and read what was committed: a
+//! `crate::Channel`), submit signed transactions, and read what was committed: a
 //! transaction's status, a key's value and version, a block (in the canonical encoding, for
 //! `synod ledger verify`), the tip.
 
 use std::sync::Arc;
 
+use crate::ChannelApp;
+use crate::merkle::Hash;
+use crate::{BatchConfig, Envelope, Transaction, Version};
 use axum::body::Bytes;
 use axum::extract::Query;
 use axum::extract::rejection::JsonRejection;
@@ -14,20 +17,19 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
-use synod_ledger::ChannelApp;
-use synod_ledger::merkle::Hash;
-use synod_ledger::{BatchConfig, Envelope, Transaction, Version};
 use synod_node::access::Role;
 use synod_node::catalog::{AdminCommand, GroupInfo};
 
-use crate::access::{self, AccessJson, Kind, Who, access_or_default, authorize};
-use crate::admin::{self, bad_new_group, create_answer};
-use crate::http::{Api, error, gsn_header, request_error};
+use synod_api::access::{self, AccessJson, Who, access_or_default, authorize};
+use synod_api::groups::{self, bad_new_group, create_answer};
+use synod_api::{Api, error, gsn_header, request_error, timed_out};
+
+use super::CHANNEL;
 
 /// `POST /v1/channels`: Fabric's defaults where a field is left out.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct CreateChannel {
+pub(super) struct CreateChannel {
     name: String,
     members: Vec<u16>,
     max_message_count: Option<usize>,
@@ -39,7 +41,7 @@ pub(crate) struct CreateChannel {
 }
 
 /// `POST /v1/channels`.
-pub(crate) async fn create(
+pub(super) async fn create(
     State(api): State<Arc<Api>>,
     who: Who,
     body: Result<axum::Json<CreateChannel>, JsonRejection>,
@@ -79,33 +81,33 @@ pub(crate) async fn create(
     let cmd = AdminCommand::CreateGroup {
         name: req.name,
         members: req.members,
-        kind: synod_ledger::CHANNEL_KIND.into(),
-        params: synod_ledger::hosted::channel_params(&batch),
+        kind: crate::CHANNEL_KIND.into(),
+        params: crate::hosted::channel_params(&batch),
         access: Some(access),
     };
     create_answer(&api, &who, cmd).await
 }
 
 /// `PUT /v1/channels/{channel}/access`.
-pub(crate) async fn set_access(
+pub(super) async fn set_access(
     State(api): State<Arc<Api>>,
     who: Who,
     Path(channel): Path<String>,
     body: Result<axum::Json<AccessJson>, JsonRejection>,
 ) -> Response {
-    access::set_access(api, who, channel, Kind::Channel, body).await
+    groups::set_access(api, who, channel, &CHANNEL, body).await
 }
 
 /// `POST /v1/channels/{channel}/transactions`: the body is a transaction in its canonical
-/// encoding (`synod_ledger::Transaction::encode`), signed by its creator. Answers once it is
+/// encoding (`crate::Transaction::encode`), signed by its creator. Answers once it is
 /// ordered (202): it is judged when its block is cut; poll its status.
-pub(crate) async fn submit(
+pub(super) async fn submit(
     State(api): State<Arc<Api>>,
     who: Who,
     Path(channel): Path<String>,
     body: Bytes,
 ) -> Response {
-    let id = match authorize(&api, &who, &channel, Kind::Channel, Role::Write).await {
+    let id = match authorize(&api, &who, &channel, &CHANNEL, Role::Write).await {
         Ok(id) => id,
         Err(r) => return r,
     };
@@ -122,7 +124,7 @@ pub(crate) async fn submit(
     let catalog = api.node.catalog();
     if let Some(batch) = catalog
         .group_by_id(id)
-        .and_then(|g| synod_ledger::hosted::decode_channel_params(&g.params))
+        .and_then(|g| crate::hosted::decode_channel_params(&g.params))
         && encoded.len() > batch.absolute_max_bytes
     {
         // The cutter would leave it out of every block: refuse it rather than order it.
@@ -138,10 +140,7 @@ pub(crate) async fn submit(
     let envelope = Envelope::Tx(encoded).encode();
     let submitted = api.node.submit_to::<ChannelApp>(id, envelope);
     match tokio::time::timeout(api.timeout, submitted).await {
-        Err(_) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timed out waiting for agreement (is a quorum reachable?)",
-        ),
+        Err(_) => timed_out(),
         Ok(Err(e)) => request_error(&e),
         Ok(Ok((gsn, blocks))) => (
             StatusCode::ACCEPTED,
@@ -158,9 +157,9 @@ async fn read<T: Send + 'static>(
     api: &Api,
     who: &Who,
     channel: &str,
-    f: impl FnOnce(&synod_ledger::Channel) -> T + Send + 'static,
+    f: impl FnOnce(&crate::Channel) -> T + Send + 'static,
 ) -> Result<T, Response> {
-    let id = authorize(api, who, channel, Kind::Channel, Role::Read).await?;
+    let id = authorize(api, who, channel, &CHANNEL, Role::Read).await?;
     let (app, _) = api
         .node
         .app_of::<ChannelApp>(id)
@@ -188,7 +187,7 @@ fn octets(bytes: Option<Vec<u8>>, missing: &str) -> Response {
 }
 
 /// `GET /v1/channels/{channel}`: height, tip and commit hash on this node.
-pub(crate) async fn show(
+pub(super) async fn show(
     State(api): State<Arc<Api>>,
     who: Who,
     Path(channel): Path<String>,
@@ -211,7 +210,7 @@ pub(crate) async fn show(
 }
 
 /// `GET /v1/channels/{channel}/transactions/{id}`.
-pub(crate) async fn tx_status(
+pub(super) async fn tx_status(
     State(api): State<Arc<Api>>,
     who: Who,
     Path((channel, tx)): Path<(String, String)>,
@@ -230,7 +229,7 @@ pub(crate) async fn tx_status(
 }
 
 #[derive(Deserialize, Default)]
-pub(crate) struct KeyQuery {
+pub(super) struct KeyQuery {
     history: Option<String>,
 }
 
@@ -248,7 +247,7 @@ const HISTORY_MAX: usize = 1_000;
 /// `GET /v1/channels/{channel}/keys/{key}`: the committed value (base64) and its version;
 /// with `?history`, every version written (newest last, at most the last 1,000), a deletion
 /// as a `null` value.
-pub(crate) async fn key(
+pub(super) async fn key(
     State(api): State<Arc<Api>>,
     who: Who,
     Path((channel, key)): Path<(String, String)>,
@@ -283,14 +282,14 @@ pub(crate) async fn key(
 }
 
 #[derive(Deserialize, Default)]
-pub(crate) struct BlockQuery {
+pub(super) struct BlockQuery {
     json: Option<String>,
 }
 
 /// `GET /v1/channels/{channel}/blocks/{number or header hash}`: the block in its canonical
 /// encoding (postcard), for auditing (`synod ledger verify`); with `?json`, its header,
 /// metadata and transaction count as JSON.
-pub(crate) async fn block(
+pub(super) async fn block(
     State(api): State<Arc<Api>>,
     who: Who,
     Path((channel, which)): Path<(String, String)>,
@@ -342,28 +341,28 @@ pub(crate) async fn block(
 
 /// `GET /v1/channels`: the channels the caller may read (all of them for a cluster
 /// administrator), with their access lists.
-pub(crate) async fn list(State(api): State<Arc<Api>>, who: Who) -> Response {
-    let wanted = |g: &GroupInfo| g.kind == synod_ledger::CHANNEL_KIND;
-    admin::list_kind(&api, access::visible_to(&api, &who, wanted), "channels").await
+pub(super) async fn list(State(api): State<Arc<Api>>, who: Who) -> Response {
+    let wanted = |g: &GroupInfo| g.kind == crate::CHANNEL_KIND;
+    groups::list_kind(&api, access::visible_to(&api, &who, wanted), "channels").await
 }
 
 /// `DELETE /v1/channels/{channel}`: removes it and its data on every node (administrators).
-pub(crate) async fn remove(
+pub(super) async fn remove(
     State(api): State<Arc<Api>>,
     who: Who,
     Path(channel): Path<String>,
 ) -> Response {
-    if let Err(r) = authorize(&api, &who, &channel, Kind::Channel, Role::Admin).await {
+    if let Err(r) = authorize(&api, &who, &channel, &CHANNEL, Role::Admin).await {
         return r;
     }
-    admin::remove_group(&api, who, channel).await
+    groups::remove_group(&api, who, channel).await
 }
 
-/// `GET /v1/channels/{channel}/transactions/{id}/proof`: a [`synod_ledger::TxProof`] in its
+/// `GET /v1/channels/{channel}/transactions/{id}/proof`: a [`crate::TxProof`] in its
 /// canonical encoding (postcard): the transaction under its header, the header under the chain
 /// root at this node's height. `synod ledger prove` checks it and compares the root with the
 /// other nodes'.
-pub(crate) async fn tx_proof(
+pub(super) async fn tx_proof(
     State(api): State<Arc<Api>>,
     who: Who,
     Path((channel, tx)): Path<(String, String)>,
@@ -380,7 +379,7 @@ pub(crate) async fn tx_proof(
 
 /// `GET /v1/channels/{channel}/roots/{height}`: the RFC 6962 root of the first `height` block
 /// header hashes (the chain tree), as this node holds them.
-pub(crate) async fn root(
+pub(super) async fn root(
     State(api): State<Arc<Api>>,
     who: Who,
     Path((channel, height)): Path<(String, u64)>,
@@ -399,7 +398,7 @@ pub(crate) async fn root(
 
 /// `GET /v1/channels/{channel}/consistency/{from}/{to}`: the RFC 6962 proof that the chain
 /// tree of `from` blocks is a prefix of the tree of `to` blocks, with both roots.
-pub(crate) async fn consistency(
+pub(super) async fn consistency(
     State(api): State<Arc<Api>>,
     who: Who,
     Path((channel, from, to)): Path<(String, u64, u64)>,

@@ -1,0 +1,254 @@
+//! The store's HTTP routes, following Consul's KV conventions: `PUT/GET/DELETE
+//! /v1/kv/{key}` in the default group (`?cas=GSN`, `?stale`, `?raw`, `?recurse`) and the same
+//! under `/v1/groups/{group}/kv` for any key-value group. Every answer carries the GSN it
+//! reflects in `X-Synod-Gsn`. A write carrying an `Idempotency-Key` header is applied at most
+//! once however often it is retried. Key-value groups have no access list: any identity from
+//! the cluster CA reads and writes them.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::json;
+use synod_api::{Api, error, gsn_header, request_error, timed_out};
+use synod_node::DEFAULT_GROUP;
+
+use crate::{KvCommand, KvNode, KvOutput, TOKEN_MAX};
+
+/// Largest value accepted, bytes.
+pub const VALUE_MAX: usize = 512 * 1024;
+/// Longest key accepted, bytes.
+pub const KEY_MAX: usize = 512;
+
+/// The OpenAPI paths of these routes (and the components only they use), merged by the
+/// server into one document.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// The store's routes, served with the [`Api`] as state.
+pub fn router() -> Router<Arc<Api>> {
+    Router::new()
+        .route("/v1/kv/{*key}", get(kv_get).put(kv_put).delete(kv_delete))
+        .route(
+            "/v1/groups/{group}/kv/{*key}",
+            get(group_kv_get).put(group_kv_put).delete(group_kv_delete),
+        )
+        .layer(DefaultBodyLimit::max(VALUE_MAX))
+}
+
+#[derive(Deserialize, Default)]
+struct KvQuery {
+    cas: Option<u64>,
+    stale: Option<String>,
+    raw: Option<String>,
+    recurse: Option<String>,
+}
+
+/// The id of the key-value group named `name`, or the 404 answer: channels and notaries are
+/// reached through their own routes, under their access lists.
+async fn kv_group_id(api: &Api, name: &str) -> Result<u32, Response> {
+    let kind = synod_api::access::Kind {
+        name: crate::KIND,
+        noun: "a key-value group (see /v1/channels, /v1/notaries)",
+    };
+    synod_api::group_of_kind(api, name, &kind).await
+}
+
+/// The error answer for a key outside the limits, if it is.
+fn bad_key(key: &str) -> Option<Response> {
+    (key.is_empty() || key.len() > KEY_MAX).then(|| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("keys must be 1 to {KEY_MAX} bytes"),
+        )
+    })
+}
+
+/// The `Idempotency-Key` header: retries carrying the same key apply at most once. A bad
+/// header is an error message, for a 400.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, String> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match v.to_str() {
+        Ok(s) if !s.is_empty() && s.len() <= TOKEN_MAX => Ok(Some(s.to_string())),
+        _ => Err(format!(
+            "Idempotency-Key must be 1 to {TOKEN_MAX} visible ASCII characters"
+        )),
+    }
+}
+
+async fn write(api: &Api, group: u32, cmd: KvCommand, headers: &HeaderMap) -> Response {
+    let token = match idempotency_key(headers) {
+        Ok(t) => t,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    match tokio::time::timeout(api.timeout, api.node.write_once(group, cmd, token)).await {
+        Err(_) => timed_out(),
+        Ok(Err(e)) => request_error(&e),
+        Ok(Ok(r)) => {
+            let ok = matches!(r.output, KvOutput::Done);
+            (gsn_header(r.gsn.0), axum::Json(json!(ok))).into_response()
+        }
+    }
+}
+
+async fn kv_put(
+    State(api): State<Arc<Api>>,
+    Path(key): Path<String>,
+    Query(q): Query<KvQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    put(&api, DEFAULT_GROUP, key, q, &headers, body).await
+}
+
+async fn group_kv_put(
+    State(api): State<Arc<Api>>,
+    Path((group, key)): Path<(String, String)>,
+    Query(q): Query<KvQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match kv_group_id(&api, &group).await {
+        Ok(group) => put(&api, group, key, q, &headers, body).await,
+        Err(r) => r,
+    }
+}
+
+async fn put(
+    api: &Api,
+    group: u32,
+    key: String,
+    q: KvQuery,
+    headers: &HeaderMap,
+    value: Bytes,
+) -> Response {
+    if let Some(r) = bad_key(&key) {
+        return r;
+    }
+    write(
+        api,
+        group,
+        KvCommand::Put {
+            key,
+            value,
+            cas: q.cas,
+        },
+        headers,
+    )
+    .await
+}
+
+async fn kv_delete(
+    State(api): State<Arc<Api>>,
+    Path(key): Path<String>,
+    Query(q): Query<KvQuery>,
+    headers: HeaderMap,
+) -> Response {
+    delete_key(&api, DEFAULT_GROUP, key, q, &headers).await
+}
+
+async fn group_kv_delete(
+    State(api): State<Arc<Api>>,
+    Path((group, key)): Path<(String, String)>,
+    Query(q): Query<KvQuery>,
+    headers: HeaderMap,
+) -> Response {
+    match kv_group_id(&api, &group).await {
+        Ok(group) => delete_key(&api, group, key, q, &headers).await,
+        Err(r) => r,
+    }
+}
+
+async fn delete_key(
+    api: &Api,
+    group: u32,
+    key: String,
+    q: KvQuery,
+    headers: &HeaderMap,
+) -> Response {
+    if let Some(r) = bad_key(&key) {
+        return r;
+    }
+    write(api, group, KvCommand::Delete { key, cas: q.cas }, headers).await
+}
+
+async fn kv_get(
+    State(api): State<Arc<Api>>,
+    Path(key): Path<String>,
+    Query(q): Query<KvQuery>,
+) -> Response {
+    read(&api, DEFAULT_GROUP, key, q).await
+}
+
+async fn group_kv_get(
+    State(api): State<Arc<Api>>,
+    Path((group, key)): Path<(String, String)>,
+    Query(q): Query<KvQuery>,
+) -> Response {
+    match kv_group_id(&api, &group).await {
+        Ok(group) => read(&api, group, key, q).await,
+        Err(r) => r,
+    }
+}
+
+fn entry_json(key: &str, e: &crate::Entry) -> serde_json::Value {
+    let value = base64::engine::general_purpose::STANDARD.encode(&e.value);
+    json!({ "Key": key, "Value": value, "CreateIndex": e.create_gsn, "ModifyIndex": e.modify_gsn })
+}
+
+async fn read(api: &Api, group: u32, key: String, q: KvQuery) -> Response {
+    if let Some(r) = bad_key(&key) {
+        return r;
+    }
+    let linearizable = q.stale.is_none();
+    let recurse = q.recurse.is_some();
+    let fut = async {
+        if recurse {
+            api.node.list(group, &key, linearizable).await
+        } else {
+            api.node.read(group, &key, linearizable).await
+        }
+    };
+    let read = match tokio::time::timeout(api.timeout, fut).await {
+        Err(_) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timed out waiting for a read barrier",
+            );
+        }
+        Ok(Err(e)) => return request_error(&e),
+        Ok(Ok(r)) => r,
+    };
+    let headers = gsn_header(read.gsn.0);
+    if recurse {
+        if read.entries.is_empty() {
+            return (
+                StatusCode::NOT_FOUND,
+                headers,
+                axum::Json(json!({ "error": "no keys under this prefix" })),
+            )
+                .into_response();
+        }
+        let body: Vec<_> = read.entries.iter().map(|(k, e)| entry_json(k, e)).collect();
+        return (headers, axum::Json(body)).into_response();
+    }
+    let Some(entry) = read.entry else {
+        return (
+            StatusCode::NOT_FOUND,
+            headers,
+            axum::Json(json!({ "error": "no such key" })),
+        )
+            .into_response();
+    };
+    if q.raw.is_some() {
+        return (headers, entry.value).into_response();
+    }
+    (headers, axum::Json(json!([entry_json(&key, &entry)]))).into_response()
+}
