@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 use synod_core::{ConfigChange, ReplicaId};
 use synod_node::access::Role;
-use synod_node::catalog::{AdminCommand, AdminOutput, DEFAULT_GROUP_NAME, GroupInfo};
+use synod_node::catalog::{AdminCommand, AdminOutput, DEFAULT_GROUP_NAME, GroupInfo, Refusal};
 
 use crate::access::{self, Who};
 use crate::{Api, barrier, error, group_id, gsn_header, request_error, timed_out};
@@ -58,6 +58,17 @@ async fn status(State(api): State<Arc<Api>>, who: Who) -> Response {
         })
         .collect();
     axum::Json(json!({ "groups": groups })).into_response()
+}
+
+/// The answer for a change the catalog refused where it was applied: 404 for a group that is
+/// not there, 403 for a caller who is not (or no longer) its administrator, 409 otherwise.
+pub fn refused(why: &Refusal) -> Response {
+    let status = match why {
+        Refusal::NoSuchGroup(_) => StatusCode::NOT_FOUND,
+        Refusal::NotAdministrator { .. } => StatusCode::FORBIDDEN,
+        _ => StatusCode::CONFLICT,
+    };
+    error(status, why.to_string())
 }
 
 /// Most members a group may be created with.
@@ -231,7 +242,7 @@ pub async fn create_answer(api: &Api, who: &Who, cmd: AdminCommand) -> Response 
             };
             (status, gsn_header(gsn), axum::Json(group_json(&g, false))).into_response()
         }
-        Ok((_, AdminOutput::Refused(why))) => error(StatusCode::CONFLICT, why),
+        Ok((_, AdminOutput::Refused(why))) => refused(&why),
         Ok((_, other)) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("unexpected outcome {other:?}"),
@@ -285,11 +296,7 @@ pub async fn remove_group(api: &Api, who: Who, name: String) -> Response {
         Ok((gsn, AdminOutput::Removed(g))) => {
             (gsn_header(gsn), axum::Json(group_json(&g, false))).into_response()
         }
-        Ok((_, AdminOutput::Refused(why))) if why.starts_with("no group") => {
-            error(StatusCode::NOT_FOUND, why)
-        }
-        // Not (or no longer) an administrator when the removal was applied.
-        Ok((_, AdminOutput::Refused(why))) => error(StatusCode::FORBIDDEN, why),
+        Ok((_, AdminOutput::Refused(why))) => refused(&why),
         Ok((_, other)) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("unexpected outcome {other:?}"),
@@ -341,7 +348,7 @@ pub async fn add_member(
         let cmd = AdminCommand::RegisterNode { node: req.id, addr };
         match agree(&api, cmd).await {
             Err(r) => return r,
-            Ok((_, AdminOutput::Refused(why))) => return error(StatusCode::CONFLICT, why),
+            Ok((_, AdminOutput::Refused(why))) => return refused(&why),
             Ok(_) => {}
         }
     }
@@ -353,7 +360,7 @@ pub async fn add_member(
         };
         match agree(&api, cmd).await {
             Err(r) => return r,
-            Ok((_, AdminOutput::Refused(why))) => return error(StatusCode::CONFLICT, why),
+            Ok((_, AdminOutput::Refused(why))) => return refused(&why),
             Ok(_) => {}
         }
     }
@@ -427,7 +434,7 @@ pub async fn set_access(
             (gsn_header(gsn), axum::Json(group_json(&g, false))).into_response()
         }
         // Revoked, or removed, between the check above and agreement.
-        Ok((_, AdminOutput::Refused(why))) => error(StatusCode::CONFLICT, why),
+        Ok((_, AdminOutput::Refused(why))) => refused(&why),
         Ok((_, other)) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("unexpected outcome {other:?}"),

@@ -84,7 +84,52 @@ pub enum AdminOutput {
     /// The node's address is recorded.
     Registered,
     /// Refused; nothing changed.
-    Refused(String),
+    Refused(Refusal),
+}
+
+/// Why the catalog refused a change (nothing changed). Decided where the change is applied,
+/// so every node gives the same answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Refusal {
+    /// No group has this name.
+    #[error("no group named {0:?}")]
+    NoSuchGroup(String),
+    /// The caller does not administer the group.
+    #[error("{by} may not administer {group:?}")]
+    NotAdministrator {
+        /// Who asked.
+        by: Caller,
+        /// The group.
+        group: String,
+    },
+    /// The default group stays.
+    #[error("the default group cannot be removed")]
+    DefaultGroup,
+    /// Catalog changes are agreed in the default group only.
+    #[error("catalog changes go to the default group")]
+    NotTheDefaultGroup,
+    /// The group has no access list to replace.
+    #[error("{group:?} is a {kind} group, open to every cluster identity: it has no access list")]
+    NoAccessList {
+        /// The group.
+        group: String,
+        /// Its kind.
+        kind: String,
+    },
+    /// A group of this name exists with other settings.
+    #[error("a group named {name:?} exists with members {members:?}")]
+    Exists {
+        /// Its name.
+        name: String,
+        /// Its genesis members.
+        members: Vec<u16>,
+    },
+    /// Not an acceptable group name, kind, member list or access list (the text says which).
+    #[error("{0}")]
+    Invalid(String),
+    /// A table of the catalog is full.
+    #[error("{0}")]
+    Full(String),
 }
 
 /// One group in the catalog.
@@ -198,7 +243,7 @@ impl Catalog {
             } => self.create(gsn, name, members, kind, params, access.as_ref()),
             AdminCommand::RemoveGroup { name, by } => {
                 if name == DEFAULT_GROUP_NAME {
-                    return AdminOutput::Refused("the default group cannot be removed".into());
+                    return AdminOutput::Refused(Refusal::DefaultGroup);
                 }
                 if let Err(why) = self.authorize(name, by) {
                     return AdminOutput::Refused(why);
@@ -208,7 +253,7 @@ impl Catalog {
                         self.removed.insert(g.id);
                         AdminOutput::Removed(g)
                     }
-                    None => AdminOutput::Refused(format!("no group named {name:?}")),
+                    None => AdminOutput::Refused(Refusal::NoSuchGroup(name.clone())),
                 }
             }
             AdminCommand::SetAccess { name, access, by } => {
@@ -216,19 +261,18 @@ impl Catalog {
                     return AdminOutput::Refused(why);
                 }
                 if let Err(why) = access.check() {
-                    return AdminOutput::Refused(why);
+                    return AdminOutput::Refused(Refusal::Invalid(why));
                 }
                 match self.groups.get_mut(name) {
                     Some(g) if g.access.is_some() => {
                         g.access = Some(access.clone());
                         AdminOutput::Group(g.clone())
                     }
-                    Some(g) => AdminOutput::Refused(format!(
-                        "{name:?} is a {} group, open to every cluster identity: it has no \
-                         access list",
-                        g.kind
-                    )),
-                    None => AdminOutput::Refused(format!("no group named {name:?}")),
+                    Some(g) => AdminOutput::Refused(Refusal::NoAccessList {
+                        group: name.clone(),
+                        kind: g.kind.clone(),
+                    }),
+                    None => AdminOutput::Refused(Refusal::NoSuchGroup(name.clone())),
                 }
             }
             AdminCommand::HostGroup { name, node, by } => {
@@ -240,15 +284,17 @@ impl Catalog {
                         g.hosts.insert(*node);
                         AdminOutput::Group(g.clone())
                     }
-                    None => AdminOutput::Refused(format!("no group named {name:?}")),
+                    None => AdminOutput::Refused(Refusal::NoSuchGroup(name.clone())),
                 }
             }
             AdminCommand::RegisterNode { node, addr } => {
                 if addr.parse::<std::net::SocketAddr>().is_err() {
-                    return AdminOutput::Refused(format!("{addr:?} is not an ip:port address"));
+                    return AdminOutput::Refused(Refusal::Invalid(format!(
+                        "{addr:?} is not an ip:port address"
+                    )));
                 }
                 if self.nodes.len() >= GROUPS_MAX && !self.nodes.contains_key(node) {
-                    return AdminOutput::Refused("too many registered nodes".into());
+                    return AdminOutput::Refused(Refusal::Full("too many registered nodes".into()));
                 }
                 self.nodes.insert(*node, addr.clone());
                 AdminOutput::Registered
@@ -259,11 +305,12 @@ impl Catalog {
     /// `Err` with the reason if `by` may not administer group `name` (as the catalog stands
     /// now, at this point of the log). Groups without an access list (key-value groups) and
     /// unknown names pass; the caller reports the latter.
-    fn authorize(&self, name: &str, by: &Caller) -> Result<(), String> {
+    fn authorize(&self, name: &str, by: &Caller) -> Result<(), Refusal> {
         match self.groups.get(name).and_then(|g| g.access.as_ref()) {
-            Some(access) if !by.holds(access, Role::Admin) => {
-                Err(format!("{by} may not administer {name:?}"))
-            }
+            Some(access) if !by.holds(access, Role::Admin) => Err(Refusal::NotAdministrator {
+                by: by.clone(),
+                group: name.to_string(),
+            }),
             _ => Ok(()),
         }
     }
@@ -278,21 +325,23 @@ impl Catalog {
         access: Option<&Access>,
     ) -> AdminOutput {
         if kind.is_empty() || kind.len() > GROUP_NAME_MAX {
-            return AdminOutput::Refused(format!(
+            return AdminOutput::Refused(Refusal::Invalid(format!(
                 "an application kind is 1 to {GROUP_NAME_MAX} bytes"
-            ));
+            )));
         }
         if let Err(e) = check_group_name(name) {
-            return AdminOutput::Refused(e);
+            return AdminOutput::Refused(Refusal::Invalid(e));
         }
         if let Some(Err(e)) = access.map(Access::check) {
-            return AdminOutput::Refused(e);
+            return AdminOutput::Refused(Refusal::Invalid(e));
         }
         let mut sorted = members.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
         if sorted.is_empty() {
-            return AdminOutput::Refused("a group needs at least one member".into());
+            return AdminOutput::Refused(Refusal::Invalid(
+                "a group needs at least one member".into(),
+            ));
         }
         if let Some(existing) = self.groups.get(name) {
             // Creating the same group twice (a retried request) is not an error.
@@ -303,14 +352,16 @@ impl Catalog {
             {
                 AdminOutput::Group(existing.clone())
             } else {
-                AdminOutput::Refused(format!(
-                    "a group named {name:?} exists with members {:?}",
-                    existing.genesis
-                ))
+                AdminOutput::Refused(Refusal::Exists {
+                    name: name.to_string(),
+                    members: existing.genesis.clone(),
+                })
             };
         }
         if self.groups.len() >= GROUPS_MAX {
-            return AdminOutput::Refused(format!("the cluster holds {GROUPS_MAX} groups already"));
+            return AdminOutput::Refused(Refusal::Full(format!(
+                "the cluster holds {GROUPS_MAX} groups already"
+            )));
         }
         let info = GroupInfo {
             id: self.next_id,
@@ -509,9 +560,16 @@ mod tests {
         let AdminOutput::Refused(why) = refused else {
             panic!("a non-administrator changed the access list: {refused:?}")
         };
+        assert_eq!(
+            why,
+            Refusal::NotAdministrator {
+                by: alice.clone(),
+                group: "ch".into()
+            }
+        );
         assert!(
-            why.contains("client-alice") && why.contains("administer"),
-            "{why}"
+            why.to_string()
+                .contains("client-alice\" may not administer")
         );
         let remove = |by: &Caller| AdminCommand::RemoveGroup {
             name: "ch".into(),

@@ -21,7 +21,7 @@ use synod_exec::{
 };
 use tokio::sync::{oneshot, watch};
 
-use crate::catalog::{AdminCommand, AdminOutput, Catalog};
+use crate::catalog::{AdminCommand, AdminOutput, Catalog, Refusal};
 use crate::error::RequestError;
 
 /// What a node orders in a group's log. Encoded as one tag byte, then the body.
@@ -272,8 +272,7 @@ impl<A: Hosted> Hosting<A> {
                 };
                 let Some(cell) = self.catalog.clone() else {
                     if let Some(reply) = reply {
-                        let refused =
-                            AdminOutput::Refused("catalog changes go to the default group".into());
+                        let refused = AdminOutput::Refused(Refusal::NotTheDefaultGroup);
                         let _ = reply.send(Ok((gsn, refused)));
                     }
                     return;
