@@ -15,6 +15,7 @@ use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use synod_core::GroupId;
 use synod_node::access::{Access, Caller, Role};
 use synod_node::catalog::GroupInfo;
 
@@ -59,7 +60,7 @@ pub async fn authorize(
     name: &str,
     kind: &Kind,
     role: Role,
-) -> Result<u32, Response> {
+) -> Result<GroupId, Response> {
     if role == Role::Admin {
         // A revocation acknowledged through another node counts before an administrator acts.
         barrier(api).await?;

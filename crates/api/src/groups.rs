@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::json;
-use synod_core::{ConfigChange, ReplicaId};
+use synod_core::{ConfigChange, GroupId, ReplicaId};
 use synod_node::access::Role;
 use synod_node::catalog::{AdminCommand, AdminOutput, DEFAULT_GROUP_NAME, GroupInfo, Refusal};
 
@@ -121,7 +121,7 @@ pub async fn agree(api: &Api, cmd: AdminCommand) -> Result<(u64, AdminOutput), R
     }
 }
 
-async fn hosted(api: &Api) -> Vec<u32> {
+async fn hosted(api: &Api) -> Vec<GroupId> {
     api.node.status().await.iter().map(|s| s.group).collect()
 }
 
@@ -204,7 +204,7 @@ async fn create(
     }
     let cmd = AdminCommand::CreateGroup {
         name: req.name,
-        members: req.members,
+        members: req.members.into_iter().map(ReplicaId).collect(),
         kind: api.default_kind.clone(),
         params: Default::default(),
         access: None,
@@ -280,7 +280,7 @@ fn not_administrator(api: &Api, who: &Who, name: &str) -> Option<Response> {
 /// The id of group `name` if `who` administers it, after a barrier (so the check sees every
 /// change acknowledged before the request); the change then goes to that id, not to whatever
 /// the name means later.
-async fn admin_of(api: &Api, who: &Who, name: &str) -> Result<u32, Response> {
+async fn admin_of(api: &Api, who: &Who, name: &str) -> Result<GroupId, Response> {
     barrier(api).await?;
     let group = group_id(api, name).await?;
     match not_administrator(api, who, name) {
@@ -305,7 +305,7 @@ pub async fn remove_group(api: &Api, who: Who, name: String) -> Response {
 }
 
 /// Proposes a configuration change in group `group` (named `name`), hosted here.
-async fn reconfigure(api: &Api, group: u32, name: &str, change: ConfigChange) -> Response {
+async fn reconfigure(api: &Api, group: GroupId, name: &str, change: ConfigChange) -> Response {
     match tokio::time::timeout(api.timeout, api.node.change_config(group, change)).await {
         Err(_) => timed_out(),
         // Refused when proposed (already a member, the last member) or when applied: a
@@ -345,7 +345,10 @@ pub async fn add_member(
                 format!("addr {addr:?} is not an ip:port address"),
             );
         }
-        let cmd = AdminCommand::RegisterNode { node: req.id, addr };
+        let cmd = AdminCommand::RegisterNode {
+            node: ReplicaId(req.id),
+            addr,
+        };
         match agree(&api, cmd).await {
             Err(r) => return r,
             Ok((_, AdminOutput::Refused(why))) => return refused(&why),
@@ -355,7 +358,7 @@ pub async fn add_member(
     if name != DEFAULT_GROUP_NAME {
         let cmd = AdminCommand::HostGroup {
             name: name.clone(),
-            node: req.id,
+            node: ReplicaId(req.id),
             by: who.0.clone(),
         };
         match agree(&api, cmd).await {

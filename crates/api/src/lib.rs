@@ -32,6 +32,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use synod_core::GroupId;
 use synod_node::{DEFAULT_GROUP, Node, RequestError};
 
 /// What every handler is given: the node it serves and how long it waits for agreement.
@@ -146,7 +147,7 @@ pub fn gsn_header(gsn: u64) -> HeaderMap {
 ///
 /// # Errors
 /// The 404 answer.
-pub async fn group_id(api: &Api, name: &str) -> Result<u32, Response> {
+pub async fn group_id(api: &Api, name: &str) -> Result<GroupId, Response> {
     if let Some(id) = api.node.resolve(name) {
         return Ok(id);
     }
@@ -168,7 +169,11 @@ pub async fn group_id(api: &Api, name: &str) -> Result<u32, Response> {
 ///
 /// # Errors
 /// The 404 answer (no such group, or one of another kind).
-pub async fn group_of_kind(api: &Api, name: &str, kind: &access::Kind) -> Result<u32, Response> {
+pub async fn group_of_kind(
+    api: &Api,
+    name: &str,
+    kind: &access::Kind,
+) -> Result<GroupId, Response> {
     let id = group_id(api, name).await?;
     match api.node.catalog().group_by_id(id) {
         Some(g) if g.kind == kind.name => Ok(id),

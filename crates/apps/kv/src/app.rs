@@ -10,6 +10,7 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
+use synod_core::GroupId;
 use synod_core::Slot;
 use synod_exec::{
     Agreed, Application, Ctx, GroupSpec, Hosted, Locks, StateError, Summary,
@@ -220,7 +221,7 @@ pub trait KvNode {
     ///
     /// # Errors
     /// [`RequestError`]; on `Stopped` the outcome is unknown.
-    async fn write(&self, group: u32, cmd: KvCommand) -> Result<WriteResult, RequestError>;
+    async fn write(&self, group: GroupId, cmd: KvCommand) -> Result<WriteResult, RequestError>;
 
     /// Like [`KvNode::write`], with an idempotency token: retrying with the same token after
     /// a lost answer applies the command at most once and returns the first outcome.
@@ -229,7 +230,7 @@ pub trait KvNode {
     /// [`RequestError`]; on `Stopped` the outcome is unknown (retry with the same token).
     async fn write_once(
         &self,
-        group: u32,
+        group: GroupId,
         cmd: KvCommand,
         token: Option<String>,
     ) -> Result<WriteResult, RequestError>;
@@ -240,7 +241,7 @@ pub trait KvNode {
     /// [`RequestError`].
     async fn read(
         &self,
-        group: u32,
+        group: GroupId,
         key: &str,
         linearizable: bool,
     ) -> Result<ReadResult, RequestError>;
@@ -251,20 +252,20 @@ pub trait KvNode {
     /// [`RequestError`].
     async fn list(
         &self,
-        group: u32,
+        group: GroupId,
         prefix: &str,
         linearizable: bool,
     ) -> Result<ReadResult, RequestError>;
 }
 
 impl KvNode for Node {
-    async fn write(&self, group: u32, cmd: KvCommand) -> Result<WriteResult, RequestError> {
+    async fn write(&self, group: GroupId, cmd: KvCommand) -> Result<WriteResult, RequestError> {
         self.write_once(group, cmd, None).await
     }
 
     async fn write_once(
         &self,
-        group: u32,
+        group: GroupId,
         cmd: KvCommand,
         token: Option<String>,
     ) -> Result<WriteResult, RequestError> {
@@ -277,7 +278,7 @@ impl KvNode for Node {
 
     async fn read(
         &self,
-        group: u32,
+        group: GroupId,
         key: &str,
         linearizable: bool,
     ) -> Result<ReadResult, RequestError> {
@@ -286,7 +287,7 @@ impl KvNode for Node {
 
     async fn list(
         &self,
-        group: u32,
+        group: GroupId,
         prefix: &str,
         linearizable: bool,
     ) -> Result<ReadResult, RequestError> {
@@ -296,7 +297,7 @@ impl KvNode for Node {
 
 async fn query(
     node: &Node,
-    group: u32,
+    group: GroupId,
     key: &str,
     recurse: bool,
     linearizable: bool,

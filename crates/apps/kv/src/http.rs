@@ -17,6 +17,7 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
 use synod_api::{Api, error, gsn_header, request_error, timed_out};
+use synod_core::GroupId;
 use synod_node::DEFAULT_GROUP;
 
 use crate::{KvCommand, KvNode, KvOutput, TOKEN_MAX};
@@ -51,7 +52,7 @@ struct KvQuery {
 
 /// The id of the key-value group named `name`, or the 404 answer: channels and notaries are
 /// reached through their own routes, under their access lists.
-async fn kv_group_id(api: &Api, name: &str) -> Result<u32, Response> {
+async fn kv_group_id(api: &Api, name: &str) -> Result<GroupId, Response> {
     let kind = synod_api::access::Kind {
         name: crate::KIND,
         noun: "a key-value group (see /v1/channels, /v1/notaries)",
@@ -83,7 +84,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, String> {
     }
 }
 
-async fn write(api: &Api, group: u32, cmd: KvCommand, headers: &HeaderMap) -> Response {
+async fn write(api: &Api, group: GroupId, cmd: KvCommand, headers: &HeaderMap) -> Response {
     let token = match idempotency_key(headers) {
         Ok(t) => t,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
@@ -123,7 +124,7 @@ async fn group_kv_put(
 
 async fn put(
     api: &Api,
-    group: u32,
+    group: GroupId,
     key: String,
     q: KvQuery,
     headers: &HeaderMap,
@@ -168,7 +169,7 @@ async fn group_kv_delete(
 
 async fn delete_key(
     api: &Api,
-    group: u32,
+    group: GroupId,
     key: String,
     q: KvQuery,
     headers: &HeaderMap,
@@ -203,7 +204,7 @@ fn entry_json(key: &str, e: &crate::Entry) -> serde_json::Value {
     json!({ "Key": key, "Value": value, "CreateIndex": e.create_gsn, "ModifyIndex": e.modify_gsn })
 }
 
-async fn read(api: &Api, group: u32, key: String, q: KvQuery) -> Response {
+async fn read(api: &Api, group: GroupId, key: String, q: KvQuery) -> Response {
     if let Some(r) = bad_key(&key) {
         return r;
     }

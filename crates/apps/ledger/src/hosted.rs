@@ -18,6 +18,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use serde::Serialize;
+use synod_core::{GroupId, ReplicaId};
 use synod_exec::host::{decode_with_format, encode_with_format};
 use synod_exec::{Agreed, Application, Ctx, GroupSpec, Hosted, Locks, StateError, Summary, Timer};
 
@@ -87,9 +88,9 @@ pub fn decode_channel_params(params: &[u8]) -> Option<BatchConfig> {
 #[derive(Serialize)]
 struct ChannelGenesis<'a> {
     name: &'a str,
-    id: u32,
+    id: GroupId,
     created_gsn: u64,
-    members: &'a [u16],
+    members: &'a [ReplicaId],
     batch: BatchConfig,
 }
 
@@ -437,10 +438,10 @@ mod tests {
             ..BatchConfig::default()
         };
         let spec = GroupSpec {
-            id: 1,
+            id: GroupId(1),
             name: "ch".into(),
             created_gsn: 0,
-            genesis: vec![0],
+            genesis: vec![ReplicaId(0)],
             params: channel_params(&batch),
         };
         let pool = WorkerPool::new(2);

@@ -24,7 +24,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use synod_exec::host::{decode_with_format, encode_with_format};
 use synod_exec::{Agreed, Application, Ctx, GroupSpec, Hosted, Locks, StateError, Summary};
-use synod_node::{Node, RequestError};
+
+use synod_node::{GroupId, Node, RequestError};
 
 /// The kind name of lock tables in the catalog.
 pub const KIND: &str = "locktable";
@@ -222,7 +223,7 @@ impl Hosted for LockTable {
 /// [`RequestError`]; on `Stopped` the outcome is unknown (acquire again: it is idempotent).
 pub async fn change(
     node: &Node,
-    group: u32,
+    group: GroupId,
     cmd: &LockCommand,
 ) -> Result<LockAnswer, RequestError> {
     let (_, answer) = node
@@ -235,7 +236,11 @@ pub async fn change(
 ///
 /// # Errors
 /// [`RequestError`].
-pub async fn holder(node: &Node, group: u32, name: &str) -> Result<Option<Holder>, RequestError> {
+pub async fn holder(
+    node: &Node,
+    group: GroupId,
+    name: &str,
+) -> Result<Option<Holder>, RequestError> {
     match node.query_to::<LockTable>(group, name.to_string()).await? {
         (_, LockAnswer::Holder(h)) => Ok(h),
         _ => Err(RequestError::WrongKind),

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use synod_locktable::{Holder, KIND, LockAnswer, LockCommand, LockTable, change, holder};
 use synod_node::catalog::{AdminCommand, AdminOutput};
-use synod_node::{Apps, Node, NodeConfig, RequestError};
+use synod_node::{Apps, Node, NodeConfig, ReplicaId, RequestError};
 use synod_transport::certs::{self, Pem};
 use synod_transport::tls::TlsIdentity;
 
@@ -83,7 +83,7 @@ async fn one_holder_per_lock_on_every_node_with_growing_fencing_tokens() {
     // A second lock table, created like any group.
     let create = AdminCommand::CreateGroup {
         name: "jobs".into(),
-        members: vec![0, 1, 2],
+        members: [0, 1, 2].map(ReplicaId).to_vec(),
         kind: KIND.into(),
         params: bytes::Bytes::new(),
         access: None,

@@ -43,4 +43,6 @@ pub use replica::{
     SnapshotRequest,
 };
 pub use snapshot::{CoreState, DeliveredSet, Rejoined, Snapshot};
-pub use types::{Ballot, Batch, Lsn, Payload, Proposal, ProposalId, ReplicaId, Slot, Time, Value};
+pub use types::{
+    Ballot, Batch, GroupId, Lsn, Payload, Proposal, ProposalId, ReplicaId, Slot, Time, Value,
+};

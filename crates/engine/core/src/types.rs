@@ -41,6 +41,21 @@ impl fmt::Display for ReplicaId {
     }
 }
 
+/// Identifies an agreement group in a cluster (assigned by the catalog, never reused). The
+/// core runs one group and never needs it; the node, its storage, transport and applications
+/// name groups by it.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct GroupId(pub u32);
+
+impl fmt::Display for GroupId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// An agreement number. Each slot is decided by one instance of Paxos; decided slots, in order,
 /// are the global sequence, so a slot number *is* the GSN of what is delivered from it.
 #[derive(

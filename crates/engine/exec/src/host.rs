@@ -8,6 +8,7 @@
 //! each kind of group; it never names an application's type.
 
 use bytes::Bytes;
+use synod_core::{GroupId, ReplicaId};
 
 use crate::Application;
 
@@ -26,13 +27,13 @@ pub struct Agreed {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupSpec {
     /// The group's id (never reused in a cluster).
-    pub id: u32,
+    pub id: GroupId,
     /// Its name in the catalog.
     pub name: String,
     /// GSN, in the default group, of the command that created it.
     pub created_gsn: u64,
     /// The members it was created with.
-    pub genesis: Vec<u16>,
+    pub genesis: Vec<ReplicaId>,
     /// The application's own parameters, as given at creation (opaque to the node).
     pub params: Bytes,
 }

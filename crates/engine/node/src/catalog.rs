@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+use synod_core::{GroupId, ReplicaId};
 
 use crate::access::{Access, Caller, Role};
 
@@ -28,8 +29,8 @@ pub enum AdminCommand {
     CreateGroup {
         /// Its name.
         name: String,
-        /// Its first members (node ids).
-        members: Vec<u16>,
+        /// Its first members.
+        members: Vec<ReplicaId>,
         /// The kind of application it runs (a name the nodes' application registry knows).
         kind: String,
         /// The application's parameters (opaque to the catalog; the same on every host).
@@ -61,14 +62,14 @@ pub enum AdminCommand {
         /// The group's name.
         name: String,
         /// The node.
-        node: u16,
+        node: ReplicaId,
         /// Who asks.
         by: Caller,
     },
     /// Record where `node` listens for peers, so every node can reach it.
     RegisterNode {
         /// The node.
-        node: u16,
+        node: ReplicaId,
         /// Its peer address (`host:port`).
         addr: String,
     },
@@ -122,7 +123,7 @@ pub enum Refusal {
         /// Its name.
         name: String,
         /// Its genesis members.
-        members: Vec<u16>,
+        members: Vec<ReplicaId>,
     },
     /// Not an acceptable group name, kind, member list or access list (the text says which).
     #[error("{0}")]
@@ -136,13 +137,13 @@ pub enum Refusal {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupInfo {
     /// Its id (never reused).
-    pub id: u32,
+    pub id: GroupId,
     /// Its name.
     pub name: String,
     /// The members it was created with: every host builds its genesis configuration from these.
-    pub genesis: Vec<u16>,
+    pub genesis: Vec<ReplicaId>,
     /// Nodes that host a replica of it (genesis members and nodes added later).
-    pub hosts: BTreeSet<u16>,
+    pub hosts: BTreeSet<ReplicaId>,
     /// GSN (in the default group) of the command that created it.
     pub created_gsn: u64,
     /// The kind of application it runs.
@@ -173,18 +174,18 @@ pub struct Catalog {
     groups: BTreeMap<String, GroupInfo>,
     next_id: u32,
     /// Ids of removed groups: hosts that still have them drop them.
-    removed: BTreeSet<u32>,
+    removed: BTreeSet<GroupId>,
     /// Peer addresses registered through the log (nodes added after the cluster was created).
-    nodes: BTreeMap<u16, String>,
+    nodes: BTreeMap<ReplicaId, String>,
 }
 
 impl Catalog {
     /// A new cluster's catalog: the default group, running an application of `default_kind`,
     /// hosted by its genesis members.
     #[must_use]
-    pub fn new(default_members: &[u16], default_kind: &str) -> Catalog {
+    pub fn new(default_members: &[ReplicaId], default_kind: &str) -> Catalog {
         let default = GroupInfo {
-            id: 0,
+            id: GroupId(0),
             name: DEFAULT_GROUP_NAME.to_string(),
             genesis: default_members.to_vec(),
             hosts: default_members.iter().copied().collect(),
@@ -209,7 +210,7 @@ impl Catalog {
 
     /// The group with id `id`.
     #[must_use]
-    pub fn group_by_id(&self, id: u32) -> Option<&GroupInfo> {
+    pub fn group_by_id(&self, id: GroupId) -> Option<&GroupInfo> {
         self.groups.values().find(|g| g.id == id)
     }
 
@@ -220,13 +221,13 @@ impl Catalog {
 
     /// Whether group `id` was removed.
     #[must_use]
-    pub fn is_removed(&self, id: u32) -> bool {
+    pub fn is_removed(&self, id: GroupId) -> bool {
         self.removed.contains(&id)
     }
 
     /// Registered peer addresses.
     #[must_use]
-    pub fn nodes(&self) -> &BTreeMap<u16, String> {
+    pub fn nodes(&self) -> &BTreeMap<ReplicaId, String> {
         &self.nodes
     }
 
@@ -319,7 +320,7 @@ impl Catalog {
         &mut self,
         gsn: u64,
         name: &str,
-        members: &[u16],
+        members: &[ReplicaId],
         kind: &str,
         params: &bytes::Bytes,
         access: Option<&Access>,
@@ -364,7 +365,7 @@ impl Catalog {
             )));
         }
         let info = GroupInfo {
-            id: self.next_id,
+            id: GroupId(self.next_id),
             name: name.to_string(),
             genesis: sorted.clone(),
             hosts: sorted.into_iter().collect(),
@@ -403,10 +404,14 @@ pub fn check_group_name(name: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    fn ids(ids: &[u16]) -> Vec<ReplicaId> {
+        ids.iter().copied().map(ReplicaId).collect()
+    }
+
     fn create(name: &str, members: &[u16]) -> AdminCommand {
         AdminCommand::CreateGroup {
             name: name.into(),
-            members: members.to_vec(),
+            members: ids(members),
             kind: "kv".into(),
             params: bytes::Bytes::new(),
             access: None,
@@ -415,13 +420,13 @@ mod tests {
 
     #[test]
     fn groups_get_fresh_ids_and_removed_ids_are_never_reused() {
-        let mut c = Catalog::new(&[0, 1, 2], "kv");
+        let mut c = Catalog::new(&ids(&[0, 1, 2]), "kv");
         let AdminOutput::Group(a) = c.apply(5, &create("orders", &[2, 0, 1, 1])) else {
             panic!("created")
         };
         assert_eq!(
             (a.id, a.genesis.as_slice(), a.created_gsn),
-            (1, &[0, 1, 2][..], 5)
+            (GroupId(1), &ids(&[0, 1, 2])[..], 5)
         );
         // A retry of the same creation answers with the same group.
         assert_eq!(
@@ -440,16 +445,20 @@ mod tests {
             },
         );
         assert_eq!(removed, AdminOutput::Removed(a));
-        assert!(c.is_removed(1));
+        assert!(c.is_removed(GroupId(1)));
         let AdminOutput::Group(b) = c.apply(9, &create("orders", &[0, 1])) else {
             panic!("created again")
         };
-        assert_eq!(b.id, 2, "a new group never takes a removed group's id");
+        assert_eq!(
+            b.id,
+            GroupId(2),
+            "a new group never takes a removed group's id"
+        );
     }
 
     #[test]
     fn invalid_commands_change_nothing_and_say_why() {
-        let mut c = Catalog::new(&[0, 1, 2], "kv");
+        let mut c = Catalog::new(&ids(&[0, 1, 2]), "kv");
         let before = c.clone();
         for cmd in [
             create("", &[0]),
@@ -472,25 +481,25 @@ mod tests {
             },
             AdminCommand::CreateGroup {
                 name: "no-admin".into(),
-                members: vec![0],
+                members: ids(&[0]),
                 kind: "notary".into(),
                 params: bytes::Bytes::new(),
                 access: Some(Access::default()),
             },
             AdminCommand::CreateGroup {
                 name: "no-kind".into(),
-                members: vec![0],
+                members: ids(&[0]),
                 kind: String::new(),
                 params: bytes::Bytes::new(),
                 access: None,
             },
             AdminCommand::HostGroup {
                 name: "nothing".into(),
-                node: 3,
+                node: ReplicaId(3),
                 by: Caller::Unauthenticated,
             },
             AdminCommand::RegisterNode {
-                node: 3,
+                node: ReplicaId(3),
                 addr: "not an address".into(),
             },
         ] {
@@ -504,43 +513,53 @@ mod tests {
 
     #[test]
     fn hosting_and_registration_are_recorded() {
-        let mut c = Catalog::new(&[0, 1, 2], "kv");
+        let mut c = Catalog::new(&ids(&[0, 1, 2]), "kv");
         c.apply(1, &create("ch", &[0, 1]));
         c.apply(
             2,
             &AdminCommand::HostGroup {
                 name: "ch".into(),
-                node: 3,
+                node: ReplicaId(3),
                 by: Caller::Unauthenticated,
             },
         );
         c.apply(
             3,
             &AdminCommand::RegisterNode {
-                node: 3,
+                node: ReplicaId(3),
                 addr: "127.0.0.1:7003".into(),
             },
         );
         let g = c.group("ch").expect("exists");
-        assert_eq!(g.hosts, BTreeSet::from([0, 1, 3]));
-        assert_eq!(g.genesis, vec![0, 1], "hosting does not change the genesis");
         assert_eq!(
-            c.nodes().get(&3).map(String::as_str),
+            g.hosts,
+            ids(&[0, 1, 3]).into_iter().collect::<BTreeSet<_>>()
+        );
+        assert_eq!(
+            g.genesis,
+            ids(&[0, 1]),
+            "hosting does not change the genesis"
+        );
+        assert_eq!(
+            c.nodes().get(&ReplicaId(3)).map(String::as_str),
             Some("127.0.0.1:7003")
         );
-        assert_eq!(c.group_by_id(1).map(|g| g.name.as_str()), Some("ch"));
+        assert_eq!(
+            c.group_by_id(GroupId(1)).map(|g| g.name.as_str()),
+            Some("ch")
+        );
     }
 
     #[test]
     fn only_an_administrator_changes_access_or_removes_a_channel() {
-        let mut c = Catalog::new(&[0, 1, 2], "kv");
+        let mut c = Catalog::new(&ids(&[0, 1, 2]), "kv");
         let admin = Caller::Identity("client-admin".into());
         let alice = Caller::Identity("client-alice".into());
         let created = c.apply(
             1,
             &AdminCommand::CreateGroup {
                 name: "ch".into(),
-                members: vec![0, 1, 2],
+                members: ids(&[0, 1, 2]),
                 kind: "ledger".into(),
                 params: bytes::Bytes::from_static(b"batch rules"),
                 access: Some(admin.default_access()),
@@ -581,7 +600,7 @@ mod tests {
         ));
         let host = |by: &Caller| AdminCommand::HostGroup {
             name: "ch".into(),
-            node: 3,
+            node: ReplicaId(3),
             by: by.clone(),
         };
         assert!(matches!(c.apply(3, &host(&alice)), AdminOutput::Refused(_)));

@@ -1,6 +1,6 @@
 //! Why a request to the node failed: shared by the runtime and the hosting of applications.
 
-use synod_core::ProposeError;
+use synod_core::{GroupId, ProposeError};
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -8,7 +8,7 @@ use synod_core::ProposeError;
 pub enum RequestError {
     /// No such group on this node.
     #[error("no group {0} on this node")]
-    NoGroup(u32),
+    NoGroup(GroupId),
     /// The core refused the proposal (no quorum, overloaded, ...).
     #[error(transparent)]
     Refused(#[from] ProposeError),

@@ -544,7 +544,7 @@ mod tests {
             Command::App(Bytes::new()),
             Command::Barrier,
             Command::Catalog(AdminCommand::RegisterNode {
-                node: 3,
+                node: synod_core::ReplicaId(3),
                 addr: "127.0.0.1:1".into(),
             }),
         ] {
@@ -562,7 +562,7 @@ mod tests {
 
     #[test]
     fn snapshot_state_keeps_the_catalog_apart_from_the_application_bytes() {
-        let catalog = Catalog::new(&[0, 1, 2], "kv");
+        let catalog = Catalog::new(&[0, 1, 2].map(synod_core::ReplicaId), "kv");
         let bytes = encode_state(Some(&catalog), b"app-state");
         let (c, app) = decode_state(&bytes).expect("decodes");
         assert_eq!(c, Some(catalog));

@@ -33,4 +33,5 @@ mod runtime;
 
 pub use host::{Applied, Apps};
 pub use runtime::{DEFAULT_GROUP, GroupStatus, Node, NodeConfig, NodeError, RequestError};
+pub use synod_core::{GroupId, ReplicaId, Slot};
 pub use synod_exec::{Agreed, GroupSpec, Hosted, StateError, Summary, Timer};

@@ -17,11 +17,11 @@ use common::{admin, config, converged, converged_in, free_ports, put, write_in, 
 use synod_core::{ConfigChange, ReplicaId};
 use synod_node::access::Caller;
 use synod_node::catalog::{AdminCommand, AdminOutput};
-use synod_node::{DEFAULT_GROUP, Node, NodeConfig, RequestError};
+use synod_node::{DEFAULT_GROUP, GroupId, Node, NodeConfig, RequestError};
 use synod_transport::certs;
 
 /// Waits (up to 10 s) until `node` hosts (or, with `false`, no longer hosts) `group`.
-async fn hosts(node: &Node, group: u32, expected: bool) -> bool {
+async fn hosts(node: &Node, group: GroupId, expected: bool) -> bool {
     for _ in 0..400 {
         let now = node.status().await.iter().any(|s| s.group == group);
         if now == expected {
@@ -57,27 +57,30 @@ async fn groups_are_created_on_their_members_survive_restarts_and_are_removed_ev
     let AdminOutput::Group(info) = admin(&n2, create.clone()).await else {
         panic!("the group was not created")
     };
-    assert_eq!((info.id, info.genesis.clone()), (1, vec![0, 1]));
+    assert_eq!(
+        (info.id, info.genesis.clone()),
+        (GroupId(1), vec![ReplicaId(0), ReplicaId(1)])
+    );
     assert_eq!(
         n2.resolve("orders"),
-        Some(1),
+        Some(GroupId(1)),
         "the creator's catalog knows it"
     );
-    assert!(hosts(&n0, 1, true).await && hosts(&n1, 1, true).await);
+    assert!(hosts(&n0, GroupId(1), true).await && hosts(&n1, GroupId(1), true).await);
     assert!(
-        !n2.status().await.iter().any(|s| s.group == 1),
+        !n2.status().await.iter().any(|s| s.group == GroupId(1)),
         "a non-member does not host the group"
     );
     assert_eq!(
-        n2.write(1, put("k", "v")).await.unwrap_err(),
-        RequestError::NoGroup(1)
+        n2.write(GroupId(1), put("k", "v")).await.unwrap_err(),
+        RequestError::NoGroup(GroupId(1))
     );
     // Retrying the creation is harmless.
     assert_eq!(admin(&n0, create).await, AdminOutput::Group(info.clone()));
 
     // The new group orders its own writes; the default group does not see them.
-    write_in(&n0, 1, put("order-1", "book")).await;
-    let read = n1.read(1, "order-1", true).await.unwrap();
+    write_in(&n0, GroupId(1), put("order-1", "book")).await;
+    let read = n1.read(GroupId(1), "order-1", true).await.unwrap();
     assert_eq!(read.entry.unwrap().value, Bytes::from("book"));
     assert!(
         n0.read(DEFAULT_GROUP, "order-1", true)
@@ -90,11 +93,11 @@ async fn groups_are_created_on_their_members_survive_restarts_and_are_removed_ev
     // A restarted member reopens the group from its disk and keeps serving it.
     n1.stop().await;
     n1 = Node::start(cfg(1)).await.unwrap();
-    assert!(hosts(&n1, 1, true).await);
-    write_in(&n1, 1, put("order-2", "pen")).await;
-    assert!(converged_in(&[&n0, &n1], 1).await);
+    assert!(hosts(&n1, GroupId(1), true).await);
+    write_in(&n1, GroupId(1), put("order-2", "pen")).await;
+    assert!(converged_in(&[&n0, &n1], GroupId(1)).await);
     let status = n1.status().await;
-    let orders = status.iter().find(|s| s.group == 1).unwrap();
+    let orders = status.iter().find(|s| s.group == GroupId(1)).unwrap();
     assert_eq!((orders.name.as_str(), orders.items), ("orders", 2));
 
     // Removal (through a non-member) drops the group on every host, on disk too.
@@ -107,13 +110,13 @@ async fn groups_are_created_on_their_members_survive_restarts_and_are_removed_ev
     )
     .await;
     assert!(matches!(removed, AdminOutput::Removed(_)), "{removed:?}");
-    assert!(hosts(&n0, 1, false).await && hosts(&n1, 1, false).await);
+    assert!(hosts(&n0, GroupId(1), false).await && hosts(&n1, GroupId(1), false).await);
     assert_eq!(n0.resolve("orders"), None);
     n0.stop().await;
     let n0 = Node::start(cfg(0)).await.unwrap();
     write_with_retry(&n0, put("still", "here")).await;
     assert!(
-        !n0.status().await.iter().any(|s| s.group == 1),
+        !n0.status().await.iter().any(|s| s.group == GroupId(1)),
         "a removed group does not come back after a restart"
     );
     assert!(converged(&[&n0, &n1, &n2]).await);
@@ -161,7 +164,7 @@ async fn an_empty_node_joins_through_a_snapshot_votes_and_a_member_is_removed_un
     let registered = admin(
         &n1,
         AdminCommand::RegisterNode {
-            node: 3,
+            node: ReplicaId(3),
             addr: addrs[3].to_string(),
         },
     )
@@ -188,7 +191,10 @@ async fn an_empty_node_joins_through_a_snapshot_votes_and_a_member_is_removed_un
         installed >= 1.0,
         "the new node came in through a snapshot (the log was truncated):\n{metrics}"
     );
-    assert_eq!(n3.status().await[0].members, vec![0, 1, 2, 3]);
+    assert_eq!(
+        n3.status().await[0].members,
+        [0, 1, 2, 3].map(ReplicaId).to_vec()
+    );
     assert_eq!(n3.status().await[0].items, 120);
 
     // It votes: with 4 members a quorum is 3, so with node 0 gone the cluster needs node 3.
@@ -205,7 +211,10 @@ async fn an_empty_node_joins_through_a_snapshot_votes_and_a_member_is_removed_un
     let (_, removed) = tokio::join!(writer, removal);
     removed.unwrap();
     assert!(converged(&[&n1, &n2, &n3]).await);
-    assert_eq!(n1.status().await[0].members, vec![1, 2, 3]);
+    assert_eq!(
+        n1.status().await[0].members,
+        [1, 2, 3].map(ReplicaId).to_vec()
+    );
     drop(n2);
     write_with_retry(&n1, put("two-of-three", "yes")).await;
 }
@@ -224,9 +233,8 @@ async fn rejoined(node: &Node) -> Vec<synod_node::GroupStatus> {
 }
 
 /// Flips record `which` (of `len`) of `group` on a stopped node's disk, as a bad sector would.
-fn corrupt_record(db: &std::path::Path, group: u32, which: impl Fn(u64) -> u64) {
+fn corrupt_record(db: &std::path::Path, group: GroupId, which: impl Fn(u64) -> u64) {
     let mut store = synod_storage::Store::open(db).unwrap();
-    let group = synod_storage::GroupId(group);
     let seq = which(store.len(group).unwrap());
     store
         .dangerous_overwrite_raw(group, seq, b"not a record")
@@ -241,12 +249,14 @@ async fn a_group_with_a_corrupt_log_is_wiped_and_repairs_from_its_peers() {
     let cfg = |n| config(&ca, n, &addrs, dir.path());
     let [n0, n1, n2] = three_nodes_with_orders(&cfg).await;
     for i in 0..10 {
-        write_in(&n0, 1, put(&format!("o{i}"), "v")).await;
+        write_in(&n0, GroupId(1), put(&format!("o{i}"), "v")).await;
     }
-    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+    assert!(converged_in(&[&n0, &n1, &n2], GroupId(1)).await);
     n2.stop().await;
 
-    corrupt_record(&dir.path().join("node2/synod.redb"), 1, |len| len / 2);
+    corrupt_record(&dir.path().join("node2/synod.redb"), GroupId(1), |len| {
+        len / 2
+    });
     let n2 = Node::start(cfg(2)).await.unwrap();
     assert!(
         n2.metrics().await.contains("synod_group_repairs_total 1"),
@@ -255,8 +265,8 @@ async fn a_group_with_a_corrupt_log_is_wiped_and_repairs_from_its_peers() {
     // Writes go on meanwhile through the other nodes; the repaired copy catches up, passes
     // its fence by itself, and serves again: reads of what was written before the damage,
     // and writes.
-    write_in(&n1, 1, put("o-during", "v")).await;
-    assert!(hosts(&n2, 1, true).await);
+    write_in(&n1, GroupId(1), put("o-during", "v")).await;
+    assert!(hosts(&n2, GroupId(1), true).await);
     let status = rejoined(&n2).await;
     assert!(
         status
@@ -264,11 +274,11 @@ async fn a_group_with_a_corrupt_log_is_wiped_and_repairs_from_its_peers() {
             .all(|s| s.rejoining.is_none() && s.corrupt.is_none()),
         "{status:?}"
     );
-    let read = n2.read(1, "o3", true).await.unwrap();
+    let read = n2.read(GroupId(1), "o3", true).await.unwrap();
     assert_eq!(read.entry.map(|e| e.value), Some(Bytes::from("v")));
-    write_in(&n2, 1, put("o-after", "from the repaired node")).await;
+    write_in(&n2, GroupId(1), put("o-after", "from the repaired node")).await;
     write_with_retry(&n2, put("default-still-works", "yes")).await;
-    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+    assert!(converged_in(&[&n0, &n1, &n2], GroupId(1)).await);
     assert!(converged(&[&n0, &n1, &n2]).await);
 }
 
@@ -282,20 +292,22 @@ async fn a_corrupt_default_group_repairs_too_and_the_node_keeps_its_other_groups
     for i in 0..5 {
         write_with_retry(&n0, put(&format!("d{i}"), "v")).await;
     }
-    write_in(&n0, 1, put("o1", "v")).await;
+    write_in(&n0, GroupId(1), put("o1", "v")).await;
     assert!(converged(&[&n0, &n1, &n2]).await);
-    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+    assert!(converged_in(&[&n0, &n1, &n2], GroupId(1)).await);
     n2.stop().await;
 
     // The default group holds the catalog: before, its corruption stopped the node.
-    corrupt_record(&dir.path().join("node2/synod.redb"), 0, |len| len - 1);
+    corrupt_record(&dir.path().join("node2/synod.redb"), GroupId(0), |len| {
+        len - 1
+    });
     let n2 = Node::start(cfg(2)).await.unwrap();
     let status = rejoined(&n2).await;
     assert!(status.iter().all(|s| s.rejoining.is_none()), "{status:?}");
     write_with_retry(&n2, put("d-after", "v")).await;
-    write_in(&n2, 1, put("o-after", "v")).await;
+    write_in(&n2, GroupId(1), put("o-after", "v")).await;
     assert!(converged(&[&n0, &n1, &n2]).await);
-    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+    assert!(converged_in(&[&n0, &n1, &n2], GroupId(1)).await);
     assert_eq!(
         n2.read(DEFAULT_GROUP, "d3", true)
             .await
@@ -314,9 +326,9 @@ async fn a_node_with_a_replaced_disk_rejoins_every_group_it_hosts() {
     let cfg = |n| config(&ca, n, &addrs, dir.path());
     let [n0, n1, n2] = three_nodes_with_orders(&cfg).await;
     for i in 0..10 {
-        write_in(&n0, 1, put(&format!("o{i}"), "v")).await;
+        write_in(&n0, GroupId(1), put(&format!("o{i}"), "v")).await;
     }
-    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+    assert!(converged_in(&[&n0, &n1, &n2], GroupId(1)).await);
     n2.stop().await;
 
     // A new, empty disk under the old id: started with `rejoin`, no group may act as a
@@ -327,16 +339,20 @@ async fn a_node_with_a_replaced_disk_rejoins_every_group_it_hosts() {
     again.rejoin = true;
     let n2 = Node::start(again.clone()).await.unwrap();
     assert!(data.join("REJOINING").exists());
-    write_in(&n0, 1, put("o-during", "v")).await;
+    write_in(&n0, GroupId(1), put("o-during", "v")).await;
     assert!(
-        hosts(&n2, 1, true).await,
+        hosts(&n2, GroupId(1), true).await,
         "the catalog came back from the peers"
     );
     let status = rejoined(&n2).await;
     assert!(status.iter().all(|s| s.rejoining.is_none()), "{status:?}");
-    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+    assert!(converged_in(&[&n0, &n1, &n2], GroupId(1)).await);
     assert_eq!(
-        n2.read(1, "o7", true).await.unwrap().entry.map(|e| e.value),
+        n2.read(GroupId(1), "o7", true)
+            .await
+            .unwrap()
+            .entry
+            .map(|e| e.value),
         Some(Bytes::from("v"))
     );
     for _ in 0..200 {
@@ -352,9 +368,9 @@ async fn a_node_with_a_replaced_disk_rejoins_every_group_it_hosts() {
     // Restarted with the same flag, a node that has state again is just restarted.
     n2.stop().await;
     let n2 = Node::start(again).await.unwrap();
-    assert!(hosts(&n2, 1, true).await);
-    write_in(&n2, 1, put("o-after", "v")).await;
-    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+    assert!(hosts(&n2, GroupId(1), true).await);
+    write_in(&n2, GroupId(1), put("o-after", "v")).await;
+    assert!(converged_in(&[&n0, &n1, &n2], GroupId(1)).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,10 +381,10 @@ async fn a_truncated_database_is_set_aside_and_every_group_rejoins() {
     let cfg = |n| config(&ca, n, &addrs, dir.path());
     let [n0, n1, n2] = three_nodes_with_orders(&cfg).await;
     for i in 0..10 {
-        write_in(&n0, 1, put(&format!("o{i}"), "v")).await;
+        write_in(&n0, GroupId(1), put(&format!("o{i}"), "v")).await;
         write_with_retry(&n1, put(&format!("d{i}"), "v")).await;
     }
-    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+    assert!(converged_in(&[&n0, &n1, &n2], GroupId(1)).await);
     n2.stop().await;
 
     // The tail of node 2's database file is gone: redb finds it shorter than its own layout.
@@ -388,13 +404,13 @@ async fn a_truncated_database_is_set_aside_and_every_group_rejoins() {
         .collect();
     assert_eq!(aside.len(), 1, "the damaged file is kept for inspection");
     assert!(
-        hosts(&n2, 1, true).await,
+        hosts(&n2, GroupId(1), true).await,
         "the catalog came back from the peers"
     );
     let status = rejoined(&n2).await;
     assert!(status.iter().all(|s| s.rejoining.is_none()), "{status:?}");
-    write_in(&n2, 1, put("o-after", "v")).await;
-    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+    write_in(&n2, GroupId(1), put("o-after", "v")).await;
+    assert!(converged_in(&[&n0, &n1, &n2], GroupId(1)).await);
     assert!(converged(&[&n0, &n1, &n2]).await);
     assert_eq!(
         n2.read(DEFAULT_GROUP, "d9", true)
@@ -418,16 +434,20 @@ async fn a_group_whose_snapshot_state_is_unreadable_is_wiped_and_rejoins() {
     let [n0, n1, n2] = restarted_with_planted_snapshot(&cfg, dir.path(), &[2, 0xff, 0xff]).await;
     // The catalog claims the group, opening it fails, and it is wiped and rejoins: never
     // reopened as a fresh replica that would have forgotten its votes.
-    assert!(hosts(&n2, 1, true).await);
+    assert!(hosts(&n2, GroupId(1), true).await);
     let status = rejoined(&n2).await;
     assert!(status.iter().all(|s| s.rejoining.is_none()), "{status:?}");
     assert!(n2.metrics().await.contains("synod_group_repairs_total 1"));
     assert_eq!(
-        n2.read(1, "o1", true).await.unwrap().entry.map(|e| e.value),
+        n2.read(GroupId(1), "o1", true)
+            .await
+            .unwrap()
+            .entry
+            .map(|e| e.value),
         Some(Bytes::from("v"))
     );
-    write_in(&n1, 1, put("o2", "v")).await;
-    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+    write_in(&n1, GroupId(1), put("o2", "v")).await;
+    assert!(converged_in(&[&n0, &n1, &n2], GroupId(1)).await);
 }
 
 /// Three nodes with group "orders" holding `o1`; node 2 is stopped, given a snapshot of the
@@ -438,8 +458,8 @@ async fn restarted_with_planted_snapshot(
     app: &'static [u8],
 ) -> [Node; 3] {
     let [n0, n1, n2] = three_nodes_with_orders(cfg).await;
-    write_in(&n0, 1, put("o1", "v")).await;
-    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+    write_in(&n0, GroupId(1), put("o1", "v")).await;
+    assert!(converged_in(&[&n0, &n1, &n2], GroupId(1)).await);
     n2.stop().await;
     plant_snapshot(dir, app);
     let n2 = Node::start(cfg(2)).await.unwrap();
@@ -493,10 +513,13 @@ async fn a_snapshot_in_another_versions_format_is_kept_not_wiped() {
     }
     assert!(quarantined, "{}", metrics().await);
     assert!(metrics().await.contains("synod_group_repairs_total 0"));
-    assert!(n2.read(1, "o1", true).await.is_err(), "not served here");
+    assert!(
+        n2.read(GroupId(1), "o1", true).await.is_err(),
+        "not served here"
+    );
     // The others go on without it.
-    write_in(&n1, 1, put("o2", "v")).await;
-    assert!(converged_in(&[&n0, &n1], 1).await);
+    write_in(&n1, GroupId(1), put("o2", "v")).await;
+    assert!(converged_in(&[&n0, &n1], GroupId(1)).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -511,7 +534,7 @@ async fn a_group_of_a_kind_the_binary_lacks_is_listed_unserved_and_the_rest_goes
     // node here can open it: each says so in its status, and nothing else is disturbed.
     let create = AdminCommand::CreateGroup {
         name: "photos".into(),
-        members: vec![0, 1, 2],
+        members: [0, 1, 2].map(ReplicaId).to_vec(),
         kind: "photo-store".into(),
         params: Bytes::new(),
         access: None,
@@ -536,6 +559,6 @@ async fn a_group_of_a_kind_the_binary_lacks_is_listed_unserved_and_the_rest_goes
         let why = why.expect("listed as not served");
         assert!(why.contains("photo-store"), "{why}");
     }
-    write_in(&n2, 1, put("o1", "v")).await;
-    assert!(converged_in(&[&n0, &n1, &n2], 1).await);
+    write_in(&n2, GroupId(1), put("o1", "v")).await;
+    assert!(converged_in(&[&n0, &n1, &n2], GroupId(1)).await);
 }

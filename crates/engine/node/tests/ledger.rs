@@ -18,7 +18,7 @@ use synod_ledger::{
 };
 use synod_node::access::Access;
 use synod_node::catalog::{AdminCommand, AdminOutput};
-use synod_node::{Node, RequestError};
+use synod_node::{GroupId, Node, ReplicaId, RequestError};
 use synod_transport::certs;
 
 const COINS: u8 = 6;
@@ -35,11 +35,11 @@ fn spend(signer: &SigningKey, id: String, coin: &str, seen: Version, to: &str) -
 }
 
 /// The channel as `node` has applied it so far.
-async fn ledger(node: &Node, group: u32) -> Channel {
+async fn ledger(node: &Node, group: GroupId) -> Channel {
     node.app_of::<ChannelApp>(group).await.unwrap().0.copy()
 }
 
-async fn submit(node: &Node, group: u32, envelope: Bytes) {
+async fn submit(node: &Node, group: GroupId, envelope: Bytes) {
     for _ in 0..200 {
         match node.submit_to::<ChannelApp>(group, envelope.clone()).await {
             Ok(_) => return,
@@ -54,7 +54,7 @@ async fn submit(node: &Node, group: u32, envelope: Bytes) {
 
 /// Waits (up to 20 s) until every node has committed `ids` and holds the same blocks; returns
 /// them.
-async fn settled(nodes: &[&Node], group: u32, ids: &[String]) -> Vec<Block> {
+async fn settled(nodes: &[&Node], group: GroupId, ids: &[String]) -> Vec<Block> {
     for _ in 0..800 {
         let mut chains = Vec::new();
         for n in nodes {
@@ -95,7 +95,7 @@ async fn racing_double_spends_and_a_restart_leave_one_identical_chain_everywhere
     };
     let create = AdminCommand::CreateGroup {
         name: "payments".into(),
-        members: vec![0, 1, 2],
+        members: [0, 1, 2].map(ReplicaId).to_vec(),
         kind: synod_ledger::CHANNEL_KIND.into(),
         params: synod_ledger::hosted::channel_params(&batch),
         access: Some(Access::open()),
@@ -177,7 +177,7 @@ async fn racing_double_spends_and_a_restart_leave_one_identical_chain_everywhere
 }
 
 /// One client: spends every coin to itself through `node`.
-async fn client(node: &Node, ch: u32, client: u8, versions: &[Version]) {
+async fn client(node: &Node, ch: GroupId, client: u8, versions: &[Version]) {
     let signer = SigningKey::from_bytes(&[client + 1; 32]);
     for c in 0..COINS {
         let coin = format!("coin{c}");
@@ -207,7 +207,7 @@ async fn a_notary_on_three_nodes_lets_each_state_be_consumed_once() {
     ];
     let create = AdminCommand::CreateGroup {
         name: "notary".into(),
-        members: vec![0, 1, 2],
+        members: [0, 1, 2].map(ReplicaId).to_vec(),
         kind: synod_ledger::NOTARY_KIND.into(),
         params: Bytes::new(),
         access: Some(Access::open()),

@@ -26,9 +26,7 @@ const LOG: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("log");
 /// The `seq` that [`StorageError::Corrupt`] reports for a group's snapshot.
 pub const SNAPSHOT_SEQ: u64 = u64::MAX;
 
-/// Identifies an agreement group on this node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct GroupId(pub u32);
+pub use synod_core::GroupId;
 
 /// A storage failure. Engine errors are fatal to the node (etcd's rule: a replica that cannot
 /// trust its disk must stop); `Corrupt` is fatal to one group, which the node then

@@ -5,7 +5,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
-use synod_core::Envelope;
+use synod_core::{Envelope, GroupId};
 
 /// Wire format version; bumped on any incompatible change.
 pub const VERSION: u8 = 2;
@@ -24,7 +24,7 @@ pub enum Frame {
     /// A protocol message of one agreement group.
     Group {
         /// The group.
-        group: u32,
+        group: GroupId,
         /// The message.
         envelope: Envelope,
     },
@@ -32,7 +32,7 @@ pub enum Frame {
     /// so a transfer resumes where it stopped and never floods the receiver).
     SnapshotRequest {
         /// The group.
-        group: u32,
+        group: GroupId,
         /// The snapshot must cover at least the slots below this.
         min_next_slot: u64,
         /// First byte wanted.
@@ -41,7 +41,7 @@ pub enum Frame {
     /// A piece of an encoded snapshot.
     SnapshotChunk {
         /// The group.
-        group: u32,
+        group: GroupId,
         /// The slot the snapshot ends before (identifies the snapshot).
         next_slot: u64,
         /// Length of the whole encoded snapshot.
@@ -107,7 +107,7 @@ mod tests {
     #[test]
     fn frames_round_trip_and_bad_ones_are_errors() {
         let f = Frame::Group {
-            group: 3,
+            group: GroupId(3),
             envelope: Envelope {
                 from: ReplicaId(1),
                 to: ReplicaId(2),

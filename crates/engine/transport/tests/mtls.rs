@@ -27,7 +27,7 @@ fn any_port() -> SocketAddr {
 
 fn heartbeat(from: u16, to: u16, n: u64) -> Frame {
     Frame::Group {
-        group: 0,
+        group: synod_core::GroupId(0),
         envelope: Envelope {
             from: ReplicaId(from),
             to: ReplicaId(to),

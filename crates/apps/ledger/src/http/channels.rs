@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
+use synod_core::ReplicaId;
 use synod_node::access::Role;
 use synod_node::catalog::{AdminCommand, GroupInfo};
 
@@ -80,7 +81,7 @@ pub(super) async fn create(
     }
     let cmd = AdminCommand::CreateGroup {
         name: req.name,
-        members: req.members,
+        members: req.members.into_iter().map(ReplicaId).collect(),
         kind: crate::CHANNEL_KIND.into(),
         params: crate::hosted::channel_params(&batch),
         access: Some(access),

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use synod_core::{GroupId, ReplicaId};
 use synod_node::access::Role;
 use synod_node::catalog::{AdminCommand, GroupInfo};
 
@@ -52,7 +53,7 @@ pub(super) async fn create(
     }
     let cmd = AdminCommand::CreateGroup {
         name: req.name,
-        members: req.members,
+        members: req.members.into_iter().map(ReplicaId).collect(),
         kind: crate::NOTARY_KIND.into(),
         params: bytes::Bytes::new(),
         access: Some(access),
@@ -233,12 +234,12 @@ pub(super) async fn remove(
 }
 
 /// Notary `group` as a signature names it (name, id, creation GSN), from this node's catalog.
-fn notary_identity(api: &Api, group: u32) -> Option<crate::notary::NotaryIdentity> {
+fn notary_identity(api: &Api, group: GroupId) -> Option<crate::notary::NotaryIdentity> {
     let catalog = api.node.catalog();
     let info = catalog.group_by_id(group)?;
     Some(crate::notary::NotaryIdentity {
         name: info.name.clone(),
-        id: info.id,
+        id: info.id.0,
         created_gsn: info.created_gsn,
     })
 }

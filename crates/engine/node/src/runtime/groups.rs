@@ -18,7 +18,7 @@ use crate::catalog::{Catalog, GroupInfo};
 use crate::host::{Apps, HostedGroup, Open, OpenError, Waiter};
 
 pub(super) struct Group {
-    pub(super) id: u32,
+    pub(super) id: GroupId,
     pub(super) replica: Replica,
     /// The group's application on its executor (commands run in parallel where their keys do
     /// not conflict), with the deliveries handed over but not admitted yet.
@@ -195,10 +195,10 @@ impl Runtime {
     }
 
     /// Replica options for a group whose first configuration has `genesis` as members.
-    pub(super) fn options(&self, genesis: &[u16]) -> synod_core::Options {
+    pub(super) fn options(&self, genesis: &[ReplicaId]) -> synod_core::Options {
         let mut opts = synod_core::Options::new(
             ReplicaId(self.node),
-            Config::majority(genesis.iter().map(|m| ReplicaId(*m))),
+            Config::majority(genesis.iter().copied()),
         );
         opts.seed = u64::from(self.node) ^ now().0;
         opts.takeover_timeout_ns = self.timing.takeover_ms * 1_000_000;
@@ -218,10 +218,10 @@ impl Runtime {
         let catalog = self.catalog.borrow_and_update().clone();
         for (node, addr) in catalog.nodes() {
             let Ok(addr) = addr.parse() else { continue };
-            if *node != self.node && self.known_peers.get(node) != Some(&addr) {
-                tracing::info!(peer = node, %addr, "dialing a node registered in the catalog");
-                self.transport.add_peer(*node, addr);
-                self.known_peers.insert(*node, addr);
+            if node.0 != self.node && self.known_peers.get(&node.0) != Some(&addr) {
+                tracing::info!(peer = node.0, %addr, "dialing a node registered in the catalog");
+                self.transport.add_peer(node.0, addr);
+                self.known_peers.insert(node.0, addr);
             }
         }
         for info in catalog.groups() {
@@ -231,7 +231,7 @@ impl Runtime {
             if info.id == super::DEFAULT_GROUP
                 || self.groups.contains_key(&info.id)
                 || self.corrupt.contains_key(&info.id)
-                || !info.hosts.contains(&self.node)
+                || !info.hosts.contains(&ReplicaId(self.node))
             {
                 continue;
             }
@@ -240,12 +240,12 @@ impl Runtime {
                 None => self.fresh_state(info.id, info.created_gsn),
             };
             match self.host(info, state) {
-                Ok(()) => tracing::info!(group = info.id, name = %info.name, "hosting group"),
+                Ok(()) => tracing::info!(group = %info.id, name = %info.name, "hosting group"),
                 // Another version's snapshot, or a kind of application this binary lacks: the
                 // data may be sound, so nothing is wiped; the group is not served here until a
                 // binary that reads it runs.
                 Err(e @ (NodeError::SnapshotFormat { .. } | NodeError::UnknownKind { .. })) => {
-                    tracing::error!(group = info.id, error = %e, "group not served");
+                    tracing::error!(group = %info.id, error = %e, "group not served");
                     self.corrupt.insert(info.id, e.to_string());
                 }
                 // Its state cannot be used (a snapshot that does not decode): never reopened
@@ -254,7 +254,7 @@ impl Runtime {
                 Err(e) => self.open_fenced(info, e.to_string()),
             }
         }
-        let removed: Vec<u32> = self
+        let removed: Vec<GroupId> = self
             .groups
             .keys()
             .chain(self.dormant.keys())
@@ -263,18 +263,18 @@ impl Runtime {
             .filter(|id| catalog.is_removed(*id))
             .collect();
         for id in removed {
-            tracing::info!(group = id, "removing group (removed from the catalog)");
+            tracing::info!(group = %id, "removing group (removed from the catalog)");
             self.dormant.remove(&id);
             self.corrupt.remove(&id);
             if let Some(mut g) = self.groups.remove(&id) {
                 g.close();
             }
             self.collecting.retain(|(g, _)| *g != id);
-            self.remove_next.push(GroupId(id));
+            self.remove_next.push(id);
         }
     }
 }
 
 /// Groups found in storage other than the default one, waiting for the catalog to claim them
 /// (at startup the catalog may not yet have replayed their creation).
-pub(super) type Dormant = BTreeMap<u32, DurableState>;
+pub(super) type Dormant = BTreeMap<GroupId, DurableState>;

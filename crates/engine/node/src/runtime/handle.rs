@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use synod_core::{ConfigChange, Slot};
+use synod_core::{ConfigChange, GroupId, ReplicaId, Slot};
 use synod_exec::{GroupSpec, Hosted, WorkerPool};
 use synod_transport::{Transport, TransportConfig};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
@@ -66,7 +66,8 @@ impl Node {
             repairs: repairs.len() as u64,
             ..NodeMetrics::default()
         };
-        let fresh = Catalog::new(&config.members, config.apps.default_kind());
+        let genesis: Vec<ReplicaId> = config.members.iter().map(|m| ReplicaId(*m)).collect();
+        let fresh = Catalog::new(&genesis, config.apps.default_kind());
         let (catalog_tx, catalog_rx) = watch::channel(Arc::new(fresh.clone()));
 
         let mut tcfg = TransportConfig::new(config.node, config.listen, config.identity.clone());
@@ -111,12 +112,12 @@ impl Node {
             catalog: catalog_rx.clone(),
             apps: config.apps.clone(),
         };
-        let opts = runtime.options(&config.members);
+        let opts = runtime.options(&genesis);
         let spec = GroupSpec {
             id: DEFAULT_GROUP,
             name: DEFAULT_GROUP_NAME.to_string(),
             created_gsn: 0,
-            genesis: config.members.clone(),
+            genesis,
             params: Bytes::new(),
         };
         let default = Group::open(
@@ -171,7 +172,7 @@ impl Node {
 
     /// The id of the group called `name`, as this node's catalog knows it.
     #[must_use]
-    pub fn resolve(&self, name: &str) -> Option<u32> {
+    pub fn resolve(&self, name: &str) -> Option<GroupId> {
         self.catalog.borrow().group(name).map(|g| g.id)
     }
 
@@ -186,7 +187,7 @@ impl Node {
     ///
     /// # Errors
     /// [`RequestError`]; on `Stopped` the outcome is unknown.
-    pub async fn submit(&self, group: u32, command: Bytes) -> Result<Applied, RequestError> {
+    pub async fn submit(&self, group: GroupId, command: Bytes) -> Result<Applied, RequestError> {
         self.ask(|reply| Request::Submit {
             group,
             command,
@@ -202,7 +203,7 @@ impl Node {
     /// [`Self::submit`].
     pub async fn submit_to<A: Hosted>(
         &self,
-        group: u32,
+        group: GroupId,
         command: Bytes,
     ) -> Result<(Slot, A::Output), RequestError> {
         let applied = self.submit(group, command).await?;
@@ -221,7 +222,7 @@ impl Node {
     /// [`RequestError`]; `WrongKind` if the group's application takes another query type.
     pub async fn query(
         &self,
-        group: u32,
+        group: GroupId,
         query: Box<dyn Any + Send>,
     ) -> Result<Applied, RequestError> {
         self.ask(|reply| Request::Query {
@@ -238,7 +239,7 @@ impl Node {
     /// As [`Self::query`].
     pub async fn query_to<A: Hosted>(
         &self,
-        group: u32,
+        group: GroupId,
         query: A::Query,
     ) -> Result<(Slot, A::Output), RequestError> {
         let applied = self.query(group, Box::new(query)).await?;
@@ -255,7 +256,7 @@ impl Node {
     ///
     /// # Errors
     /// [`RequestError`].
-    pub async fn barrier(&self, group: u32) -> Result<Slot, RequestError> {
+    pub async fn barrier(&self, group: GroupId) -> Result<Slot, RequestError> {
         self.ask(|reply| Request::Barrier { group, reply }).await
     }
 
@@ -267,7 +268,7 @@ impl Node {
     /// [`RequestError::NoGroup`] or `Corrupt` if this node does not serve the group.
     pub async fn app(
         &self,
-        group: u32,
+        group: GroupId,
     ) -> Result<(Arc<dyn Any + Send + Sync>, Slot), RequestError> {
         self.ask(|reply| Request::App { group, reply }).await
     }
@@ -277,7 +278,7 @@ impl Node {
     /// # Errors
     /// [`RequestError::WrongKind`] if the group runs another application, or as
     /// [`Self::app`].
-    pub async fn app_of<A: Hosted>(&self, group: u32) -> Result<(Arc<A>, Slot), RequestError> {
+    pub async fn app_of<A: Hosted>(&self, group: GroupId) -> Result<(Arc<A>, Slot), RequestError> {
         let (app, applied) = self.app(group).await?;
         let app = app.downcast::<A>().map_err(|_| RequestError::WrongKind)?;
         Ok((app, applied))
@@ -301,7 +302,7 @@ impl Node {
     /// member), or another [`RequestError`].
     pub async fn change_config(
         &self,
-        group: u32,
+        group: GroupId,
         change: ConfigChange,
     ) -> Result<Slot, RequestError> {
         self.ask(|reply| Request::Config {

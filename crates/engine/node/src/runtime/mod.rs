@@ -41,7 +41,7 @@ use snapshot::with_encoding;
 use storage_task::{CommitDone, StorageJob};
 
 /// The group every cluster starts with.
-pub const DEFAULT_GROUP: u32 = 0;
+pub const DEFAULT_GROUP: GroupId = GroupId(0);
 
 /// How to run a node.
 #[derive(Clone, Debug)]
@@ -107,7 +107,7 @@ pub enum NodeError {
     #[error("group {group}: snapshot state is unreadable: {detail}")]
     Snapshot {
         /// The group.
-        group: u32,
+        group: GroupId,
         /// What went wrong.
         detail: String,
     },
@@ -116,7 +116,7 @@ pub enum NodeError {
     #[error("group {group}: this node has no application of kind {kind:?}; nothing was changed")]
     UnknownKind {
         /// The group.
-        group: u32,
+        group: GroupId,
         /// Its kind.
         kind: String,
     },
@@ -128,7 +128,7 @@ pub enum NodeError {
     )]
     SnapshotFormat {
         /// The group.
-        group: u32,
+        group: GroupId,
         /// The formats.
         detail: String,
     },
@@ -138,7 +138,7 @@ pub enum NodeError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupStatus {
     /// The group.
-    pub group: u32,
+    pub group: GroupId,
     /// Its name in the catalog (empty if this node's catalog does not know it yet).
     pub name: String,
     /// The kind of application it runs (empty if this node's catalog does not know it yet).
@@ -146,7 +146,7 @@ pub struct GroupStatus {
     /// Slots below this are applied here.
     pub applied: Slot,
     /// Current members.
-    pub members: Vec<u16>,
+    pub members: Vec<ReplicaId>,
     /// Whether this node hears from a quorum.
     pub has_quorum: bool,
     /// Items the application holds, as it counts them (read from the live state, which may
@@ -187,24 +187,24 @@ type Answer<T> = oneshot::Sender<Result<T, RequestError>>;
 enum Request {
     /// Propose an application command.
     Submit {
-        group: u32,
+        group: GroupId,
         command: Bytes,
         reply: Answer<Applied>,
     },
     /// A linearizable read: a barrier through the log, then the application's query.
     Query {
-        group: u32,
+        group: GroupId,
         query: Box<dyn Any + Send>,
         reply: Answer<Applied>,
     },
     /// A barrier through the log: answered once everything before it is applied here.
     Barrier {
-        group: u32,
+        group: GroupId,
         reply: Answer<Slot>,
     },
     /// The application and its applied GSN, for a reader off the event loop.
     App {
-        group: u32,
+        group: GroupId,
         reply: Answer<(Arc<dyn Any + Send + Sync>, Slot)>,
     },
     Admin {
@@ -212,7 +212,7 @@ enum Request {
         reply: Answer<(Slot, AdminOutput)>,
     },
     Config {
-        group: u32,
+        group: GroupId,
         change: ConfigChange,
         reply: Answer<Slot>,
     },
@@ -226,19 +226,19 @@ enum Request {
 
 struct Runtime {
     node: u16,
-    groups: BTreeMap<u32, Group>,
+    groups: BTreeMap<GroupId, Group>,
     /// Groups in storage that the catalog has not claimed yet.
     dormant: Dormant,
     /// Groups whose log on this node is corrupt, with the error: they neither vote nor serve.
-    corrupt: BTreeMap<u32, String>,
+    corrupt: BTreeMap<GroupId, String>,
     /// Peer addresses the transport dials.
     known_peers: BTreeMap<u16, std::net::SocketAddr>,
     timing: Timing,
     transport: Arc<Transport>,
     /// Readies produced since the last commit started, in order.
-    collecting: VecDeque<(u32, Ready)>,
+    collecting: VecDeque<(GroupId, Ready)>,
     /// Readies whose records are being committed.
-    in_flight: Option<VecDeque<(u32, Ready)>>,
+    in_flight: Option<VecDeque<(GroupId, Ready)>>,
     storage: std::sync::mpsc::Sender<StorageJob>,
     snapshot_every: u64,
     log_retention: u64,
@@ -247,13 +247,13 @@ struct Runtime {
     /// Groups whose log to wipe, leaving a fence record, before the next commit's records.
     reset_next: Vec<(GroupId, u64)>,
     /// Why each group was wiped here, while it rejoins.
-    repairs: BTreeMap<u32, String>,
+    repairs: BTreeMap<GroupId, String>,
     /// Present while the node rejoins after a lost disk: every group it creates starts
     /// fenced. Removed once every hosted group has caught up past its fence.
     rejoin_marker: Option<PathBuf>,
     /// Where snapshots encoded off the event loop come back (unbounded: at most one per
     /// group is in flight, and a worker thread must never block on the event loop).
-    snapshots_encoded: mpsc::UnboundedSender<(u32, Arc<Snapshot>, Bytes)>,
+    snapshots_encoded: mpsc::UnboundedSender<(GroupId, Arc<Snapshot>, Bytes)>,
     metrics: NodeMetrics,
     /// Runs every group's commands.
     pool: WorkerPool,
@@ -272,7 +272,7 @@ impl Runtime {
         mut inbound: mpsc::Receiver<Inbound>,
         mut requests: mpsc::Receiver<Request>,
         mut done: mpsc::Receiver<Result<CommitDone, String>>,
-        mut snapshots: mpsc::UnboundedReceiver<(u32, Arc<Snapshot>, Bytes)>,
+        mut snapshots: mpsc::UnboundedReceiver<(GroupId, Arc<Snapshot>, Bytes)>,
     ) {
         loop {
             // Back-pressure: while an executor has no room for the commands already agreed,
@@ -327,7 +327,7 @@ impl Runtime {
             }
         }
         for (id, e) in failed {
-            tracing::error!(group = id, error = %e, "group quarantined: its application failed");
+            tracing::error!(group = %id, error = %e, "group quarantined: its application failed");
             if let Some(mut g) = self.groups.remove(&id) {
                 g.close();
             }
@@ -354,7 +354,7 @@ impl Runtime {
 
     fn on_timers(&mut self) {
         let t = now();
-        let due: Vec<u32> = self
+        let due: Vec<GroupId> = self
             .groups
             .iter()
             .filter(|(_, g)| g.replica.poll_timeout().is_some_and(|d| d <= t))
@@ -378,7 +378,7 @@ impl Runtime {
     /// (the command may have been refused, without a quorum, or lost with its proposer).
     fn propose_due_timers(&mut self, now: Time) {
         const RETRY_NS: u64 = 1_000_000_000;
-        let due: Vec<(u32, u64, Bytes)> = self
+        let due: Vec<(GroupId, u64, Bytes)> = self
             .groups
             .iter()
             .filter_map(|(id, g)| {
@@ -433,7 +433,7 @@ impl Runtime {
         };
         // The transport proved the sender's node id; a message must not claim another.
         if envelope.from != ReplicaId(inb.from) || envelope.to != ReplicaId(self.node) {
-            tracing::warn!(group, from = inb.from, claimed = %envelope.from, "dropped a message with a forged sender");
+            tracing::warn!(group = %group, from = inb.from, claimed = %envelope.from, "dropped a message with a forged sender");
             self.metrics.forged_messages += 1;
             return;
         }
@@ -494,7 +494,7 @@ impl Runtime {
 
     fn status(&self) -> Vec<GroupStatus> {
         let catalog = self.catalog.borrow().clone();
-        let named = |id: u32| {
+        let named = |id: GroupId| {
             catalog
                 .group_by_id(id)
                 .map(|g| (g.name.clone(), g.kind.clone()))
@@ -510,13 +510,7 @@ impl Runtime {
                     name,
                     kind,
                     applied: g.host.applied(),
-                    members: g
-                        .replica
-                        .latest_config()
-                        .members
-                        .iter()
-                        .map(|m| m.0)
-                        .collect(),
+                    members: g.replica.latest_config().members.iter().copied().collect(),
                     has_quorum: g.replica.has_quorum(),
                     items: summary.items,
                     content_hash: summary.digest,
@@ -545,14 +539,14 @@ impl Runtime {
     }
 
     /// Why `group` cannot serve here: corrupt, or not hosted.
-    fn unavailable(&self, group: u32) -> RequestError {
+    fn unavailable(&self, group: GroupId) -> RequestError {
         match self.corrupt.get(&group) {
             Some(e) => RequestError::Corrupt(e.clone()),
             None => RequestError::NoGroup(group),
         }
     }
 
-    fn propose(&mut self, group: u32, payload: Payload, waiter: Waiter) {
+    fn propose(&mut self, group: GroupId, payload: Payload, waiter: Waiter) {
         let unavailable = self.unavailable(group);
         let Some(g) = self.groups.get_mut(&group) else {
             return waiter.fail(unavailable);
@@ -572,7 +566,7 @@ impl Runtime {
     /// [`Ready::early_deliveries`]) are applied and answered here, before its fsync, when no
     /// earlier ready of the group still holds deliveries: a write's answer then waits for
     /// the acceptors' fsync but not for this node's decision record.
-    fn collect(&mut self, group: u32) {
+    fn collect(&mut self, group: GroupId) {
         while let Some(g) = self.groups.get_mut(&group) {
             let Some(mut ready) = g.replica.poll_ready() else {
                 break;
@@ -599,7 +593,7 @@ impl Runtime {
     /// job, at exactly that place in the order, and encoded on a blocking thread
     /// (`HostedGroup::snapshot`), so neither the event loop nor the executor waits for a large
     /// state; [`Self::snapshot_encoded`] finishes it.
-    fn maybe_snapshot(&mut self, group: u32) {
+    fn maybe_snapshot(&mut self, group: GroupId) {
         let Some(g) = self.groups.get_mut(&group) else {
             return;
         };
@@ -624,7 +618,7 @@ impl Runtime {
                     app,
                 });
                 tracing::debug!(
-                    group,
+                    group = %group,
                     ms = started.elapsed().as_secs_f64() * 1e3,
                     bytes = bytes.len(),
                     "snapshot encoded"
@@ -636,7 +630,7 @@ impl Runtime {
 
     /// A snapshot finished encoding: the replica compacts its log behind it and it is served
     /// to peers that need it.
-    fn snapshot_encoded(&mut self, group: u32, snapshot: Arc<Snapshot>, bytes: Bytes) {
+    fn snapshot_encoded(&mut self, group: GroupId, snapshot: Arc<Snapshot>, bytes: Bytes) {
         let Some(g) = self.groups.get_mut(&group) else {
             return;
         };
@@ -675,7 +669,7 @@ impl Runtime {
                 continue;
             }
             let batch = std::mem::take(&mut self.collecting);
-            let mut records: BTreeMap<u32, Vec<Record>> = BTreeMap::new();
+            let mut records: BTreeMap<GroupId, Vec<Record>> = BTreeMap::new();
             for (g, r) in &batch {
                 records
                     .entry(*g)
@@ -684,7 +678,7 @@ impl Runtime {
             }
             let job = StorageJob::Commit {
                 reset: std::mem::take(&mut self.reset_next),
-                records: records.into_iter().map(|(g, r)| (GroupId(g), r)).collect(),
+                records: records.into_iter().collect(),
                 remove: std::mem::take(&mut self.remove_next),
             };
             if self.storage.send(job).is_err() {
@@ -703,7 +697,7 @@ impl Runtime {
     }
 
     /// The batch's records are durable: send, apply, acknowledge.
-    fn release(&mut self, batch: VecDeque<(u32, Ready)>) {
+    fn release(&mut self, batch: VecDeque<(GroupId, Ready)>) {
         for (group, ready) in batch {
             for envelope in ready.messages {
                 let to = envelope.to.0;
@@ -728,7 +722,7 @@ impl Runtime {
                     .as_ref()
                     .is_none_or(|r| r.last.elapsed() > Duration::from_secs(5));
                 if stale {
-                    tracing::info!(group, from = req.from.0, "fetching a snapshot");
+                    tracing::info!(group = %group, from = req.from.0, "fetching a snapshot");
                     g.receiving = None;
                     let ask = Frame::SnapshotRequest {
                         group,

@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use synod_core::{DurableState, RejoinStatus};
+use synod_core::{DurableState, RejoinStatus, ReplicaId};
 use synod_storage::{GroupId, StorageError, Store, UnsyncedFile};
 
 use super::groups::{Dormant, Group};
@@ -40,7 +40,7 @@ pub(super) struct Recovered {
     /// The default group's state.
     pub(super) default: DurableState,
     /// Groups wiped at startup, and why.
-    pub(super) repairs: BTreeMap<u32, String>,
+    pub(super) repairs: BTreeMap<GroupId, String>,
     /// The rejoin marker, if the node is rejoining after a lost disk.
     pub(super) marker: Option<PathBuf>,
 }
@@ -176,28 +176,28 @@ fn recover_store(
         // failing disk) stops the node instead: wiping on it could erase every copy at once.
         Err(e @ StorageError::Corrupt { .. }) => {
             tracing::error!(
-                group = gid.0,
+                group = %gid,
                 error = %e,
                 "group wiped: its state on this disk cannot be trusted; it rejoins from its peers"
             );
             store.reset_group(gid, fresh_nonce())?;
-            repairs.insert(gid.0, e.to_string());
+            repairs.insert(gid, e.to_string());
             store.recover(gid)
         }
         Err(e) => Err(e),
     };
     let mut dormant = Dormant::new();
     for gid in groups {
-        if gid.0 != DEFAULT_GROUP {
-            dormant.insert(gid.0, recover(store, gid)?);
+        if gid != DEFAULT_GROUP {
+            dormant.insert(gid, recover(store, gid)?);
         }
     }
-    let mut default = recover(store, GroupId(DEFAULT_GROUP))?;
+    let mut default = recover(store, DEFAULT_GROUP)?;
     if marker.is_some() && default == DurableState::default() {
         // Rejoin mode, and the default group not written yet (a crash may have come between
         // the marker and this): fence it now, before anything else is written.
-        store.reset_group(GroupId(DEFAULT_GROUP), fresh_nonce())?;
-        default = store.recover(GroupId(DEFAULT_GROUP))?;
+        store.reset_group(DEFAULT_GROUP, fresh_nonce())?;
+        default = store.recover(DEFAULT_GROUP)?;
     }
     if marker.is_some() {
         repairs
@@ -228,8 +228,8 @@ impl Runtime {
     pub(super) fn open_fenced(&mut self, info: &GroupInfo, reason: String) {
         let id = info.id;
         let nonce = fresh_nonce();
-        tracing::error!(group = id, error = %reason, "group wiped: it rejoins from its peers");
-        self.reset_next.push((GroupId(id), nonce));
+        tracing::error!(group = %id, error = %reason, "group wiped: it rejoins from its peers");
+        self.reset_next.push((id, nonce));
         self.repairs.insert(id, reason);
         self.metrics.repairs += 1;
         let state = DurableState {
@@ -248,7 +248,7 @@ impl Runtime {
     /// A group whose creation the default group delivered at or after the slot of this node's
     /// own rejoin there was created after the loss: this node never voted in it, so it starts
     /// fresh. Any other group (or any group while that slot is not known yet) starts fenced.
-    pub(super) fn fresh_state(&mut self, id: u32, created_gsn: u64) -> DurableState {
+    pub(super) fn fresh_state(&mut self, id: GroupId, created_gsn: u64) -> DurableState {
         if self.rejoin_marker.is_none() || self.created_after_loss(created_gsn) {
             return DurableState::default();
         }
@@ -309,7 +309,7 @@ impl Runtime {
         let catalog = self.catalog.borrow().clone();
         let all_done = catalog
             .groups()
-            .filter(|info| info.hosts.contains(&self.node) && info.created_gsn < loss.0)
+            .filter(|info| info.hosts.contains(&ReplicaId(self.node)) && info.created_gsn < loss.0)
             .all(|info| {
                 self.groups
                     .get(&info.id)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use synod_core::Snapshot;
+use synod_core::{GroupId, Snapshot};
 use synod_transport::frame::Frame;
 
 use super::{Runtime, now};
@@ -49,7 +49,13 @@ pub(super) const SNAPSHOT_CHUNK: usize = 256 * 1024;
 
 impl Runtime {
     /// Sends one chunk of our latest snapshot of `group` (if it covers what is asked).
-    pub(super) fn serve_snapshot(&mut self, to: u16, group: u32, min_next_slot: u64, offset: u64) {
+    pub(super) fn serve_snapshot(
+        &mut self,
+        to: u16,
+        group: GroupId,
+        min_next_slot: u64,
+        offset: u64,
+    ) {
         let Some(g) = self.groups.get(&group) else {
             return;
         };
@@ -77,7 +83,7 @@ impl Runtime {
     pub(super) fn receive_snapshot(
         &mut self,
         from: u16,
-        group: u32,
+        group: GroupId,
         next_slot: u64,
         total: u64,
         offset: u64,
@@ -87,7 +93,7 @@ impl Runtime {
             return;
         };
         if total > 4 << 30 {
-            tracing::warn!(group, from, total, "refused a snapshot larger than 4 GiB");
+            tracing::warn!(group = %group, from, total, "refused a snapshot larger than 4 GiB");
             return;
         }
         let fresh = || Incoming {
@@ -122,7 +128,7 @@ impl Runtime {
         let mut snapshot: Snapshot = match postcard::from_bytes(&bytes) {
             Ok(s) => s,
             Err(e) => {
-                return tracing::warn!(group, from, error = %e, "an undecodable snapshot; will ask again");
+                return tracing::warn!(group = %group, from, error = %e, "an undecodable snapshot; will ask again");
             }
         };
         share_app(&mut snapshot, &bytes);
@@ -133,14 +139,14 @@ impl Runtime {
             // run first (their effects are overwritten), later ones run after it. It is
             // decoded before the replica moves past the slots it covers.
             if let Err(e) = g.host.install(&snapshot.app, snapshot.next_slot) {
-                return tracing::warn!(group, from, error = %e, "a snapshot with undecodable state");
+                return tracing::warn!(group = %group, from, error = %e, "a snapshot with undecodable state");
             }
             let installed = g.replica.install_snapshot(now(), snapshot.clone());
             debug_assert!(
                 installed,
                 "a snapshot past the delivered prefix is installed"
             );
-            tracing::info!(group, from, next_slot, "installed a snapshot");
+            tracing::info!(group = %group, from, next_slot, "installed a snapshot");
             g.handed_to = snapshot.next_slot;
             g.applied_floor = snapshot.next_slot;
             g.snapshot = Some((snapshot, bytes));

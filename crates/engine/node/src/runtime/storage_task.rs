@@ -172,7 +172,7 @@ fn write(
     match files.write(group, snapshot) {
         Ok(true) => {
             tracing::debug!(
-                group = group.0,
+                group = %group.0,
                 ms = t.elapsed().as_secs_f64() * 1e3,
                 "snapshot written"
             );

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use synod_kv::{KvCommand, KvNode, WriteResult};
-use synod_node::{DEFAULT_GROUP, Node, NodeConfig, RequestError};
+use synod_node::{DEFAULT_GROUP, GroupId, Node, NodeConfig, ReplicaId, RequestError};
 use synod_transport::certs::{self, Pem};
 use synod_transport::tls::TlsIdentity;
 
@@ -35,7 +35,7 @@ pub(crate) fn apps() -> std::sync::Arc<synod_node::Apps> {
 pub(crate) fn create_kv(name: &str, members: &[u16]) -> synod_node::catalog::AdminCommand {
     synod_node::catalog::AdminCommand::CreateGroup {
         name: name.into(),
-        members: members.to_vec(),
+        members: members.iter().copied().map(ReplicaId).collect(),
         kind: synod_kv::KIND.into(),
         params: Bytes::new(),
         access: None,
@@ -82,7 +82,7 @@ pub(crate) async fn write_with_retry(node: &Node, cmd: KvCommand) -> WriteResult
 }
 
 /// Writes `cmd` in `group`, retrying while the node has no quorum (up to 10 s).
-pub(crate) async fn write_in(node: &Node, group: u32, cmd: KvCommand) -> WriteResult {
+pub(crate) async fn write_in(node: &Node, group: GroupId, cmd: KvCommand) -> WriteResult {
     for _ in 0..200 {
         match node.write(group, cmd.clone()).await {
             Ok(r) => return r,
@@ -101,7 +101,7 @@ pub(crate) async fn converged(nodes: &[&Node]) -> bool {
 
 /// Whether every node hosts `group` at the same applied GSN with the same content (waits up to
 /// 10 s).
-pub(crate) async fn converged_in(nodes: &[&Node], group: u32) -> bool {
+pub(crate) async fn converged_in(nodes: &[&Node], group: GroupId) -> bool {
     for _ in 0..400 {
         let mut status = Vec::new();
         for n in nodes {
