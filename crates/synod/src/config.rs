@@ -132,7 +132,7 @@ impl FileConfig {
             if id == self.node {
                 bail!("node {id} lists itself as a peer");
             }
-            peers.insert(id, *addr);
+            peers.insert(synod_node::ReplicaId(id), *addr);
         }
         match (self.members.contains(&self.node), self.join) {
             (false, false) => bail!(
@@ -148,11 +148,16 @@ impl FileConfig {
             _ => {}
         }
         Ok(NodeConfig {
-            node: self.node,
+            node: synod_node::ReplicaId(self.node),
             data_dir: self.data_dir.clone(),
             listen: self.listen_peer,
             peers,
-            members: self.members.clone(),
+            members: self
+                .members
+                .iter()
+                .copied()
+                .map(synod_node::ReplicaId)
+                .collect(),
             identity,
             power_cut_test_mode: self.power_cut_test_mode,
             takeover_ms: self.takeover_ms,

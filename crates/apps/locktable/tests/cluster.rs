@@ -20,14 +20,14 @@ use synod_transport::tls::TlsIdentity;
 fn config(ca: &Pem, node: u16, addrs: &[SocketAddr], dir: &std::path::Path) -> NodeConfig {
     let cert = certs::issue_node(ca, node).unwrap();
     NodeConfig {
-        node,
+        node: ReplicaId(node),
         data_dir: dir.join(format!("node{node}")),
         listen: addrs[node as usize],
         peers: (0..addrs.len() as u16)
             .filter(|n| *n != node)
-            .map(|n| (n, addrs[n as usize]))
+            .map(|n| (ReplicaId(n), addrs[n as usize]))
             .collect::<BTreeMap<_, _>>(),
-        members: (0..addrs.len() as u16).collect(),
+        members: (0..addrs.len() as u16).map(ReplicaId).collect(),
         identity: TlsIdentity::from_pem(&ca.cert, &cert.cert, &cert.key).unwrap(),
         power_cut_test_mode: false,
         takeover_ms: 50,

@@ -143,12 +143,12 @@ async fn an_empty_node_joins_through_a_snapshot_votes_and_a_member_is_removed_un
     // Node 3 starts empty, knowing the cluster's genesis members and their addresses; the
     // cluster learns its address through the catalog, then adds it as a voting member.
     let joiner = NodeConfig {
-        node: 3,
+        node: ReplicaId(3),
         listen: addrs[3],
         peers: first
             .iter()
             .enumerate()
-            .map(|(i, a)| (i as u16, *a))
+            .map(|(i, a)| (ReplicaId(i as u16), *a))
             .collect::<BTreeMap<_, _>>(),
         ..small(0)
     };

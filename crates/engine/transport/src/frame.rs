@@ -5,7 +5,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
-use synod_core::{Envelope, GroupId};
+use synod_core::{Envelope, GroupId, ReplicaId};
 
 /// Wire format version; bumped on any incompatible change.
 pub const VERSION: u8 = 2;
@@ -19,7 +19,7 @@ pub enum Frame {
     /// certificate).
     Hello {
         /// The dialer's node id.
-        node: u16,
+        node: ReplicaId,
     },
     /// A protocol message of one agreement group.
     Group {

@@ -24,6 +24,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use rustls_pki_types::ServerName;
+use synod_core::ReplicaId;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -38,11 +39,11 @@ use crate::tls::{TlsError, TlsIdentity, certificate_names_node};
 #[derive(Clone, Debug)]
 pub struct TransportConfig {
     /// This node.
-    pub node: u16,
+    pub node: ReplicaId,
     /// Where to listen for peers.
     pub listen: SocketAddr,
     /// Every other node and where it listens.
-    pub peers: BTreeMap<u16, SocketAddr>,
+    pub peers: BTreeMap<ReplicaId, SocketAddr>,
     /// TLS material.
     pub identity: TlsIdentity,
     /// Frames queued per peer before new ones are dropped.
@@ -64,7 +65,7 @@ pub struct TransportConfig {
 impl TransportConfig {
     /// Defaults for a LAN.
     #[must_use]
-    pub fn new(node: u16, listen: SocketAddr, identity: TlsIdentity) -> TransportConfig {
+    pub fn new(node: ReplicaId, listen: SocketAddr, identity: TlsIdentity) -> TransportConfig {
         TransportConfig {
             node,
             listen,
@@ -111,7 +112,7 @@ impl TransportStats {
 #[derive(Debug)]
 pub struct Inbound {
     /// The sender.
-    pub from: u16,
+    pub from: ReplicaId,
     /// What it sent.
     pub frame: Frame,
 }
@@ -122,10 +123,10 @@ pub struct Inbound {
 pub enum SendError {
     /// Not a configured peer.
     #[error("node {0} is not a peer")]
-    UnknownPeer(u16),
+    UnknownPeer(ReplicaId),
     /// Its queue is full; the frame was dropped.
     #[error("the queue to node {0} is full; frame dropped")]
-    QueueFull(u16),
+    QueueFull(ReplicaId),
     /// The frame cannot be encoded within the limit.
     #[error(transparent)]
     Frame(#[from] frame::FrameError),
@@ -150,9 +151,9 @@ pub enum StartError {
 
 /// The running transport. Dropping it stops every task.
 pub struct Transport {
-    node: u16,
+    node: ReplicaId,
     local_addr: SocketAddr,
-    queues: Mutex<BTreeMap<u16, mpsc::Sender<Bytes>>>,
+    queues: Mutex<BTreeMap<ReplicaId, mpsc::Sender<Bytes>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     connector: TlsConnector,
     config: TransportConfig,
@@ -225,7 +226,7 @@ impl Transport {
     }
 
     /// Starts dialing `peer` at `addr` (replacing an earlier address).
-    pub fn add_peer(&self, peer: u16, addr: SocketAddr) {
+    pub fn add_peer(&self, peer: ReplicaId, addr: SocketAddr) {
         let (tx, rx) = mpsc::channel(self.config.queue_max);
         let dialer = Dialer {
             me: self.node,
@@ -244,7 +245,7 @@ impl Transport {
     }
 
     /// Stops talking to `peer`.
-    pub fn remove_peer(&self, peer: u16) {
+    pub fn remove_peer(&self, peer: ReplicaId) {
         lock(&self.queues).remove(&peer);
     }
 
@@ -252,7 +253,7 @@ impl Transport {
     ///
     /// # Errors
     /// [`SendError`]: unknown peer, full queue (frame dropped and counted) or oversized frame.
-    pub fn send(&self, to: u16, frame: &Frame) -> Result<(), SendError> {
+    pub fn send(&self, to: ReplicaId, frame: &Frame) -> Result<(), SendError> {
         let bytes = frame::encode(frame)?;
         let queues = lock(&self.queues);
         let tx = queues.get(&to).ok_or(SendError::UnknownPeer(to))?;
@@ -287,8 +288,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 struct Dialer {
-    me: u16,
-    peer: u16,
+    me: ReplicaId,
+    peer: ReplicaId,
     addr: SocketAddr,
     connector: TlsConnector,
     stats: Arc<TransportStats>,
@@ -318,18 +319,18 @@ impl Dialer {
                         let sent = tokio::time::timeout(self.dead_after, framed.send(next.clone()));
                         if !matches!(sent.await, Ok(Ok(()))) {
                             // Keep the frame for the next connection.
-                            tracing::debug!(peer = self.peer, "connection lost; re-dialling");
+                            tracing::debug!(peer = %self.peer, "connection lost; re-dialling");
                             pending = Some(next);
                             break;
                         }
                         self.stats.sent.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                Ok(Err(e)) => tracing::debug!(peer = self.peer, error = %e, "connect failed"),
-                Err(_) => tracing::debug!(peer = self.peer, "connect timed out"),
+                Ok(Err(e)) => tracing::debug!(peer = %self.peer, error = %e, "connect failed"),
+                Err(_) => tracing::debug!(peer = %self.peer, "connect timed out"),
             }
             // Randomized so that nodes restarting together do not reconnect in lockstep.
-            let jitter = u64::from(std::process::id() ^ u32::from(self.peer)) % 97;
+            let jitter = u64::from(std::process::id() ^ u32::from(self.peer.0)) % 97;
             let wait = backoff + backoff * u32::try_from(jitter).unwrap_or(0) / 97;
             tokio::time::sleep(wait).await;
             backoff = (backoff * 2).min(self.backoff_max);
@@ -344,7 +345,7 @@ impl Dialer {
         tcp.set_nodelay(true)?;
         // Abort rather than retransmit into a partition for minutes (see the module docs).
         socket2::SockRef::from(&tcp).set_tcp_user_timeout(Some(self.dead_after))?;
-        let name = ServerName::try_from(node_name(self.peer)).map_err(io::Error::other)?;
+        let name = ServerName::try_from(node_name(self.peer.0)).map_err(io::Error::other)?;
         let tls = self.connector.connect(name, tcp).await?;
         let mut framed = FramedWrite::new(tls, codec());
         let hello = frame::encode(&Frame::Hello { node: self.me }).map_err(io::Error::other)?;
@@ -412,7 +413,7 @@ async fn serve_connection(
         },
         _ => return refuse("no Hello"),
     };
-    if !certificate_names_node(&cert, node) {
+    if !certificate_names_node(&cert, node.0) {
         return refuse(&format!(
             "claims to be node {node} but its certificate does not name it"
         ));
@@ -423,7 +424,7 @@ async fn serve_connection(
             Ok(None) => return,
             Err(_) => {
                 tracing::debug!(
-                    node,
+                    node = %node,
                     "closing a connection that brought nothing for a while"
                 );
                 return;
@@ -434,12 +435,12 @@ async fn serve_connection(
             // The codec reports an oversized frame as invalid data; anything else is the
             // connection itself failing (a reset when the peer restarts), not a bad frame.
             Err(e) if e.kind() != std::io::ErrorKind::InvalidData => {
-                tracing::debug!(node, error = %e, "peer connection closed");
+                tracing::debug!(node = %node, error = %e, "peer connection closed");
                 return;
             }
             Err(e) => {
                 stats.bad_frames.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(node, error = %e, "closing a connection after a bad frame");
+                tracing::warn!(node = %node, error = %e, "closing a connection after a bad frame");
                 return;
             }
         };
@@ -447,7 +448,7 @@ async fn serve_connection(
             Ok(f) => f,
             Err(e) => {
                 stats.bad_frames.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(node, error = %e, "closing a connection after a bad frame");
+                tracing::warn!(node = %node, error = %e, "closing a connection after a bad frame");
                 return;
             }
         };

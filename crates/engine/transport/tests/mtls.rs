@@ -44,7 +44,7 @@ async fn start(
     id: TlsIdentity,
     addr: SocketAddr,
 ) -> (Transport, mpsc::Receiver<Inbound>) {
-    let mut cfg = TransportConfig::new(node, addr, id);
+    let mut cfg = TransportConfig::new(ReplicaId(node), addr, id);
     cfg.backoff_min = Duration::from_millis(20);
     cfg.backoff_max = Duration::from_millis(200);
     cfg.handshake_timeout = Duration::from_secs(2);
@@ -70,17 +70,21 @@ async fn two_nodes_exchange_frames_over_mutual_tls() {
     let ca = certs::generate_ca("test").unwrap();
     let (a, mut a_rx) = start(1, identity(&ca, 1), any_port()).await;
     let (b, mut b_rx) = start(2, identity(&ca, 2), any_port()).await;
-    a.add_peer(2, b.local_addr());
-    b.add_peer(1, a.local_addr());
+    a.add_peer(ReplicaId(2), b.local_addr());
+    b.add_peer(ReplicaId(1), a.local_addr());
     for n in 0..10 {
-        a.send(2, &heartbeat(1, 2, n)).unwrap();
-        b.send(1, &heartbeat(2, 1, n)).unwrap();
+        a.send(ReplicaId(2), &heartbeat(1, 2, n)).unwrap();
+        b.send(ReplicaId(1), &heartbeat(2, 1, n)).unwrap();
     }
     for n in 0..10 {
         let got = recv(&mut b_rx, Duration::from_secs(5))
             .await
             .expect("b receives");
-        assert_eq!(got.from, 1, "the sender is the node its certificate names");
+        assert_eq!(
+            got.from,
+            ReplicaId(1),
+            "the sender is the node its certificate names"
+        );
         assert_eq!(got.frame, heartbeat(1, 2, n), "in order");
         let got = recv(&mut a_rx, Duration::from_secs(5))
             .await
@@ -99,8 +103,8 @@ async fn a_node_with_a_certificate_from_another_ca_is_refused() {
     let rogue_cert = certs::issue_node(&rogue_ca, 1).unwrap();
     let rogue_id = TlsIdentity::from_pem(&ca.cert, &rogue_cert.cert, &rogue_cert.key).unwrap();
     let (rogue, _rx) = start(1, rogue_id, any_port()).await;
-    rogue.add_peer(2, b.local_addr());
-    rogue.send(2, &heartbeat(1, 2, 0)).unwrap();
+    rogue.add_peer(ReplicaId(2), b.local_addr());
+    rogue.send(ReplicaId(2), &heartbeat(1, 2, 0)).unwrap();
     assert!(
         eventually(|| TransportStats::get(&b.stats().refused) > 0).await,
         "refused"
@@ -117,8 +121,8 @@ async fn a_node_claiming_another_nodes_identity_is_refused() {
     let (b, mut b_rx) = start(2, identity(&ca, 2), any_port()).await;
     // A valid certificate for node 3, used by a process that says it is node 1.
     let (liar, _rx) = start(1, identity(&ca, 3), any_port()).await;
-    liar.add_peer(2, b.local_addr());
-    liar.send(2, &heartbeat(1, 2, 0)).unwrap();
+    liar.add_peer(ReplicaId(2), b.local_addr());
+    liar.send(ReplicaId(2), &heartbeat(1, 2, 0)).unwrap();
     assert!(
         eventually(|| TransportStats::get(&b.stats().refused) > 0).await,
         "refused"
@@ -133,7 +137,7 @@ async fn plaintext_is_refused() {
     let mut tcp = tokio::net::TcpStream::connect(b.local_addr())
         .await
         .unwrap();
-    let body = synod_transport::frame::encode(&Frame::Hello { node: 1 }).unwrap();
+    let body = synod_transport::frame::encode(&Frame::Hello { node: ReplicaId(1) }).unwrap();
     let mut wire = (body.len() as u32).to_be_bytes().to_vec();
     wire.extend_from_slice(&body);
     let _ = tcp.write_all(&wire).await;
@@ -150,8 +154,8 @@ async fn a_restarted_peer_is_reconnected_and_queued_frames_flow() {
     let (a, _a_rx) = start(1, identity(&ca, 1), any_port()).await;
     let (b, mut b_rx) = start(2, identity(&ca, 2), any_port()).await;
     let b_addr = b.local_addr();
-    a.add_peer(2, b_addr);
-    a.send(2, &heartbeat(1, 2, 1)).unwrap();
+    a.add_peer(ReplicaId(2), b_addr);
+    a.send(ReplicaId(2), &heartbeat(1, 2, 1)).unwrap();
     assert!(recv(&mut b_rx, Duration::from_secs(5)).await.is_some());
     drop(b);
     drop(b_rx);
@@ -161,7 +165,7 @@ async fn a_restarted_peer_is_reconnected_and_queued_frames_flow() {
     let (_b2, mut b2_rx) = start(2, identity(&ca, 2), b_addr).await;
     let mut delivered = false;
     for n in 2..100 {
-        let _ = a.send(2, &heartbeat(1, 2, n));
+        let _ = a.send(ReplicaId(2), &heartbeat(1, 2, n));
         if recv(&mut b2_rx, Duration::from_millis(50)).await.is_some() {
             delivered = true;
             break;
@@ -174,23 +178,23 @@ async fn a_restarted_peer_is_reconnected_and_queued_frames_flow() {
 #[tokio::test]
 async fn a_full_queue_drops_frames_and_counts_them() {
     let ca = certs::generate_ca("test").unwrap();
-    let mut cfg = TransportConfig::new(1, any_port(), identity(&ca, 1));
+    let mut cfg = TransportConfig::new(ReplicaId(1), any_port(), identity(&ca, 1));
     cfg.queue_max = 8;
     let (a, _rx) = Transport::start(cfg).await.unwrap();
     // A peer that never answers: nothing drains its queue.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    a.add_peer(9, silent.local_addr().unwrap());
+    a.add_peer(ReplicaId(9), silent.local_addr().unwrap());
     let mut full = 0;
     for n in 0..100 {
-        if a.send(9, &heartbeat(1, 9, n)) == Err(SendError::QueueFull(9)) {
+        if a.send(ReplicaId(9), &heartbeat(1, 9, n)) == Err(SendError::QueueFull(ReplicaId(9))) {
             full += 1;
         }
     }
     assert!(full >= 90, "{full} dropped");
     assert_eq!(TransportStats::get(&a.stats().dropped_queue_full), full);
     assert_eq!(
-        a.send(7, &heartbeat(1, 7, 0)),
-        Err(SendError::UnknownPeer(7))
+        a.send(ReplicaId(7), &heartbeat(1, 7, 0)),
+        Err(SendError::UnknownPeer(ReplicaId(7)))
     );
 }
 
@@ -233,7 +237,10 @@ async fn raw_peer(
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let name = rustls_pki_types::ServerName::try_from(certs::node_name(to)).unwrap();
     let mut tls = connector.connect(name, tcp).await.unwrap();
-    let body = synod_transport::frame::encode(&Frame::Hello { node }).unwrap();
+    let body = synod_transport::frame::encode(&Frame::Hello {
+        node: ReplicaId(node),
+    })
+    .unwrap();
     let mut wire = (body.len() as u32).to_be_bytes().to_vec();
     wire.extend_from_slice(&body);
     tls.write_all(&wire).await.unwrap();
@@ -269,8 +276,8 @@ async fn a_malformed_frame_closes_the_connection_and_is_counted_but_a_reset_is_n
 
     // The node is unharmed: a well-behaved peer still gets through.
     let (a, _a_rx) = start(1, identity(&ca, 1), any_port()).await;
-    a.add_peer(2, b.local_addr());
-    a.send(2, &heartbeat(1, 2, 7)).unwrap();
+    a.add_peer(ReplicaId(2), b.local_addr());
+    a.send(ReplicaId(2), &heartbeat(1, 2, 7)).unwrap();
     let got = recv(&mut b_rx, Duration::from_secs(5)).await.unwrap();
-    assert_eq!(got.from, 1);
+    assert_eq!(got.from, ReplicaId(1));
 }

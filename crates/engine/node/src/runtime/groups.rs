@@ -196,11 +196,9 @@ impl Runtime {
 
     /// Replica options for a group whose first configuration has `genesis` as members.
     pub(super) fn options(&self, genesis: &[ReplicaId]) -> synod_core::Options {
-        let mut opts = synod_core::Options::new(
-            ReplicaId(self.node),
-            Config::majority(genesis.iter().copied()),
-        );
-        opts.seed = u64::from(self.node) ^ now().0;
+        let mut opts =
+            synod_core::Options::new(self.node, Config::majority(genesis.iter().copied()));
+        opts.seed = u64::from(self.node.0) ^ now().0;
         opts.takeover_timeout_ns = self.timing.takeover_ms * 1_000_000;
         opts.heartbeat_interval_ns = self.timing.heartbeat_ms * 1_000_000;
         opts.retransmit_interval_ns = 2 * self.timing.heartbeat_ms * 1_000_000;
@@ -218,10 +216,10 @@ impl Runtime {
         let catalog = self.catalog.borrow_and_update().clone();
         for (node, addr) in catalog.nodes() {
             let Ok(addr) = addr.parse() else { continue };
-            if node.0 != self.node && self.known_peers.get(&node.0) != Some(&addr) {
-                tracing::info!(peer = node.0, %addr, "dialing a node registered in the catalog");
-                self.transport.add_peer(node.0, addr);
-                self.known_peers.insert(node.0, addr);
+            if *node != self.node && self.known_peers.get(node) != Some(&addr) {
+                tracing::info!(peer = %node, %addr, "dialing a node registered in the catalog");
+                self.transport.add_peer(*node, addr);
+                self.known_peers.insert(*node, addr);
             }
         }
         for info in catalog.groups() {
@@ -231,7 +229,7 @@ impl Runtime {
             if info.id == super::DEFAULT_GROUP
                 || self.groups.contains_key(&info.id)
                 || self.corrupt.contains_key(&info.id)
-                || !info.hosts.contains(&ReplicaId(self.node))
+                || !info.hosts.contains(&self.node)
             {
                 continue;
             }

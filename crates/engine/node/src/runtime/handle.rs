@@ -66,7 +66,7 @@ impl Node {
             repairs: repairs.len() as u64,
             ..NodeMetrics::default()
         };
-        let genesis: Vec<ReplicaId> = config.members.iter().map(|m| ReplicaId(*m)).collect();
+        let genesis: Vec<ReplicaId> = config.members.clone();
         let fresh = Catalog::new(&genesis, config.apps.default_kind());
         let (catalog_tx, catalog_rx) = watch::channel(Arc::new(fresh.clone()));
 
@@ -130,7 +130,7 @@ impl Node {
         )?;
         runtime.groups.insert(DEFAULT_GROUP, default);
         runtime.reconcile();
-        let span = tracing::info_span!("node", id = config.node);
+        let span = tracing::info_span!("node", id = %config.node);
         let task = tokio::spawn(
             runtime
                 .run(inbound, request_rx, done_rx, snapshots_rx)

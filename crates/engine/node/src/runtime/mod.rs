@@ -47,15 +47,15 @@ pub const DEFAULT_GROUP: GroupId = GroupId(0);
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
     /// This node's id (also its replica id in every group).
-    pub node: u16,
+    pub node: ReplicaId,
     /// Where the database lives.
     pub data_dir: PathBuf,
     /// Where to listen for peers.
     pub listen: std::net::SocketAddr,
     /// The other nodes.
-    pub peers: BTreeMap<u16, std::net::SocketAddr>,
+    pub peers: BTreeMap<ReplicaId, std::net::SocketAddr>,
     /// Members of the default group when the cluster is first created.
-    pub members: Vec<u16>,
+    pub members: Vec<ReplicaId>,
     /// TLS material.
     pub identity: TlsIdentity,
     /// Keep unsynced writes in memory until fsync, so SIGKILL behaves like a power cut.
@@ -225,14 +225,14 @@ enum Request {
 }
 
 struct Runtime {
-    node: u16,
+    node: ReplicaId,
     groups: BTreeMap<GroupId, Group>,
     /// Groups in storage that the catalog has not claimed yet.
     dormant: Dormant,
     /// Groups whose log on this node is corrupt, with the error: they neither vote nor serve.
     corrupt: BTreeMap<GroupId, String>,
     /// Peer addresses the transport dials.
-    known_peers: BTreeMap<u16, std::net::SocketAddr>,
+    known_peers: BTreeMap<ReplicaId, std::net::SocketAddr>,
     timing: Timing,
     transport: Arc<Transport>,
     /// Readies produced since the last commit started, in order.
@@ -289,7 +289,7 @@ impl Runtime {
                     match result {
                         Err(e) => {
                             // A replica that cannot trust its disk must stop (etcd's rule).
-                            tracing::error!(node = self.node, error = %e, "storage failed; stopping the node");
+                            tracing::error!(node = %self.node, error = %e, "storage failed; stopping the node");
                             return;
                         }
                         Ok(c) => self.metrics.record_commit(&c),
@@ -432,8 +432,8 @@ impl Runtime {
             Frame::Hello { .. } => return,
         };
         // The transport proved the sender's node id; a message must not claim another.
-        if envelope.from != ReplicaId(inb.from) || envelope.to != ReplicaId(self.node) {
-            tracing::warn!(group = %group, from = inb.from, claimed = %envelope.from, "dropped a message with a forged sender");
+        if envelope.from != inb.from || envelope.to != self.node {
+            tracing::warn!(group = %group, from = %inb.from, claimed = %envelope.from, "dropped a message with a forged sender");
             self.metrics.forged_messages += 1;
             return;
         }
@@ -682,7 +682,7 @@ impl Runtime {
                 remove: std::mem::take(&mut self.remove_next),
             };
             if self.storage.send(job).is_err() {
-                tracing::error!(node = self.node, "storage thread is gone");
+                tracing::error!(node = %self.node, "storage thread is gone");
                 return;
             }
             self.in_flight = Some(batch);
@@ -700,7 +700,7 @@ impl Runtime {
     fn release(&mut self, batch: VecDeque<(GroupId, Ready)>) {
         for (group, ready) in batch {
             for envelope in ready.messages {
-                let to = envelope.to.0;
+                let to = envelope.to;
                 let _ = self.transport.send(to, &Frame::Group { group, envelope });
             }
             let Some(g) = self.groups.get_mut(&group) else {
@@ -729,7 +729,7 @@ impl Runtime {
                         min_next_slot: req.min_next_slot.0,
                         offset: 0,
                     };
-                    let _ = self.transport.send(req.from.0, &ask);
+                    let _ = self.transport.send(req.from, &ask);
                 }
             }
             for id in ready.abandoned {

@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use synod_core::{DurableState, RejoinStatus, ReplicaId};
+use synod_core::{DurableState, RejoinStatus};
 use synod_storage::{GroupId, StorageError, Store, UnsyncedFile};
 
 use super::groups::{Dormant, Group};
@@ -309,7 +309,7 @@ impl Runtime {
         let catalog = self.catalog.borrow().clone();
         let all_done = catalog
             .groups()
-            .filter(|info| info.hosts.contains(&ReplicaId(self.node)) && info.created_gsn < loss.0)
+            .filter(|info| info.hosts.contains(&self.node) && info.created_gsn < loss.0)
             .all(|info| {
                 self.groups
                     .get(&info.id)

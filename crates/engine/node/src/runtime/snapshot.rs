@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use synod_core::{GroupId, Snapshot};
+use synod_core::{GroupId, ReplicaId, Snapshot};
 use synod_transport::frame::Frame;
 
 use super::{Runtime, now};
 
 pub(super) struct Incoming {
-    pub(super) from: u16,
+    pub(super) from: ReplicaId,
     pub(super) next_slot: u64,
     pub(super) total: u64,
     pub(super) bytes: Vec<u8>,
@@ -51,7 +51,7 @@ impl Runtime {
     /// Sends one chunk of our latest snapshot of `group` (if it covers what is asked).
     pub(super) fn serve_snapshot(
         &mut self,
-        to: u16,
+        to: ReplicaId,
         group: GroupId,
         min_next_slot: u64,
         offset: u64,
@@ -82,7 +82,7 @@ impl Runtime {
     /// Appends a chunk; asks for the next one, or installs the snapshot once complete.
     pub(super) fn receive_snapshot(
         &mut self,
-        from: u16,
+        from: ReplicaId,
         group: GroupId,
         next_slot: u64,
         total: u64,
@@ -93,7 +93,7 @@ impl Runtime {
             return;
         };
         if total > 4 << 30 {
-            tracing::warn!(group = %group, from, total, "refused a snapshot larger than 4 GiB");
+            tracing::warn!(group = %group, from = %from, total, "refused a snapshot larger than 4 GiB");
             return;
         }
         let fresh = || Incoming {
@@ -128,7 +128,7 @@ impl Runtime {
         let mut snapshot: Snapshot = match postcard::from_bytes(&bytes) {
             Ok(s) => s,
             Err(e) => {
-                return tracing::warn!(group = %group, from, error = %e, "an undecodable snapshot; will ask again");
+                return tracing::warn!(group = %group, from = %from, error = %e, "an undecodable snapshot; will ask again");
             }
         };
         share_app(&mut snapshot, &bytes);
@@ -139,14 +139,14 @@ impl Runtime {
             // run first (their effects are overwritten), later ones run after it. It is
             // decoded before the replica moves past the slots it covers.
             if let Err(e) = g.host.install(&snapshot.app, snapshot.next_slot) {
-                return tracing::warn!(group = %group, from, error = %e, "a snapshot with undecodable state");
+                return tracing::warn!(group = %group, from = %from, error = %e, "a snapshot with undecodable state");
             }
             let installed = g.replica.install_snapshot(now(), snapshot.clone());
             debug_assert!(
                 installed,
                 "a snapshot past the delivered prefix is installed"
             );
-            tracing::info!(group = %group, from, next_slot, "installed a snapshot");
+            tracing::info!(group = %group, from = %from, next_slot, "installed a snapshot");
             g.handed_to = snapshot.next_slot;
             g.applied_floor = snapshot.next_slot;
             g.snapshot = Some((snapshot, bytes));

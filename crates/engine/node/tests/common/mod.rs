@@ -44,18 +44,18 @@ pub(crate) fn create_kv(name: &str, members: &[u16]) -> synod_node::catalog::Adm
 
 pub(crate) fn config(ca: &Pem, node: u16, addrs: &[SocketAddr], dir: &Path) -> NodeConfig {
     let cert = certs::issue_node(ca, node).unwrap();
-    let peers: BTreeMap<u16, SocketAddr> = addrs
+    let peers: BTreeMap<ReplicaId, SocketAddr> = addrs
         .iter()
         .enumerate()
         .filter(|(i, _)| *i as u16 != node)
-        .map(|(i, a)| (i as u16, *a))
+        .map(|(i, a)| (ReplicaId(i as u16), *a))
         .collect();
     NodeConfig {
-        node,
+        node: ReplicaId(node),
         data_dir: dir.join(format!("node{node}")),
         listen: addrs[node as usize],
         peers,
-        members: (0..addrs.len() as u16).collect(),
+        members: (0..addrs.len() as u16).map(ReplicaId).collect(),
         identity: TlsIdentity::from_pem(&ca.cert, &cert.cert, &cert.key).unwrap(),
         power_cut_test_mode: false,
         takeover_ms: 50,
