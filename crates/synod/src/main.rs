@@ -11,14 +11,12 @@
 
 mod access;
 mod apps;
-mod channel_cli;
-mod client;
+
 mod config;
 mod delay_proxy;
 mod dev;
 mod http;
 mod ledger_bench;
-mod ledger_cli;
 mod notary_key;
 mod workload;
 
@@ -39,7 +37,7 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
     #[command(flatten)]
-    api: client::ApiArgs,
+    api: synod_client::ApiArgs,
 }
 
 #[derive(Subcommand)]
@@ -93,7 +91,7 @@ enum Command {
     /// Key-value operations.
     Kv {
         #[command(subcommand)]
-        op: KvOp,
+        op: synod_kv::cli::KvOp,
     },
     /// Agreement groups: create, list, show, remove.
     Group {
@@ -108,19 +106,19 @@ enum Command {
     /// Ledger channels: create, list, show, remove, and who may read, write, administer.
     Channel {
         #[command(subcommand)]
-        op: channel_cli::ChannelOp,
+        op: synod_ledger::cli::ChannelOp,
     },
     /// Notaries: create, list, remove, and who may notarise and administer.
     Notary {
         #[command(subcommand)]
-        op: channel_cli::NotaryOp,
+        op: synod_ledger::cli::NotaryOp,
     },
     /// The identity the node sees for this client (its certificate's common name).
     Whoami,
     /// Ledger channels: audit a channel's chain on every node.
     Ledger {
         #[command(subcommand)]
-        op: LedgerOp,
+        op: synod_ledger::cli::LedgerOp,
     },
     /// Run a recorded key-value workload against plain-HTTP nodes (fault tests): every
     /// operation and its outcome is written as JSON for the history checkers (synod-check).
@@ -158,48 +156,6 @@ enum GroupOp {
 }
 
 #[derive(Subcommand)]
-enum LedgerOp {
-    /// Fetch a channel's chain from each node, audit it from genesis (every header link,
-    /// every Merkle root, every validation replayed) and check that all nodes agree at their
-    /// common height. Trusts no node: each chain is checked on its own.
-    Verify {
-        /// The channel.
-        #[arg(long)]
-        channel: String,
-        /// The nodes' API URLs (comma-separated; default: --api alone).
-        #[arg(long, value_delimiter = ',')]
-        nodes: Vec<String>,
-    },
-    /// Check that a transaction is in the chain: its proof from the first node (under its
-    /// block's header, and the header under the chain root), and that root against what every
-    /// node holds at that height. Trusts no node.
-    Prove {
-        /// The channel.
-        #[arg(long)]
-        channel: String,
-        /// The transaction id.
-        #[arg(long)]
-        tx: String,
-        /// The nodes' API URLs (comma-separated; default: --api alone).
-        #[arg(long, value_delimiter = ',')]
-        nodes: Vec<String>,
-    },
-    /// Check that the chain a node holds now extends a chain tree seen before (its height
-    /// and root, from `synod ledger prove` or `verify`): no block below it was rewritten.
-    Consistency {
-        /// The channel.
-        #[arg(long)]
-        channel: String,
-        /// The height seen before.
-        #[arg(long)]
-        height: u64,
-        /// The chain root seen at that height (hex).
-        #[arg(long)]
-        root: String,
-    },
-}
-
-#[derive(Subcommand)]
 enum MemberOp {
     /// Add node `id` to a group. Start the node first (its config lists the cluster's
     /// genesis members and `join = true`); give its peer address if the cluster does not
@@ -226,33 +182,9 @@ enum MemberOp {
     },
 }
 
-#[derive(Subcommand)]
-enum KvOp {
-    /// Set a key.
-    Put {
-        /// The key.
-        key: String,
-        /// The value.
-        value: String,
-    },
-    /// Read a key (linearizable unless --stale).
-    Get {
-        /// The key.
-        key: String,
-        /// Serve from the node's local state.
-        #[arg(long)]
-        stale: bool,
-    },
-    /// Delete a key.
-    Del {
-        /// The key.
-        key: String,
-    },
-}
-
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let client = || client::Client::new(&cli.api);
+    let client = || synod_client::Client::new(&cli.api);
     let out = match cli.command {
         Command::Start { config, rejoin } => return start(&config, rejoin),
         Command::Dev {
@@ -281,19 +213,9 @@ fn main() -> Result<()> {
         Command::DelayProxy(args) => return delay_proxy::run(&args),
         Command::Status => client()?.call("GET", "/v1/status", None)?,
         Command::Whoami => client()?.call("GET", "/v1/whoami", None)?,
-        Command::Channel { op } => channel_cli::channel(&client()?, op)?,
-        Command::Notary { op } => channel_cli::notary(&client()?, op)?,
-        Command::Kv { op } => {
-            let c = client()?;
-            match op {
-                KvOp::Put { key, value } => c.call("PUT", &format!("/v1/kv/{key}"), Some(value))?,
-                KvOp::Get { key, stale } => {
-                    let q = if stale { "?raw&stale" } else { "?raw" };
-                    c.call("GET", &format!("/v1/kv/{key}{q}"), None)?
-                }
-                KvOp::Del { key } => c.call("DELETE", &format!("/v1/kv/{key}"), None)?,
-            }
-        }
+        Command::Channel { op } => synod_ledger::cli::channel(&client()?, op)?,
+        Command::Notary { op } => synod_ledger::cli::notary(&client()?, op)?,
+        Command::Kv { op } => synod_kv::cli::run(&client()?, op)?,
         Command::Group { op } => {
             let c = client()?;
             match op {
@@ -307,17 +229,7 @@ fn main() -> Result<()> {
                 GroupOp::Rm { name } => c.call("DELETE", &format!("/v1/groups/{name}"), None)?,
             }
         }
-        Command::Ledger { op } => match op {
-            LedgerOp::Verify { channel, nodes } => ledger_cli::verify(&cli.api, &channel, &nodes)?,
-            LedgerOp::Prove { channel, tx, nodes } => {
-                ledger_cli::prove(&cli.api, &channel, &tx, &nodes)?
-            }
-            LedgerOp::Consistency {
-                channel,
-                height,
-                root,
-            } => ledger_cli::consistency(&cli.api, &channel, height, &root)?,
-        },
+        Command::Ledger { op } => synod_ledger::cli::ledger(&cli.api, op)?,
         Command::Member { op } => {
             let c = client()?;
             match op {

@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+pub mod cli;
 pub mod http;
 pub mod store;
 

@@ -29,6 +29,7 @@
 pub mod audit;
 pub mod block;
 pub mod channel;
+pub mod cli;
 pub mod cutter;
 pub mod hosted;
 pub mod http;

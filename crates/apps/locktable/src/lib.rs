@@ -2,9 +2,10 @@
 //!
 //! An example of an application on the Synod engine, small enough to read in one sitting and
 //! written without changing the engine (docs/APPLICATIONS.md walks through it). A client
-//! acquires a named lock for an owner and gets a *fencing token*: the GSN at which the lock was
-//! granted, which grows with every grant of the lock, so a resource guarded by the lock can
-//! refuse a stale holder's writes (Kleppmann's fencing). Every node applies the same acquires
+//! acquires a named lock for an owner and gets a *fencing token* that grows with every grant of
+//! that lock (the GSN of the grant, or one more than the lock's previous token when several
+//! grants share a slot), so a resource guarded by the lock can refuse a stale holder's writes
+//! (Kleppmann's fencing). Every node applies the same acquires
 //! and releases in the same order, so every node agrees on who holds each lock.
 //!
 //! What the engine needs from it is two traits: [`synod_exec::Application`] (the locks each
@@ -65,8 +66,18 @@ impl LockCommand {
 pub struct Holder {
     /// Who holds it.
     pub owner: String,
-    /// The fencing token of the grant: the GSN of the acquire.
+    /// The fencing token of the grant: larger than every earlier grant's of this lock.
     pub token: u64,
+}
+
+/// One lock: its holder, and the last token it granted (kept after a release, so the next
+/// grant's token is larger even within one slot).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockState {
+    /// Who holds it, if anyone.
+    pub holder: Option<Holder>,
+    /// The token of its last grant.
+    pub last_token: u64,
 }
 
 /// What a command (or a read) produced.
@@ -97,10 +108,10 @@ pub enum LockOp {
     Read(String),
 }
 
-/// The table: lock name to holder.
+/// The table: lock name to its state.
 #[derive(Debug, Default)]
 pub struct LockTable {
-    held: Mutex<BTreeMap<String, Holder>>,
+    locks: Mutex<BTreeMap<String, LockState>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -127,7 +138,7 @@ impl Application for LockTable {
     type Key = String;
     type Command = LockOp;
     type Output = LockAnswer;
-    type Snapshot = BTreeMap<String, Holder>;
+    type Snapshot = BTreeMap<String, LockState>;
 
     fn locks(&self, op: &LockOp) -> Locks<String> {
         match op {
@@ -140,41 +151,46 @@ impl Application for LockTable {
         match op {
             LockOp::Read(name) => {
                 ctx.check_read(&name);
-                LockAnswer::Holder(lock(&self.held).get(&name).cloned())
+                let locks = lock(&self.locks);
+                LockAnswer::Holder(locks.get(&name).and_then(|l| l.holder.clone()))
             }
             LockOp::Change(LockCommand::Acquire { lock: name, owner }) => {
                 ctx.check_write(&name);
-                let mut held = lock(&self.held);
-                match held.get(&name) {
+                let mut locks = lock(&self.locks);
+                let state = locks.entry(name).or_default();
+                match &state.holder {
                     Some(h) if h.owner == owner => LockAnswer::Granted { token: h.token },
                     Some(h) => LockAnswer::Held(h.clone()),
                     None => {
-                        // The GSN: larger than every earlier grant of any lock, on every node.
-                        let token = ctx.gsn();
-                        held.insert(name, Holder { owner, token });
+                        // The GSN, the same on every node; one more than the last grant if
+                        // that was in this same slot (a release and an acquire batched).
+                        let token = ctx.gsn().max(state.last_token + 1);
+                        state.last_token = token;
+                        state.holder = Some(Holder { owner, token });
                         LockAnswer::Granted { token }
                     }
                 }
             }
             LockOp::Change(LockCommand::Release { lock: name, owner }) => {
                 ctx.check_write(&name);
-                let mut held = lock(&self.held);
-                if held.get(&name).is_some_and(|h| h.owner == owner) {
-                    held.remove(&name);
-                    LockAnswer::Released
-                } else {
-                    LockAnswer::NotHeld
+                let mut locks = lock(&self.locks);
+                match locks.get_mut(&name) {
+                    Some(state) if state.holder.as_ref().is_some_and(|h| h.owner == owner) => {
+                        state.holder = None;
+                        LockAnswer::Released
+                    }
+                    _ => LockAnswer::NotHeld,
                 }
             }
         }
     }
 
-    fn snapshot(&self) -> BTreeMap<String, Holder> {
-        lock(&self.held).clone()
+    fn snapshot(&self) -> BTreeMap<String, LockState> {
+        lock(&self.locks).clone()
     }
 
-    fn restore(&self, state: BTreeMap<String, Holder>) {
-        *lock(&self.held) = state;
+    fn restore(&self, state: BTreeMap<String, LockState>) {
+        *lock(&self.locks) = state;
     }
 }
 
@@ -189,29 +205,32 @@ impl Hosted for LockTable {
         LockOp::Read(name)
     }
 
-    fn encode_state(state: &BTreeMap<String, Holder>) -> Bytes {
+    fn encode_state(state: &BTreeMap<String, LockState>) -> Bytes {
         encode_with_format(FORMAT, state)
     }
 
-    fn decode_state(&self, bytes: &[u8]) -> Result<BTreeMap<String, Holder>, StateError> {
+    fn decode_state(&self, bytes: &[u8]) -> Result<BTreeMap<String, LockState>, StateError> {
         decode_with_format(FORMAT, bytes)
     }
 
     fn summary(&self) -> Summary {
-        let held = lock(&self.held);
+        let locks = lock(&self.locks);
         // A digest of who holds what, equal on nodes idle at the same GSN.
         let mut digest: u64 = 0xcbf2_9ce4_8422_2325;
-        for (name, h) in held.iter() {
+        let mut held = 0;
+        for (name, state) in locks.iter() {
+            let owner = state.holder.as_ref().map_or("", |h| h.owner.as_str());
+            held += u64::from(state.holder.is_some());
             for b in name
                 .bytes()
-                .chain(h.owner.bytes())
-                .chain(h.token.to_le_bytes())
+                .chain(owner.bytes())
+                .chain(state.last_token.to_le_bytes())
             {
                 digest = (digest ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
             }
         }
         Summary {
-            items: held.len() as u64,
+            items: held,
             digest,
         }
     }
@@ -244,5 +263,61 @@ pub async fn holder(
     match node.query_to::<LockTable>(group, name.to_string()).await? {
         (_, LockAnswer::Holder(h)) => Ok(h),
         _ => Err(RequestError::WrongKind),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(table: &LockTable, gsn: u64, cmd: LockCommand) -> LockAnswer {
+        let op = LockOp::Change(cmd);
+        let locks = table.locks(&op);
+        table.apply(&Ctx::new(gsn, &locks), op)
+    }
+
+    fn acquire(owner: &str) -> LockCommand {
+        LockCommand::Acquire {
+            lock: "L".into(),
+            owner: owner.into(),
+        }
+    }
+
+    fn release(owner: &str) -> LockCommand {
+        LockCommand::Release {
+            lock: "L".into(),
+            owner: owner.into(),
+        }
+    }
+
+    #[test]
+    fn tokens_grow_with_every_grant_even_within_one_slot() {
+        let table = LockTable::default();
+        // Acquire, release and acquire by another, all in the batch of slot 7.
+        assert_eq!(
+            apply(&table, 7, acquire("a")),
+            LockAnswer::Granted { token: 7 }
+        );
+        assert_eq!(apply(&table, 7, release("a")), LockAnswer::Released);
+        assert_eq!(
+            apply(&table, 7, acquire("b")),
+            LockAnswer::Granted { token: 8 }
+        );
+        // A slot the previous grant already reached still gives a larger token.
+        assert_eq!(apply(&table, 8, release("b")), LockAnswer::Released);
+        assert_eq!(
+            apply(&table, 8, acquire("c")),
+            LockAnswer::Granted { token: 9 }
+        );
+        // Acquiring again is idempotent; a later grant takes its slot's GSN.
+        assert_eq!(
+            apply(&table, 20, acquire("c")),
+            LockAnswer::Granted { token: 9 }
+        );
+        assert_eq!(apply(&table, 21, release("c")), LockAnswer::Released);
+        assert_eq!(
+            apply(&table, 30, acquire("a")),
+            LockAnswer::Granted { token: 30 }
+        );
     }
 }

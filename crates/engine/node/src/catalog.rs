@@ -118,7 +118,10 @@ pub enum Refusal {
         kind: String,
     },
     /// A group of this name exists with other settings.
-    #[error("a group named {name:?} exists with members {members:?}")]
+    #[error(
+        "a group named {name:?} exists with members {:?}",
+        members.iter().map(|m| m.0).collect::<Vec<_>>()
+    )]
     Exists {
         /// Its name.
         name: String,

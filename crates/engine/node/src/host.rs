@@ -315,8 +315,9 @@ impl<A: Hosted> HostedGroup for Hosting<A> {
     }
 
     fn flush(&mut self) -> Result<bool, String> {
-        if let Some(e) = self.exec.failure() {
-            return Err(e);
+        // `has_failed` is a load; `failure` takes the executor's lock, so only when needed.
+        if self.exec.has_failed() {
+            return Err(self.exec.failure().unwrap_or_default());
         }
         while let Some(front) = self.backlog.front_mut() {
             let rest = self.exec.try_submit_many(std::mem::take(&mut front.jobs))?;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use synod_core::{Envelope, GroupId, ReplicaId};
 
 /// Wire format version; bumped on any incompatible change.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// Largest frame accepted or sent, in bytes.
 pub const FRAME_MAX: usize = 16 << 20;
 

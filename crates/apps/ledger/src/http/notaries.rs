@@ -142,6 +142,11 @@ pub(super) async fn notarise(
         references: refs(req.references),
         time_window: req.time_window.map(|w| (ms(w.from_ms), ms(w.until_ms))),
     };
+    // Who signs is fixed before the request is agreed: the notary as the catalog names it now
+    // (authorize just found it there), so a success is always answered with a signature.
+    let Some(identity) = notary_identity(&api, id) else {
+        return error(StatusCode::NOT_FOUND, format!("no notary named {notary:?}"));
+    };
     let signed = request.clone();
     let command = NotaryApp::encode(&request);
     let notarised = api.node.submit_to::<NotaryApp>(id, command);
@@ -155,17 +160,14 @@ pub(super) async fn notarise(
                     // What the signature covers, so that anyone can check it with
                     // `crate::notary::verify_notarisation`: this notary, and the request
                     // as judged (times in nanoseconds).
-                    let notary = notary_identity(&api, id);
-                    let signature = notary
-                        .as_ref()
-                        .map(|n| crate::notary::sign_notarisation(&key.0, n, &signed));
+                    let signature = crate::notary::sign_notarisation(&key.0, &identity, &signed);
                     (
                         headers,
                         axum::Json(json!({
                             "notarised": true, "tx_id": signed.tx_id,
-                            "signature": signature.map(|s| hex::encode(s.to_bytes())),
+                            "signature": hex::encode(signature.to_bytes()),
                             "notary_key": hex::encode(key.0.verifying_key().to_bytes()),
-                            "signed": { "notary": notary, "request": signed },
+                            "signed": { "notary": identity, "request": signed },
                         })),
                     )
                         .into_response()

@@ -50,6 +50,7 @@ impl Node {
             source,
         })?;
         let db = config.data_dir.join("synod.redb");
+        super::repair::check_data_format(&config.data_dir)?;
         // A group whose state on this disk cannot be trusted is wiped and rejoins from its
         // peers, the node's other groups serving meanwhile; a database that is damaged as a
         // whole is set aside and every group rejoins.

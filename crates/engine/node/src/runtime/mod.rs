@@ -111,6 +111,19 @@ pub enum NodeError {
         /// What went wrong.
         detail: String,
     },
+    /// The data directory was written by a version that lays out its log or snapshots
+    /// differently. Nothing is changed: run that version, or start this one on a new
+    /// directory (docs/OPERATIONS.md).
+    #[error(
+        "the data directory holds {found}; this version reads {expected}; nothing was \
+         changed: run the version that wrote it, or start on an empty data directory"
+    )]
+    DataFormat {
+        /// What the directory holds.
+        found: String,
+        /// What this version reads.
+        expected: String,
+    },
     /// The group runs a kind of application this node's binary does not include. Nothing is
     /// wiped: run a binary that has it.
     #[error("group {group}: this node has no application of kind {kind:?}; nothing was changed")]

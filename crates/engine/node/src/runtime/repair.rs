@@ -212,6 +212,54 @@ fn recover_store(
     })
 }
 
+/// The layout of what this version writes in a data directory: the log's command envelope
+/// (`host::Command`) and the snapshot state layout (`host::HOST_FORMAT`). Raise it with every
+/// change a node of another version would read differently.
+const DATA_FORMAT: &str = "synod data format 2\n";
+
+/// Refuses a data directory written in another layout (a log replayed under another
+/// encoding could be read differently and make replicas diverge); marks a new one.
+///
+/// # Errors
+/// [`NodeError::DataFormat`] for another layout, [`NodeError::DataDir`] for I/O.
+pub(super) fn check_data_format(data_dir: &Path) -> Result<(), NodeError> {
+    let path = data_dir.join("FORMAT");
+    let io = |source| NodeError::DataDir {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(found) if found == DATA_FORMAT => Ok(()),
+        Ok(found) => Err(NodeError::DataFormat {
+            found: found.trim().to_string(),
+            expected: DATA_FORMAT.trim().to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A database without the mark was written before the mark existed, in the
+            // earlier layout.
+            if data_dir.join("synod.redb").exists() {
+                return Err(NodeError::DataFormat {
+                    found: "synod data format 1 (no FORMAT file)".into(),
+                    expected: DATA_FORMAT.trim().to_string(),
+                });
+            }
+            write_marker_with(&path, DATA_FORMAT.as_bytes()).map_err(io)
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// Creates `path` holding `bytes` durably (the file, then its directory entry).
+fn write_marker_with(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = std::fs::File::create(path)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.sync_all()?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 /// Creates the marker durably (the file, then its directory entry).
 fn write_marker(path: &Path) -> std::io::Result<()> {
     let file = std::fs::File::create(path)?;
@@ -325,5 +373,32 @@ impl Runtime {
             }
             Err(e) => tracing::warn!(error = %e, "cannot remove the rejoin marker"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_directory_in_another_layout_is_refused_and_left_as_it_is() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        // New: marked, then accepted again.
+        check_data_format(dir.path()).expect("a new directory is marked");
+        check_data_format(dir.path()).expect("and accepted");
+        // Another version's mark.
+        std::fs::write(dir.path().join("FORMAT"), "synod data format 9\n").expect("written");
+        assert!(matches!(
+            check_data_format(dir.path()),
+            Err(NodeError::DataFormat { found, .. }) if found == "synod data format 9"
+        ));
+        // A database from before the mark existed.
+        let old = tempfile::tempdir().expect("a temporary directory");
+        std::fs::write(old.path().join("synod.redb"), b"old").expect("written");
+        assert!(matches!(
+            check_data_format(old.path()),
+            Err(NodeError::DataFormat { .. })
+        ));
+        assert!(!old.path().join("FORMAT").exists(), "nothing was changed");
     }
 }

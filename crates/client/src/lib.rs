@@ -1,5 +1,12 @@
-//! The CLI's HTTP client: plain HTTP for an `insecure_plaintext_api` node, otherwise HTTPS
-//! that trusts only the cluster CA and presents a client certificate from it.
+//! # synod-client: the command line's HTTP client
+//!
+//! Plain HTTP for an `insecure_plaintext_api` node, otherwise HTTPS that trusts only the
+//! cluster CA and presents a client certificate from it. [`ApiArgs`] are the flags every
+//! subcommand shares (`--api`, `--ca`, `--cert`, `--key`, or `SYNOD_*`); each application's
+//! subcommands (`synod_kv::cli`, `synod_ledger::cli`) call its routes through [`Client`].
+//! What it is not: a typed client library (answers are JSON text for the terminal).
+
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,7 +17,7 @@ use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
 
 /// Where the API is and how to authenticate to it.
 #[derive(clap::Args, Clone, Debug)]
-pub(crate) struct ApiArgs {
+pub struct ApiArgs {
     /// The node's API URL (`https://...`; `http://` only for a node serving plaintext).
     #[arg(
         long,
@@ -18,25 +25,31 @@ pub(crate) struct ApiArgs {
         default_value = "https://127.0.0.1:8500",
         global = true
     )]
-    pub(crate) api: String,
+    pub api: String,
     /// The cluster CA certificate (PEM) the node's certificate must chain to.
     #[arg(long = "ca", id = "client_ca", env = "SYNOD_CA", global = true)]
-    pub(crate) ca: Option<PathBuf>,
+    pub ca: Option<PathBuf>,
     /// This client's certificate (PEM), issued by the cluster CA (`synod certs --clients`).
     #[arg(long = "cert", id = "client_cert", env = "SYNOD_CERT", global = true)]
-    pub(crate) cert: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
     /// This client's private key (PEM).
     #[arg(long = "key", id = "client_key", env = "SYNOD_KEY", global = true)]
-    pub(crate) key: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
-pub(crate) struct Client {
+/// A connection to one node's API.
+pub struct Client {
     agent: ureq::Agent,
     base: String,
 }
 
 impl Client {
-    pub(crate) fn new(args: &ApiArgs) -> Result<Client> {
+    /// A client for the node `args` names.
+    ///
+    /// # Errors
+    /// An https URL without the certificates, unreadable certificates, or a URL that is not
+    /// http or https.
+    pub fn new(args: &ApiArgs) -> Result<Client> {
         let base = args.api.trim_end_matches('/').to_string();
         let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -75,7 +88,10 @@ impl Client {
 
     /// Calls `method path` (with a JSON body for POST, a raw body for PUT) and returns the
     /// answer's text; a non-2xx answer is an error carrying the node's message.
-    pub(crate) fn call(&self, method: &str, path: &str, body: Option<String>) -> Result<String> {
+    ///
+    /// # Errors
+    /// The request failed, or the node answered with an error.
+    pub fn call(&self, method: &str, path: &str, body: Option<String>) -> Result<String> {
         let url = format!("{}{path}", self.base);
         let mut resp = match (method, body) {
             ("PUT", Some(b)) => self.agent.put(&url).send(b),
@@ -92,12 +108,10 @@ impl Client {
     }
 
     /// Calls `method path` with a JSON body; like [`Self::call`].
-    pub(crate) fn send_json(
-        &self,
-        method: &str,
-        path: &str,
-        body: &serde_json::Value,
-    ) -> Result<String> {
+    ///
+    /// # Errors
+    /// As [`Self::call`].
+    pub fn send_json(&self, method: &str, path: &str, body: &serde_json::Value) -> Result<String> {
         let url = format!("{}{path}", self.base);
         let request = match method {
             "PUT" => self.agent.put(&url),
@@ -111,7 +125,10 @@ impl Client {
     }
 
     /// `GET path`, the answer's raw bytes (up to `limit`); a non-2xx answer is an error.
-    pub(crate) fn get_bytes(&self, path: &str, limit: u64) -> Result<Vec<u8>> {
+    ///
+    /// # Errors
+    /// As [`Self::call`].
+    pub fn get_bytes(&self, path: &str, limit: u64) -> Result<Vec<u8>> {
         let url = format!("{}{path}", self.base);
         let mut resp = self
             .agent

@@ -1,20 +1,20 @@
 //! `synod ledger verify`: each node's chain fetched block by block in its canonical encoding,
-//! audited on its own (synod_ledger::audit: links, Merkle roots, validation replayed, commit
+//! audited on its own (crate::audit: links, Merkle roots, validation replayed, commit
 //! hashes), then compared across nodes at their common height. `prove` and `consistency`
 //! check a transaction's inclusion proof and a consistency proof from hashes alone.
 
+use crate::merkle::{self, Hash};
+use crate::{BatchConfig, Block, TxProof, audit};
 use anyhow::{Context, Result, bail};
-use synod_ledger::merkle::{self, Hash};
-use synod_ledger::{BatchConfig, Block, TxProof, audit};
 
-use crate::client::{ApiArgs, Client};
+use synod_client::{ApiArgs, Client};
 
 /// Largest block answer accepted (a block holds at most 10 MB of transactions by default).
 const BLOCK_MAX: u64 = 64 * 1024 * 1024;
 
 /// Audits `channel` on every node of `nodes` (or `api.api` alone); returns a report, or an
 /// error naming the first node whose chain fails or disagrees.
-pub(crate) fn verify(api: &ApiArgs, channel: &str, nodes: &[String]) -> Result<String> {
+pub(super) fn verify(api: &ApiArgs, channel: &str, nodes: &[String]) -> Result<String> {
     let urls: Vec<String> = if nodes.is_empty() {
         vec![api.api.clone()]
     } else {
@@ -89,7 +89,7 @@ fn unhex(s: &str) -> Result<Hash> {
 
 /// Fetches transaction `tx`'s proof from the first node, checks it from hashes alone, and
 /// checks its chain root against every node's root at that height.
-pub(crate) fn prove(api: &ApiArgs, channel: &str, tx: &str, nodes: &[String]) -> Result<String> {
+pub(super) fn prove(api: &ApiArgs, channel: &str, tx: &str, nodes: &[String]) -> Result<String> {
     let urls: Vec<String> = if nodes.is_empty() {
         vec![api.api.clone()]
     } else {
@@ -104,8 +104,8 @@ pub(crate) fn prove(api: &ApiArgs, channel: &str, tx: &str, nodes: &[String]) ->
     proof
         .verify()
         .map_err(|e| anyhow::anyhow!("{}: the proof does not hold: {e}", urls[0]))?;
-    let body = synod_ledger::Transaction::decode(&proof.tx)
-        .context("the proven transaction does not decode")?;
+    let body =
+        crate::Transaction::decode(&proof.tx).context("the proven transaction does not decode")?;
     if body.body.id != tx {
         bail!(
             "{}: proved transaction {:?}, not {tx:?}",
@@ -142,7 +142,7 @@ pub(crate) fn prove(api: &ApiArgs, channel: &str, tx: &str, nodes: &[String]) ->
 }
 
 /// Checks that the chain the node holds now extends the chain tree (`height`, `root`).
-pub(crate) fn consistency(api: &ApiArgs, channel: &str, height: u64, root: &str) -> Result<String> {
+pub(super) fn consistency(api: &ApiArgs, channel: &str, height: u64, root: &str) -> Result<String> {
     let old_root = unhex(root)?;
     let c = client_for(api, &api.api)?;
     let show: serde_json::Value =

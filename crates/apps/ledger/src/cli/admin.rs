@@ -6,12 +6,12 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::client::Client;
+use synod_client::Client;
 
 /// An access list on the command line; what is left out is left to the node's defaults (on
 /// create: every role to the caller; on `access`: administrators stay the caller).
 #[derive(Args)]
-pub(crate) struct AccessArgs {
+pub struct AccessArgs {
     /// Identities that may administer (comma-separated; default: you).
     #[arg(long, value_delimiter = ',')]
     admins: Option<Vec<String>>,
@@ -37,8 +37,9 @@ impl AccessArgs {
     }
 }
 
+/// `synod channel ...`.
 #[derive(Subcommand)]
-pub(crate) enum ChannelOp {
+pub enum ChannelOp {
     /// Create a ledger channel voted on by the given nodes (Fabric's batch rules unless set).
     Create {
         /// Its name (a-z, 0-9, '-', '_').
@@ -54,6 +55,7 @@ pub(crate) enum ChannelOp {
         #[arg(long)]
         batch_timeout_ms: Option<u64>,
         #[command(flatten)]
+        /// Who may read, write and administer.
         access: AccessArgs,
     },
     /// List every channel, with its access list.
@@ -68,6 +70,7 @@ pub(crate) enum ChannelOp {
         /// Its name.
         name: String,
         #[command(flatten)]
+        /// Who may read, write and administer.
         access: AccessArgs,
     },
     /// Remove a channel and its chain on every node (administrators only).
@@ -93,8 +96,9 @@ pub(crate) enum ChannelOp {
     },
 }
 
+/// `synod notary ...`.
 #[derive(Subcommand)]
-pub(crate) enum NotaryOp {
+pub enum NotaryOp {
     /// Create a notary voted on by the given nodes.
     Create {
         /// Its name (a-z, 0-9, '-', '_').
@@ -103,6 +107,7 @@ pub(crate) enum NotaryOp {
         #[arg(long, value_delimiter = ',', required = true)]
         members: Vec<u16>,
         #[command(flatten)]
+        /// Who may read, write and administer.
         access: AccessArgs,
     },
     /// List every notary, with its access list.
@@ -112,6 +117,7 @@ pub(crate) enum NotaryOp {
         /// Its name.
         name: String,
         #[command(flatten)]
+        /// Who may read, write and administer.
         access: AccessArgs,
     },
     /// Remove a notary and its consumed states on every node (administrators only).
@@ -121,7 +127,11 @@ pub(crate) enum NotaryOp {
     },
 }
 
-pub(crate) fn channel(c: &Client, op: ChannelOp) -> Result<String> {
+/// Runs a channel operation; returns the node's answer.
+///
+/// # Errors
+/// The request failed or the node refused it.
+pub fn channel(c: &Client, op: ChannelOp) -> Result<String> {
     match op {
         ChannelOp::Create {
             name,
@@ -161,7 +171,11 @@ pub(crate) fn channel(c: &Client, op: ChannelOp) -> Result<String> {
     }
 }
 
-pub(crate) fn notary(c: &Client, op: NotaryOp) -> Result<String> {
+/// Runs a notary operation; returns the node's answer.
+///
+/// # Errors
+/// The request failed or the node refused it.
+pub fn notary(c: &Client, op: NotaryOp) -> Result<String> {
     match op {
         NotaryOp::Create {
             name,
