@@ -47,7 +47,8 @@ pub enum AdminCommand {
         /// Who asks.
         by: Caller,
     },
-    /// Replace a channel's or notary's access list, if `by` administers it.
+    /// Replace a group's access list, if `by` administers it (groups created without one,
+    /// such as key-value groups, have none to replace).
     SetAccess {
         /// The group's name.
         name: String,
@@ -56,8 +57,8 @@ pub enum AdminCommand {
         /// Who asks.
         by: Caller,
     },
-    /// Make `node` host `group` (before it is added as a voting member there). For a channel
-    /// or notary, only if `by` administers it.
+    /// Make `node` host `group` (before it is added as a voting member there). For a group
+    /// with an access list, only if `by` administers it.
     HostGroup {
         /// The group's name.
         name: String,
