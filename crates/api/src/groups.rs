@@ -212,6 +212,35 @@ async fn create(
     create_answer(&api, &who, cmd).await
 }
 
+/// Creates a group of `kind` with an access list (the one named, or every role to `who`):
+/// checks the name, members and list (400), then agrees on it as [`create_answer`] does. What
+/// every kind with an access list shares; `params` are the kind's own, checked by its route.
+pub async fn create_with_access(
+    api: &Api,
+    who: &Who,
+    name: String,
+    members: Vec<u16>,
+    kind: &access::Kind,
+    params: bytes::Bytes,
+    named: Option<access::AccessJson>,
+) -> Response {
+    if let Some(bad) = bad_new_group(&name, &members) {
+        return bad;
+    }
+    let access = access::access_or_default(who, named);
+    if let Err(why) = access.check() {
+        return error(StatusCode::BAD_REQUEST, why);
+    }
+    let cmd = AdminCommand::CreateGroup {
+        name,
+        members: members.into_iter().map(ReplicaId).collect(),
+        kind: kind.name.into(),
+        params,
+        access: Some(access),
+    };
+    create_answer(api, who, cmd).await
+}
+
 /// The 400 answer for a new group's (any kind's) name or members, if they are not acceptable.
 pub fn bad_new_group(name: &str, members: &[u16]) -> Option<Response> {
     if members.is_empty() || members.len() > MEMBERS_MAX {

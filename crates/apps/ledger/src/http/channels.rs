@@ -17,12 +17,11 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
-use synod_core::ReplicaId;
 use synod_node::access::Role;
-use synod_node::catalog::{AdminCommand, GroupInfo};
+use synod_node::catalog::GroupInfo;
 
-use synod_api::access::{self, AccessJson, Who, access_or_default, authorize};
-use synod_api::groups::{self, bad_new_group, create_answer};
+use synod_api::access::{self, AccessJson, Who, authorize};
+use synod_api::groups;
 use synod_api::{Api, error, gsn_header, request_error, timed_out};
 
 use super::CHANNEL;
@@ -51,9 +50,6 @@ pub(super) async fn create(
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
     };
-    if let Some(bad) = bad_new_group(&req.name, &req.members) {
-        return bad;
-    }
     let d = BatchConfig::default();
     let batch = BatchConfig {
         max_message_count: req.max_message_count.unwrap_or(d.max_message_count),
@@ -75,18 +71,17 @@ pub(super) async fn create(
              of 1 ms to 10 min",
         );
     }
-    let access = access_or_default(&who, req.access);
-    if let Err(why) = access.check() {
-        return error(StatusCode::BAD_REQUEST, why);
-    }
-    let cmd = AdminCommand::CreateGroup {
-        name: req.name,
-        members: req.members.into_iter().map(ReplicaId).collect(),
-        kind: crate::CHANNEL_KIND.into(),
-        params: crate::hosted::channel_params(&batch),
-        access: Some(access),
-    };
-    create_answer(&api, &who, cmd).await
+    let params = crate::hosted::channel_params(&batch);
+    groups::create_with_access(
+        &api,
+        &who,
+        req.name,
+        req.members,
+        &CHANNEL,
+        params,
+        req.access,
+    )
+    .await
 }
 
 /// `PUT /v1/channels/{channel}/access`.

@@ -12,12 +12,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use synod_core::{GroupId, ReplicaId};
+use synod_core::GroupId;
 use synod_node::access::Role;
-use synod_node::catalog::{AdminCommand, GroupInfo};
+use synod_node::catalog::GroupInfo;
 
-use synod_api::access::{self, AccessJson, Who, access_or_default, authorize};
-use synod_api::groups::{self, bad_new_group, create_answer};
+use synod_api::access::{self, AccessJson, Who, authorize};
+use synod_api::groups;
 use synod_api::{Api, error, gsn_header, request_error, timed_out};
 
 use super::{NOTARY, NotaryKey};
@@ -44,21 +44,17 @@ pub(super) async fn create(
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
     };
-    if let Some(bad) = bad_new_group(&req.name, &req.members) {
-        return bad;
-    }
-    let access = access_or_default(&who, req.access);
-    if let Err(why) = access.check() {
-        return error(StatusCode::BAD_REQUEST, why);
-    }
-    let cmd = AdminCommand::CreateGroup {
-        name: req.name,
-        members: req.members.into_iter().map(ReplicaId).collect(),
-        kind: crate::NOTARY_KIND.into(),
-        params: bytes::Bytes::new(),
-        access: Some(access),
-    };
-    create_answer(&api, &who, cmd).await
+    let params = bytes::Bytes::new();
+    groups::create_with_access(
+        &api,
+        &who,
+        req.name,
+        req.members,
+        &NOTARY,
+        params,
+        req.access,
+    )
+    .await
 }
 
 /// `PUT /v1/notaries/{notary}/access`.
