@@ -11,7 +11,7 @@ use synod_node::Apps;
 pub(crate) fn registry() -> Arc<Apps> {
     Arc::new(
         Apps::new(synod_kv::KIND, KvApp::new)
-            .with(CHANNEL_KIND, ChannelApp::new)
+            .with_dir(CHANNEL_KIND, ChannelApp::open)
             .with(NOTARY_KIND, NotaryApp::new),
     )
 }

@@ -71,6 +71,7 @@ fn validate(c: &mut Criterion) {
                 for (gsn, e) in es.iter().enumerate() {
                     let at = Agreed {
                         gsn: gsn as u64,
+                        index: 0,
                         time_ns: 0,
                     };
                     let mut cmd = exec.app().decode(e, at).unwrap();
@@ -83,7 +84,7 @@ fn validate(c: &mut Criterion) {
                     .unwrap();
                 }
                 exec.wait_idle();
-                assert_eq!(exec.app().copy().height(), 1 + (TXS / 500) as u64);
+                assert_eq!(exec.app().tip().0.0, 1 + (TXS / 500) as u64);
             });
         });
     }

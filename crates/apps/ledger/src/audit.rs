@@ -45,6 +45,9 @@ pub enum AuditError {
     /// Replaying gives another commit hash (other state updates).
     #[error("block {0}: replayed commit hash differs from the recorded one")]
     CommitHash(u64),
+    /// The replay's own store failed (out of memory or disk).
+    #[error("the replay failed: {0}")]
+    Replay(String),
 }
 
 /// Audits `blocks` (from genesis) as a channel cutting by `config` would have produced them.
@@ -79,7 +82,11 @@ pub fn audit(blocks: &[Block], config: BatchConfig) -> Result<AuditReport, Audit
             replay.commit_block(block.data.clone(), block.metadata.time);
             transactions += block.data.len() as u64;
         }
-        let replayed = replay.block(height).ok_or(AuditError::Flags(height))?;
+        let replayed = replay
+            .view()
+            .and_then(|v| v.block(height))
+            .map_err(|e| AuditError::Replay(e.to_string()))?
+            .ok_or(AuditError::Flags(height))?;
         if replayed.metadata.flags != block.metadata.flags {
             return Err(AuditError::Flags(height));
         }

@@ -1,20 +1,37 @@
-//! A channel's ledger: what every member applies, in agreed order, and the queries on it.
+//! A channel's ledger: what every member applies, in agreed order, kept on disk.
 //!
 //! [`Channel::deliver`] takes each envelope the agreement delivers (a transaction or a tick)
 //! with the agreed time, cuts blocks ([`crate::cutter`]), validates each block's transactions
 //! in order (signature, duplicate id, bad read/write set, MVCC read conflicts, phantom range
 //! reads) and commits the valid ones' writes with version `(block, index)`. Everything here is
 //! deterministic: members fed the same envelopes hold byte-identical chains and state.
+//!
+//! The chain, the world state, every key's history and the transaction index are in the
+//! channel's database ([`crate::store`]); in memory are only the tip (height, last header
+//! hash, commit hash, the chain tree's frontier) and the cutter's pending batch. The blocks an
+//! envelope cuts are committed in one database transaction with the tip and the position in
+//! the agreed order they reflect, so what is on disk is always the state after some prefix of
+//! the order, whatever moment a crash comes at. Commits are synced only at checkpoints
+//! ([`Channel::checkpoint`]) and every [`SYNC_EVERY`] blocks: after a crash the node replays
+//! the log from the last synced position, which it keeps. Reads go through a [`LedgerView`],
+//! a consistent read transaction that never blocks the writer.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
-use imbl::{OrdMap, Vector};
+use redb::{Database, ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
+use synod_exec::Position;
 
 use crate::block::{Block, BlockMetadata, commit_hash, genesis_block};
 use crate::cutter::{BatchConfig, BlockCutter};
 use crate::merkle::{self, Hash};
+use crate::store::{
+    self, BLOCKS, BY_HASH, CHAIN, HISTORY, META, STATE, StoreError, TIP, TXS, decode, encode,
+};
 use crate::tx::{Key, Transaction, ValidationCode, Version};
 use crate::validate::{View, judge};
+pub use crate::view::LedgerView;
 
 /// What the agreement delivers to a channel.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,169 +133,357 @@ impl TxProof {
     }
 }
 
-/// One channel's ledger and world state.
-///
-/// Every collection is persistent (`imbl`), so a clone is O(1) whatever the chain's length:
-/// a node snapshots a channel, and hands readers a copy, without copying the chain.
+/// Block commits between two synced ones (besides checkpoints): bounds what a crash makes
+/// the node replay from its log, and lets the database reuse the pages it freed (redb frees
+/// pages only at synced commits).
+pub const SYNC_EVERY: u64 = 64;
+
+/// What a channel keeps in memory, and in its database's `meta` table with every commit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "ChannelWire")]
+pub(crate) struct Tip {
+    pub(crate) config: BatchConfig,
+    /// The batch being filled (as of this commit: later envelopes are replayed into it).
+    pub(crate) cutter: BlockCutter,
+    /// Blocks committed.
+    pub(crate) height: u64,
+    /// The last block's header hash.
+    pub(crate) last: Hash,
+    /// The commit hash after the last block.
+    pub(crate) commit: Hash,
+    /// The chain tree over every header hash so far.
+    pub(crate) frontier: merkle::Frontier,
+    /// Where in the agreed order this state stands (every command before it applied).
+    pub(crate) applied: Position,
+}
+
+/// One channel's ledger and world state, on disk.
 pub struct Channel {
-    config: BatchConfig,
-    cutter: BlockCutter,
-    blocks: Vector<Block>,
-    header_hashes: Vector<Hash>,
-    /// The chain tree as it grows, and its root at every height (`roots[h - 1]` over the
-    /// first `h` header hashes), so that a root costs no hashing. Derived from
-    /// `header_hashes`: not encoded, rebuilt when decoded.
-    #[serde(skip_serializing)]
-    frontier: merkle::Frontier,
-    #[serde(skip_serializing)]
-    roots: Vector<Hash>,
-    by_hash: OrdMap<Hash, u64>,
-    state: OrdMap<Key, (Bytes, Version)>,
-    history: OrdMap<Key, Vector<(Version, Option<Bytes>)>>,
-    txs: OrdMap<String, TxStatus>,
-    commit: Hash,
+    db: Arc<Database>,
+    tip: Tip,
+    /// Block commits since the last synced one.
+    unsynced: u64,
 }
 
-/// A [`Channel`] as encoded (in snapshots): everything but what is derived.
-#[derive(Deserialize)]
-struct ChannelWire {
-    config: BatchConfig,
-    cutter: BlockCutter,
-    blocks: Vector<Block>,
-    header_hashes: Vector<Hash>,
-    by_hash: OrdMap<Hash, u64>,
-    state: OrdMap<Key, (Bytes, Version)>,
-    history: OrdMap<Key, Vector<(Version, Option<Bytes>)>>,
-    txs: OrdMap<String, TxStatus>,
-    commit: Hash,
-}
-
-impl From<ChannelWire> for Channel {
-    fn from(w: ChannelWire) -> Channel {
-        let mut frontier = merkle::Frontier::default();
-        let mut roots = Vector::new();
-        for hash in &w.header_hashes {
-            frontier.push(hash);
-            roots.push_back(frontier.root());
-        }
-        Channel {
-            config: w.config,
-            cutter: w.cutter,
-            blocks: w.blocks,
-            header_hashes: w.header_hashes,
-            frontier,
-            roots,
-            by_hash: w.by_hash,
-            state: w.state,
-            history: w.history,
-            txs: w.txs,
-            commit: w.commit,
-        }
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("height", &self.tip.height)
+            .field("applied", &self.tip.applied)
+            .finish_non_exhaustive()
     }
 }
 
 impl Channel {
-    /// A channel whose genesis block holds `genesis` (its configuration, encoded by the
-    /// caller) and which cuts blocks by `config`.
+    /// A channel in memory whose genesis block holds `genesis` (its configuration, encoded by
+    /// the caller) and which cuts blocks by `config` (tests, audits).
     #[must_use]
     pub fn genesis(config: BatchConfig, genesis: Bytes, time: u64) -> Channel {
+        Channel::create(store::memory_database(), config, genesis, time)
+            .expect("a database in memory does not fail")
+    }
+
+    /// Opens the channel in `db`, or creates it there (genesis block holding `genesis`, cut
+    /// by `config`) if `db` holds none.
+    ///
+    /// # Errors
+    /// The database failed, or holds something this version cannot read.
+    pub fn open_or_create(
+        db: Database,
+        config: BatchConfig,
+        genesis: impl FnOnce() -> Bytes,
+    ) -> Result<Channel, StoreError> {
+        match read_tip(&db)? {
+            Some(tip) => Ok(Channel {
+                db: Arc::new(db),
+                tip,
+                unsynced: 0,
+            }),
+            None => Channel::create(db, config, genesis(), 0),
+        }
+    }
+
+    /// Opens the channel a database holds (a checkpoint received from a peer).
+    ///
+    /// # Errors
+    /// The database failed, or holds no channel.
+    pub fn open(db: Database) -> Result<Channel, StoreError> {
+        let tip = read_tip(&db)?.ok_or_else(|| StoreError::Corrupt("no channel in the database".into()))?;
+        Ok(Channel {
+            db: Arc::new(db),
+            tip,
+            unsynced: 0,
+        })
+    }
+
+    fn create(db: Database, config: BatchConfig, genesis: Bytes, time: u64) -> Result<Channel, StoreError> {
         let mut c = Channel {
-            config,
-            cutter: BlockCutter::default(),
-            blocks: Vector::new(),
-            header_hashes: Vector::new(),
-            frontier: merkle::Frontier::default(),
-            roots: Vector::new(),
-            by_hash: OrdMap::new(),
-            state: OrdMap::new(),
-            history: OrdMap::new(),
-            txs: OrdMap::new(),
-            commit: [0; 32],
+            db: Arc::new(db),
+            tip: Tip {
+                config,
+                cutter: BlockCutter::default(),
+                height: 0,
+                last: [0; 32],
+                commit: [0; 32],
+                frontier: merkle::Frontier::default(),
+                applied: Position::default(),
+            },
+            unsynced: 0,
         };
         let block = genesis_block(genesis, time);
-        c.commit = block.metadata.commit_hash;
-        c.push(block);
-        c
+        let txn = c.db.begin_write()?;
+        // Every table exists from the start, so that readers find them all.
+        store::create_tables(&txn)?;
+        c.tip.commit = block.metadata.commit_hash;
+        push(&txn, &mut c.tip, &block)?;
+        write_tip(&txn, &c.tip)?;
+        txn.commit()?;
+        Ok(c)
     }
 
     /// Applies one delivered envelope at agreed time `time`; returns the numbers of the blocks
     /// it committed (usually none, at most two). Undecodable bytes count as a tick.
+    ///
+    /// # Panics
+    /// If the database fails (tests and audits, whose databases are in memory; a node uses
+    /// [`Self::deliver_checked`]).
     pub fn deliver(&mut self, envelope: &[u8], time: u64) -> Vec<u64> {
-        self.deliver_checked(envelope, time, &mut |_| None)
+        let at = self.tip.applied;
+        self.deliver_checked(envelope, time, at, &mut |_| None)
+            .expect("the ledger's database failed")
     }
 
     /// Like [`Self::deliver`], taking the signature verdicts of transactions checked ahead of
     /// time ([`check_signature`], run in parallel as envelopes arrive): `checked` returns a
     /// transaction's verdict given its encoding, or `None` to have it checked here. A verdict
-    /// is a pure function of the bytes, so the result is the same either way.
+    /// is a pure function of the bytes, so the result is the same either way. `applied` is
+    /// the position in the agreed order after this envelope, recorded with the blocks it cuts.
+    ///
+    /// # Errors
+    /// The database failed: the channel must not be used further (its tip in memory may be
+    /// ahead of the database).
     pub fn deliver_checked(
         &mut self,
         envelope: &[u8],
         time: u64,
+        applied: Position,
         checked: &mut dyn FnMut(&Bytes) -> Option<bool>,
-    ) -> Vec<u64> {
-        let config = self.config;
+    ) -> Result<Vec<u64>, StoreError> {
+        let config = self.tip.config;
         let batches = match Envelope::decode(envelope) {
-            Ok(Envelope::Tx(tx)) => self.cutter.ordered(&config, tx, time),
-            Ok(Envelope::Tick) | Err(_) => self.cutter.on_time(&config, time),
+            Ok(Envelope::Tx(tx)) => self.tip.cutter.ordered(&config, tx, time),
+            Ok(Envelope::Tick) | Err(_) => self.tip.cutter.on_time(&config, time),
         };
-        batches
-            .into_iter()
-            .map(|data| self.commit_block_checked(data, time, checked))
-            .collect()
+        self.tip.applied = applied;
+        if batches.is_empty() {
+            // Only the pending batch changed: replayed from the log after a crash.
+            return Ok(Vec::new());
+        }
+        let txn = self.db.begin_write()?;
+        let mut cut = Vec::with_capacity(batches.len());
+        for data in batches {
+            cut.push(commit_block(&txn, &mut self.tip, data, time, checked)?);
+        }
+        self.commit(txn, false)?;
+        Ok(cut)
+    }
+
+    /// Validates `data` in order and commits it as the next block; returns its number.
+    ///
+    /// # Panics
+    /// If the database fails (as [`Self::deliver`]).
+    pub fn commit_block(&mut self, data: Vec<Bytes>, time: u64) -> u64 {
+        let commit = || -> Result<u64, StoreError> {
+            let txn = self.db.begin_write()?;
+            let n = commit_block(&txn, &mut self.tip, data, time, &mut |_| None)?;
+            self.commit(txn, false)?;
+            Ok(n)
+        };
+        commit().expect("the ledger's database failed")
+    }
+
+    /// Commits `txn` with the tip; synced if `sync` or every [`SYNC_EVERY`] commits.
+    fn commit(&mut self, mut txn: WriteTransaction, sync: bool) -> Result<(), StoreError> {
+        write_tip(&txn, &self.tip)?;
+        self.unsynced += 1;
+        if sync || self.unsynced >= SYNC_EVERY {
+            self.unsynced = 0;
+        } else {
+            txn.set_durability(redb::Durability::None)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Makes the state durable at `applied` (the start of a slot: nothing of it applied yet)
+    /// and returns a view of it, consistent however far the channel moves on after.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub fn checkpoint(&mut self, applied: Position) -> Result<LedgerView, StoreError> {
+        self.tip.applied = applied;
+        let txn = self.db.begin_write()?;
+        self.commit(txn, true)?;
+        self.view()
+    }
+
+    /// A consistent view of what is committed, for readers (which never block the writer).
+    ///
+    /// # Errors
+    /// The database failed.
+    pub fn view(&self) -> Result<LedgerView, StoreError> {
+        LedgerView::new(self.db.begin_read()?, self.due_at())
+    }
+
+    /// The tip as applied (in memory).
+    pub(crate) fn tip_state(&self) -> &Tip {
+        &self.tip
+    }
+
+    /// Where in the agreed order the state on disk, as last committed, stands.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub fn durable(&self) -> Result<Position, StoreError> {
+        Ok(read_tip(&self.db)?.map_or(Position::default(), |t| t.applied))
     }
 
     /// The channel's batch rules.
     #[must_use]
     pub fn config(&self) -> &BatchConfig {
-        &self.config
+        &self.tip.config
     }
 
     /// When (agreed time) the pending batch falls due, if there is one: the driver proposes a
     /// [`Envelope::Tick`] once its clock passes it.
     #[must_use]
     pub fn due_at(&self) -> Option<u64> {
-        self.cutter.due_at(&self.config)
+        self.tip.cutter.due_at(&self.tip.config)
     }
 
-    /// Validates `data` in order and commits it as the next block; returns its number.
-    pub fn commit_block(&mut self, data: Vec<Bytes>, time: u64) -> u64 {
-        self.commit_block_checked(data, time, &mut |_| None)
+    /// Blocks committed (the next block's number).
+    #[must_use]
+    pub fn height(&self) -> u64 {
+        self.tip.height
     }
 
-    fn commit_block_checked(
-        &mut self,
-        data: Vec<Bytes>,
-        time: u64,
-        checked: &mut dyn FnMut(&Bytes) -> Option<bool>,
-    ) -> u64 {
-        let number = self.blocks.len() as u64;
-        let previous = self.header_hashes.back().copied().unwrap_or([0; 32]);
-        let mut flags = Vec::with_capacity(data.len());
-        let mut writes = Vec::new();
+    /// The tip: height and the last header's hash.
+    #[must_use]
+    pub fn tip(&self) -> (u64, Hash) {
+        (self.tip.height, self.tip.last)
+    }
+
+    /// The commit hash after the last block (equal on members with equal final state).
+    #[must_use]
+    pub fn commit_hash(&self) -> Hash {
+        self.tip.commit
+    }
+}
+
+fn read_tip(db: &Database) -> Result<Option<Tip>, StoreError> {
+    let read = db.begin_read()?;
+    let meta = match read.open_table(META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    meta.get(TIP)?
+        .map(|v| decode(v.value(), "the tip"))
+        .transpose()
+}
+
+fn write_tip(txn: &WriteTransaction, tip: &Tip) -> Result<(), StoreError> {
+    txn.open_table(META)?.insert(TIP, &encode(tip)[..])?;
+    Ok(())
+}
+
+/// Appends `block` to the chain tables and the tip.
+fn push(txn: &WriteTransaction, tip: &mut Tip, block: &Block) -> Result<(), StoreError> {
+    let number = block.header.number;
+    let hash = block.header.hash();
+    tip.frontier.push(&hash);
+    let mut chain = [0; 64];
+    chain[..32].copy_from_slice(&hash);
+    chain[32..].copy_from_slice(&tip.frontier.root());
+    txn.open_table(BLOCKS)?.insert(&number.to_be_bytes()[..], &encode(block)[..])?;
+    txn.open_table(CHAIN)?.insert(&number.to_be_bytes()[..], &chain[..])?;
+    txn.open_table(BY_HASH)?.insert(&hash[..], &number.to_be_bytes()[..])?;
+    tip.height = number + 1;
+    tip.last = hash;
+    Ok(())
+}
+
+/// The state a block's transactions are judged against: the database as this block's
+/// transaction sees it, earlier valid transactions of the block included.
+struct Judging<'t> {
+    state: Table<'t, &'static [u8], &'static [u8]>,
+    txs: Table<'t, &'static [u8], &'static [u8]>,
+}
+
+impl View for Judging<'_> {
+    fn version(&self, key: &Key) -> Result<Option<Version>, StoreError> {
+        self.state
+            .get(key.as_bytes())?
+            .map(|v| decode::<(Bytes, Version)>(v.value(), "a state entry").map(|(_, v)| v))
+            .transpose()
+    }
+
+    fn id_taken(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.txs.get(id.as_bytes())?.is_some())
+    }
+
+    fn range(&self, start: &Key, end: &Key) -> Result<Vec<(Key, Version)>, StoreError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for entry in self.state.range(start.as_bytes()..end.as_bytes())? {
+            let (k, v) = entry?;
+            let key = String::from_utf8(k.value().to_vec())
+                .map_err(|_| StoreError::Corrupt("a state key is not UTF-8".into()))?;
+            let (_, version) = decode::<(Bytes, Version)>(v.value(), "a state entry")?;
+            out.push((key, version));
+        }
+        Ok(out)
+    }
+}
+
+/// Validates `data` in order and writes it as the next block in `txn`; returns its number.
+fn commit_block(
+    txn: &WriteTransaction,
+    tip: &mut Tip,
+    data: Vec<Bytes>,
+    time: u64,
+    checked: &mut dyn FnMut(&Bytes) -> Option<bool>,
+) -> Result<u64, StoreError> {
+    let number = tip.height;
+    let previous = tip.last;
+    let mut flags = Vec::with_capacity(data.len());
+    let mut writes = Vec::new();
+    {
+        let mut view = Judging {
+            state: txn.open_table(STATE)?,
+            txs: txn.open_table(TXS)?,
+        };
+        let mut history = txn.open_table(HISTORY)?;
         for (index, bytes) in data.iter().enumerate() {
             let index = index as u32;
             let code = match Transaction::decode(bytes) {
                 Err(_) => ValidationCode::BadPayload,
                 Ok(tx) => {
                     let signature_valid = checked(bytes).unwrap_or_else(|| tx.signature_valid());
-                    let code = judge(&tx, signature_valid, &*self);
+                    let code = judge(&tx, signature_valid, &view)?;
                     // Only a correctly signed transaction claims its id: a forgery must not
                     // make the genuine one a duplicate.
                     if !matches!(
                         code,
                         ValidationCode::BadCreatorSignature | ValidationCode::DuplicateTxid
                     ) {
-                        self.txs.insert(
-                            tx.body.id.clone(),
-                            TxStatus {
-                                block: number,
-                                index,
-                                code,
-                            },
-                        );
+                        let status = TxStatus {
+                            block: number,
+                            index,
+                            code,
+                        };
+                        view.txs.insert(tx.body.id.as_bytes(), &encode(&status)[..])?;
                     }
                     if code == ValidationCode::Valid {
                         let version = Version {
@@ -286,7 +491,16 @@ impl Channel {
                             tx: index,
                         };
                         for (key, value) in &tx.body.writes {
-                            self.write(key, value.clone(), version);
+                            match value {
+                                Some(v) => {
+                                    view.state.insert(key.as_bytes(), &encode(&(v, version))[..])?;
+                                }
+                                None => {
+                                    view.state.remove(key.as_bytes())?;
+                                }
+                            }
+                            let at = store::history_key(key, version.block, version.tx);
+                            history.insert(&at[..], &encode(value)[..])?;
                         }
                         writes.extend(tx.body.writes);
                     }
@@ -295,161 +509,18 @@ impl Channel {
             };
             flags.push(code);
         }
-        let header = Block::header_for(number, previous, &data);
-        self.commit = commit_hash(self.commit, number, &flags, &writes);
-        self.push(Block {
-            header,
-            data,
-            metadata: BlockMetadata {
-                flags,
-                time,
-                commit_hash: self.commit,
-            },
-        });
-        number
     }
-
-    fn write(&mut self, key: &Key, value: Option<Bytes>, version: Version) {
-        match &value {
-            Some(v) => {
-                self.state.insert(key.clone(), (v.clone(), version));
-            }
-            None => {
-                self.state.remove(key);
-            }
-        }
-        self.history
-            .entry(key.clone())
-            .or_default()
-            .push_back((version, value));
-    }
-
-    fn push(&mut self, block: Block) {
-        let hash = block.header.hash();
-        self.by_hash.insert(hash, block.header.number);
-        self.header_hashes.push_back(hash);
-        self.frontier.push(&hash);
-        self.roots.push_back(self.frontier.root());
-        self.blocks.push_back(block);
-    }
-
-    // ----- Queries ------------------------------------------------------------------------
-
-    /// Blocks committed (the next block's number).
-    #[must_use]
-    pub fn height(&self) -> u64 {
-        self.blocks.len() as u64
-    }
-
-    /// The tip: height and the last header's hash.
-    #[must_use]
-    pub fn tip(&self) -> (u64, Hash) {
-        (
-            self.height(),
-            self.header_hashes.back().copied().unwrap_or([0; 32]),
-        )
-    }
-
-    /// The commit hash after the last block (equal on members with equal final state).
-    #[must_use]
-    pub fn commit_hash(&self) -> Hash {
-        self.commit
-    }
-
-    /// A block by number.
-    #[must_use]
-    pub fn block(&self, number: u64) -> Option<&Block> {
-        self.blocks.get(usize::try_from(number).ok()?)
-    }
-
-    /// A block by its header hash.
-    #[must_use]
-    pub fn block_by_hash(&self, hash: &Hash) -> Option<&Block> {
-        self.block(*self.by_hash.get(hash)?)
-    }
-
-    /// Every block, from genesis (a copy: the blocks' data is shared, not copied).
-    #[must_use]
-    pub fn blocks(&self) -> Vec<Block> {
-        self.blocks.iter().cloned().collect()
-    }
-
-    /// A transaction's outcome, if it was ordered (and correctly signed).
-    #[must_use]
-    pub fn tx_status(&self, id: &str) -> Option<TxStatus> {
-        self.txs.get(id).copied()
-    }
-
-    /// A key's current value and version.
-    #[must_use]
-    pub fn get(&self, key: &str) -> Option<(&Bytes, Version)> {
-        self.state.get(key).map(|(v, ver)| (v, *ver))
-    }
-
-    /// Every committed write to a key, oldest first (`None`: deleted); `None` if it was never
-    /// written.
-    #[must_use]
-    pub fn history(&self, key: &str) -> Option<&Vector<(Version, Option<Bytes>)>> {
-        self.history.get(key)
-    }
-
-    /// The RFC 6962 root over the first `height` block header hashes (the chain tree).
-    #[must_use]
-    pub fn chain_root(&self, height: u64) -> Option<Hash> {
-        match usize::try_from(height).ok()? {
-            0 => Some(merkle::root::<Hash>(&[])),
-            h => self.roots.get(h - 1).copied(),
-        }
-    }
-
-    /// Proof that the chain at `old` blocks is a prefix of the chain at `new` blocks (hashes
-    /// the first `new` header hashes: run it off any latency-critical thread).
-    #[must_use]
-    pub fn prove_consistency(&self, old: u64, new: u64) -> Option<Vec<u8>> {
-        let (old, new) = (usize::try_from(old).ok()?, usize::try_from(new).ok()?);
-        (old > 0 && old < new && new <= self.header_hashes.len()).then(|| {
-            let hashes: Vec<Hash> = self.header_hashes.iter().take(new).copied().collect();
-            merkle::prove_consistency(&hashes, old)
-        })
-    }
-
-    /// Proof that transaction `id` is in its block, and its block in the chain (hashes every
-    /// header hash, like [`Self::prove_consistency`]).
-    #[must_use]
-    pub fn prove_tx(&self, id: &str) -> Option<TxProof> {
-        let status = self.tx_status(id)?;
-        let block = self.block(status.block)?;
-        let index = status.index as usize;
-        let number = usize::try_from(status.block).ok()?;
-        Some(TxProof {
-            header: block.header,
-            size: block.data.len() as u64,
-            index: index as u64,
-            tx: block.data.get(index)?.clone(),
-            path: merkle::prove_inclusion(&block.data, index),
-            height: self.height(),
-            chain_root: self.chain_root(self.height())?,
-            header_path: merkle::prove_inclusion(
-                &self.header_hashes.iter().copied().collect::<Vec<_>>(),
-                number,
-            ),
-        })
-    }
-}
-
-impl View for Channel {
-    fn version(&self, key: &Key) -> Option<Version> {
-        self.state.get(key).map(|(_, v)| *v)
-    }
-
-    fn id_taken(&self, id: &str) -> bool {
-        self.txs.contains_key(id)
-    }
-
-    fn range(&self, start: &Key, end: &Key) -> Vec<(Key, Version)> {
-        self.state
-            .range(start.clone()..end.clone())
-            .map(|(k, (_, v))| (k.clone(), *v))
-            .collect()
-    }
+    let header = Block::header_for(number, previous, &data);
+    tip.commit = commit_hash(tip.commit, number, &flags, &writes);
+    let block = Block {
+        header,
+        data,
+        metadata: BlockMetadata {
+            flags,
+            time,
+            commit_hash: tip.commit,
+        },
+    };
+    push(txn, tip, &block)?;
+    Ok(number)
 }

@@ -13,6 +13,7 @@
 //! requests on different states run in parallel.
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -20,9 +21,14 @@ use bytes::Bytes;
 use serde::Serialize;
 use synod_core::{GroupId, ReplicaId};
 use synod_exec::host::{decode_with_format, encode_with_format};
-use synod_exec::{Agreed, Application, Ctx, GroupSpec, Hosted, Locks, StateError, Summary, Timer};
+use synod_exec::{
+    Agreed, AppDir, Application, Ctx, GroupSpec, Hosted, Locks, Position, StateError, Summary,
+    Timer,
+};
 
-use crate::channel::{Channel, Envelope, check_signature};
+use crate::channel::{Channel, Envelope, LedgerView, check_signature};
+use crate::merkle::Hash;
+use crate::store::{StoreError, open_database};
 use crate::cutter::BatchConfig;
 use crate::notary::{NotariseRequest, Notary, NotaryOutcome, StateRef};
 
@@ -31,8 +37,9 @@ pub const CHANNEL_KIND: &str = "ledger";
 /// The kind name of notaries in the catalog.
 pub const NOTARY_KIND: &str = "notary";
 
-/// The format of a channel's snapshot encoding; raise it with every change to it.
-const CHANNEL_FORMAT: u8 = 1;
+/// The format of a channel's snapshot encoding (its description; the state is streamed);
+/// raise it with every change to it or to the checkpoint stream.
+const CHANNEL_FORMAT: u8 = 2;
 /// The format of a notary's snapshot encoding; raise it with every change to it.
 const NOTARY_FORMAT: u8 = 1;
 
@@ -56,12 +63,12 @@ pub enum LedgerOp {
         /// The check's number (unique in the group on this node).
         check: u64,
     },
-    /// An envelope (a transaction or a tick) delivered at agreed time `time`.
+    /// An envelope (a transaction or a tick) delivered at `at` (its position and agreed time).
     Deliver {
         /// The encoded envelope.
         envelope: Bytes,
-        /// Agreed time of its slot, nanoseconds since the Unix epoch.
-        time: u64,
+        /// Where it was agreed, and the agreed time of its slot.
+        at: Agreed,
         /// The number of its [`LedgerOp::Check`].
         check: u64,
     },
@@ -142,10 +149,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A ledger channel as a group's application.
-#[derive(Debug)]
+/// A ledger channel as a group's application, its ledger on disk ([`Channel`]).
 pub struct ChannelApp {
     channel: Mutex<Channel>,
+    /// Where the channel's database lives (`None`: in memory, for tests).
+    dir: Option<AppDir>,
     /// Signature verdicts checked ahead of validation.
     signatures: Mutex<SignatureCache>,
     /// Numbers the signature checks, so each envelope's delivery waits for its own check.
@@ -153,22 +161,91 @@ pub struct ChannelApp {
     checks: AtomicU64,
 }
 
+impl std::fmt::Debug for ChannelApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelApp")
+            .field("channel", &*lock(&self.channel))
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The database file in a channel's directory.
+const DATABASE: &str = "ledger.redb";
+/// Where a checkpoint received from a peer is built before it replaces the database.
+const STAGED: &str = "staged.redb";
+
+/// What a channel's snapshot is: a checkpoint to stream to peers, or one received and
+/// staged, to install.
+pub enum ChannelState {
+    /// A consistent view of the database at a checkpoint.
+    View(LedgerView),
+    /// A database built from a peer's checkpoint, in the staging file (`None`: in memory).
+    Staged(Channel, Option<std::path::PathBuf>),
+}
+
+/// What a channel's checkpoint says of itself in the node's snapshot record (its state is
+/// streamed apart): enough to check that a staged copy is the state it claims to be.
+#[derive(Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+struct Described {
+    applied: Position,
+    height: u64,
+    last: Hash,
+    commit: Hash,
+}
+
+impl Described {
+    fn of(tip: &crate::channel::Tip) -> Described {
+        Described {
+            applied: tip.applied,
+            height: tip.height,
+            last: tip.last,
+            commit: tip.commit,
+        }
+    }
+}
+
+fn genesis_of(spec: &GroupSpec, batch: BatchConfig) -> Bytes {
+    let genesis = ChannelGenesis {
+        name: &spec.name,
+        id: spec.id,
+        created_gsn: spec.created_gsn,
+        members: &spec.genesis,
+        batch,
+    };
+    Bytes::from(postcard::to_stdvec(&genesis).expect("encoding into a Vec cannot fail"))
+}
+
+fn store_error(e: &StoreError) -> StateError {
+    StateError::Store(e.to_string())
+}
+
 impl ChannelApp {
-    /// The channel of group `spec`, holding only its genesis block (which records the
-    /// channel's name, id, creation GSN, first members and batch rules). Parameters that do
-    /// not decode give Fabric's default batch rules (the API refuses such a creation).
+    /// The channel of group `spec` in memory, holding only its genesis block (which records
+    /// the channel's name, id, creation GSN, first members and batch rules). Parameters that
+    /// do not decode give Fabric's default batch rules (the API refuses such a creation).
     #[must_use]
     pub fn new(spec: &GroupSpec) -> ChannelApp {
         let batch = decode_channel_params(&spec.params).unwrap_or_default();
-        let genesis = ChannelGenesis {
-            name: &spec.name,
-            id: spec.id,
-            created_gsn: spec.created_gsn,
-            members: &spec.genesis,
-            batch,
-        };
-        let genesis = postcard::to_stdvec(&genesis).expect("encoding into a Vec cannot fail");
-        ChannelApp::from_channel(Channel::genesis(batch, Bytes::from(genesis), 0))
+        ChannelApp::from_channel(Channel::genesis(batch, genesis_of(spec, batch), 0))
+    }
+
+    /// The channel of group `spec` in its directory `dir`: opened where it stands, or created
+    /// with its genesis block.
+    ///
+    /// # Errors
+    /// [`StateError::Store`]: its database cannot be opened or read.
+    pub fn open(spec: &GroupSpec, dir: &AppDir) -> Result<ChannelApp, StateError> {
+        let batch = decode_channel_params(&spec.params).unwrap_or_default();
+        let _ = std::fs::remove_file(dir.path.join(STAGED));
+        let db = open_database(&dir.path.join(DATABASE), dir.power_cut_test_mode)
+            .map_err(|e| store_error(&e))?;
+        let channel = Channel::open_or_create(db, batch, || genesis_of(spec, batch))
+            .map_err(|e| store_error(&e))?;
+        Ok(ChannelApp {
+            dir: Some(dir.clone()),
+            ..ChannelApp::from_channel(channel)
+        })
     }
 
     /// Hosts `channel` as it is.
@@ -180,15 +257,25 @@ impl ChannelApp {
                 ..SignatureCache::default()
             }),
             channel: Mutex::new(channel),
+            dir: None,
             checks: AtomicU64::new(0),
         }
     }
 
-    /// A copy of the channel as applied so far (O(1): persistent collections), for readers:
-    /// the lock is held only to take it, never while a reader walks the chain.
+    /// A consistent view of the channel as committed, for readers: the lock is held only to
+    /// begin it, never while a reader walks the chain.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub fn view(&self) -> Result<LedgerView, StoreError> {
+        lock(&self.channel).view()
+    }
+
+    /// The tip (height and last header hash) and commit hash as applied so far.
     #[must_use]
-    pub fn copy(&self) -> Channel {
-        lock(&self.channel).clone()
+    pub fn tip(&self) -> ((u64, Hash), Hash) {
+        let c = lock(&self.channel);
+        (c.tip(), c.commit_hash())
     }
 
     /// The encoding of an envelope as a command in the log (it is its own encoding).
@@ -202,13 +289,23 @@ impl ChannelApp {
     pub fn verdicts_waiting(&self) -> usize {
         lock(&self.signatures).verdicts.len()
     }
+
+    /// A checkpoint at `applied`: durable, and a view of it.
+    fn checkpoint_at(&self, applied: Position) -> ChannelState {
+        match lock(&self.channel).checkpoint(applied) {
+            Ok(view) => ChannelState::View(view),
+            // The group cannot go on without its store: its executor stops and the node
+            // quarantines it (the error is in the node's status).
+            Err(e) => panic!("channel checkpoint failed: {e}"),
+        }
+    }
 }
 
 impl Application for ChannelApp {
     type Key = LedgerLock;
     type Command = LedgerOp;
     type Output = BlocksCut;
-    type Snapshot = Channel;
+    type Snapshot = ChannelState;
 
     fn locks(&self, cmd: &LedgerOp) -> Locks<LedgerLock> {
         match cmd {
@@ -231,30 +328,50 @@ impl Application for ChannelApp {
             }
             LedgerOp::Deliver {
                 envelope,
-                time,
+                at,
                 check,
             } => {
                 ctx.check_read(&LedgerLock::Signature(check));
                 ctx.check_write(&LedgerLock::Ledger);
-                lock(&self.channel)
-                    .deliver_checked(&envelope, time, &mut |tx| lock(&self.signatures).take(tx))
+                let delivered = lock(&self.channel).deliver_checked(
+                    &envelope,
+                    at.time_ns,
+                    at.next(),
+                    &mut |tx| lock(&self.signatures).take(tx),
+                );
+                // As for a checkpoint: without its store the group cannot go on.
+                delivered.unwrap_or_else(|e| panic!("channel store failed: {e}"))
             }
         }
     }
 
-    fn snapshot(&self) -> Channel {
-        self.copy()
+    fn snapshot(&self) -> ChannelState {
+        let applied = lock(&self.channel).durable().unwrap_or_default();
+        self.checkpoint_at(applied)
     }
 
-    fn restore(&self, channel: Channel) {
-        *lock(&self.channel) = channel;
+    fn restore(&self, state: ChannelState) {
+        let ChannelState::Staged(staged, path) = state else {
+            panic!("a channel is restored from a staged checkpoint, not from a view");
+        };
+        let mut channel = lock(&self.channel);
+        if let (Some(path), Some(dir)) = (path, &self.dir) {
+            // The staged database replaces the old one under its name; readers of the old
+            // one keep their open file until they finish.
+            let installed = std::fs::rename(&path, dir.path.join(DATABASE))
+                .and_then(|()| std::fs::File::open(&dir.path)?.sync_all());
+            if let Err(e) = installed {
+                panic!("cannot install a channel checkpoint: {e}");
+            }
+        }
+        *channel = staged;
         // Verdicts of transactions the installed state already holds would never be taken.
         lock(&self.signatures).clear();
     }
 }
 
 impl Hosted for ChannelApp {
-    /// A channel answers reads from a copy ([`ChannelApp::copy`]), outside the order.
+    /// A channel answers reads from a view ([`ChannelApp::view`]), outside the order.
     type Query = std::convert::Infallible;
 
     fn decode(&self, bytes: &Bytes, at: Agreed) -> Option<LedgerOp> {
@@ -262,7 +379,7 @@ impl Hosted for ChannelApp {
         // same way on every node).
         Some(LedgerOp::Deliver {
             envelope: bytes.clone(),
-            time: at.time_ns,
+            at,
             check: 0,
         })
     }
@@ -285,12 +402,18 @@ impl Hosted for ChannelApp {
         })
     }
 
-    fn encode_state(state: &Channel) -> Bytes {
-        encode_with_format(CHANNEL_FORMAT, state)
+    fn encode_state(state: &ChannelState) -> Bytes {
+        let tip = match state {
+            ChannelState::View(view) => view.tip_state().clone(),
+            ChannelState::Staged(channel, _) => channel.tip_state().clone(),
+        };
+        encode_with_format(CHANNEL_FORMAT, &Described::of(&tip))
     }
 
-    fn decode_state(&self, bytes: &[u8]) -> Result<Channel, StateError> {
-        decode_with_format(CHANNEL_FORMAT, bytes)
+    fn decode_state(&self, _bytes: &[u8]) -> Result<ChannelState, StateError> {
+        Err(StateError::Undecodable(
+            "a channel's state is streamed from its checkpoint, not decoded from a snapshot".into(),
+        ))
     }
 
     fn timer(&self) -> Option<Timer> {
@@ -307,6 +430,44 @@ impl Hosted for ChannelApp {
             items: height,
             digest: u64::from_le_bytes(tip[..8].try_into().expect("a hash has 32 bytes")),
         }
+    }
+
+    fn durable(&self) -> Option<Position> {
+        // Read once, when the node opens the group; a database that cannot be read stops the
+        // group at its first command instead.
+        Some(lock(&self.channel).durable().unwrap_or_default())
+    }
+
+    fn checkpoint(&self, next_gsn: u64) -> ChannelState {
+        self.checkpoint_at(Position::slot(next_gsn))
+    }
+
+    fn write_checkpoint(state: &ChannelState, out: &mut dyn Write) -> std::io::Result<()> {
+        let ChannelState::View(view) = state else {
+            return Err(std::io::Error::other("a staged channel is not streamed"));
+        };
+        crate::store::write_checkpoint(view.read(), out).map_err(std::io::Error::other)
+    }
+
+    fn read_checkpoint(&self, inline: &[u8], rest: &mut dyn Read) -> Result<ChannelState, StateError> {
+        let described: Described = decode_with_format(CHANNEL_FORMAT, inline)?;
+        let (db, path) = match &self.dir {
+            Some(dir) => {
+                let path = dir.path.join(STAGED);
+                let _ = std::fs::remove_file(&path);
+                let db = open_database(&path, dir.power_cut_test_mode).map_err(|e| store_error(&e))?;
+                (db, Some(path))
+            }
+            None => (crate::store::memory_database(), None),
+        };
+        crate::store::read_checkpoint(&db, rest).map_err(|e| store_error(&e))?;
+        let channel = Channel::open(db).map_err(|e| store_error(&e))?;
+        if Described::of(channel.tip_state()) != described {
+            return Err(StateError::Undecodable(
+                "the streamed channel is not the checkpoint its snapshot describes".into(),
+            ));
+        }
+        Ok(ChannelState::Staged(channel, path))
     }
 }
 
@@ -446,18 +607,19 @@ mod tests {
         };
         let pool = WorkerPool::new(2);
         let exec = Executor::new(ChannelApp::new(&spec), &pool, 64);
-        let mut serial = ChannelApp::new(&spec).copy();
+        let serial = ChannelApp::new(&spec);
         assert_eq!(
-            serial.config(),
+            lock(&serial.channel).config(),
             &batch,
             "the parameters carry the batch rules"
         );
         // Nine envelopes: two full blocks, one transaction left pending.
         for n in 1..=9u8 {
             let envelope = envelope(n);
-            serial.deliver(&envelope, u64::from(n));
+            lock(&serial.channel).deliver(&envelope, u64::from(n));
             let at = Agreed {
                 gsn: u64::from(n),
+                index: 0,
                 time_ns: u64::from(n),
             };
             let mut cmd = exec.app().decode(&envelope, at).expect("decodes");
@@ -471,13 +633,71 @@ mod tests {
         }
         exec.wait_idle();
         let app = exec.app();
-        assert_eq!(app.copy(), serial);
-        assert_eq!(app.copy().height(), 3);
+        let digest = |a: &ChannelApp| a.view().unwrap().content_digest().unwrap();
+        assert_eq!(digest(app), digest(&serial));
+        assert_eq!(app.tip(), serial.tip());
+        assert_eq!(app.tip().0.0, 3);
         // The eight verdicts of the cut blocks were taken; the pending one waits.
         assert_eq!(app.verdicts_waiting(), 1);
-        // A snapshot round-trips through its encoding.
-        let state = ChannelApp::encode_state(&app.snapshot());
-        assert_eq!(app.decode_state(&state).expect("decodes"), serial);
+        assert_eq!(app.durable(), Some(Position { gsn: 8, index: 1 }), "the last block was cut at 8");
+    }
+
+    /// A checkpoint streamed as a node streams it to a peer, and installed there.
+    fn transfer(from: &ChannelApp, to: &ChannelApp, next_gsn: u64, damage: impl FnOnce(&mut Vec<u8>)) -> Result<(), StateError> {
+        let state = from.checkpoint(next_gsn);
+        let inline = ChannelApp::encode_state(&state);
+        let mut stream = Vec::new();
+        ChannelApp::write_checkpoint(&state, &mut stream).unwrap();
+        damage(&mut stream);
+        let staged = to.read_checkpoint(&inline, &mut &stream[..])?;
+        to.restore(staged);
+        Ok(())
+    }
+
+    #[test]
+    fn a_checkpoint_streams_to_another_node_and_damage_is_refused() {
+        let spec = GroupSpec {
+            id: GroupId(1),
+            name: "ch".into(),
+            created_gsn: 0,
+            genesis: vec![ReplicaId(0)],
+            params: channel_params(&BatchConfig {
+                max_message_count: 3,
+                ..BatchConfig::default()
+            }),
+        };
+        let dirs = [tempdir(), tempdir()];
+        let open = |d: &tempfile::TempDir| {
+            ChannelApp::open(&spec, &AppDir { path: d.path().to_path_buf(), power_cut_test_mode: false }).unwrap()
+        };
+        let (a, b) = (open(&dirs[0]), open(&dirs[1]));
+        for n in 1..=10u8 {
+            let locks = a.locks(&a.decode(&envelope(n), Agreed { gsn: u64::from(n), index: 0, time_ns: 0 }).unwrap());
+            let ctx = Ctx::new(u64::from(n), &locks);
+            let cmd = a.decode(&envelope(n), Agreed { gsn: u64::from(n), index: 0, time_ns: 0 }).unwrap();
+            a.apply(&ctx, cmd);
+        }
+        // Damaged or cut short: refused, and the receiver is unchanged.
+        let before = b.tip();
+        assert!(transfer(&a, &b, 11, |s| { let i = s.len() / 2; s[i] ^= 1; }).is_err());
+        assert!(transfer(&a, &b, 11, |s| s.truncate(s.len() - 40)).is_err());
+        assert!(transfer(&a, &b, 11, |s| s.truncate(100)).is_err());
+        assert_eq!(b.tip(), before);
+        transfer(&a, &b, 11, |_| {}).unwrap();
+        assert_eq!(b.tip(), a.tip());
+        let digest = |x: &ChannelApp| x.view().unwrap().content_digest().unwrap();
+        assert_eq!(digest(&b), digest(&a));
+        assert_eq!(b.durable(), Some(Position::slot(11)));
+        // The installed database is the receiver's own from now on: it reopens there.
+        drop(b);
+        let b = open(&dirs[1]);
+        assert_eq!(digest(&b), digest(&a));
+        assert_eq!(b.durable(), Some(Position::slot(11)));
+        assert!(!dirs[1].path().join(STAGED).exists());
+    }
+
+    fn tempdir() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
     }
 
     #[test]
@@ -492,7 +712,11 @@ mod tests {
             references: vec![],
             time_window: None,
         };
-        let at = Agreed { gsn: 3, time_ns: 7 };
+        let at = Agreed {
+            gsn: 3,
+            index: 0,
+            time_ns: 7,
+        };
         let op = app.decode(&NotaryApp::encode(&req), at).expect("decodes");
         assert_eq!((op.req.clone(), op.time), (req, 7));
         assert!(app.decode(&Bytes::from_static(b"\xff\xff"), at).is_none());

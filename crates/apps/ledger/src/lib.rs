@@ -35,13 +35,15 @@ pub mod hosted;
 pub mod http;
 pub mod merkle;
 pub mod notary;
+pub mod store;
 pub mod tx;
 mod validate;
+mod view;
 
 pub use audit::{AuditError, AuditReport, audit};
 pub use block::{Block, BlockHeader, BlockMetadata};
-pub use channel::{Channel, Envelope, TxProof, TxStatus, check_signature};
+pub use channel::{Channel, Envelope, LedgerView, TxProof, TxStatus, check_signature};
 pub use cutter::{BatchConfig, BlockCutter};
-pub use hosted::{CHANNEL_KIND, ChannelApp, LedgerOp, NOTARY_KIND, NotaryApp};
+pub use hosted::{CHANNEL_KIND, ChannelApp, ChannelState, LedgerOp, NOTARY_KIND, NotaryApp};
 pub use notary::{NotariseRequest, Notary, NotaryOutcome, StateRef};
 pub use tx::{Key, RangeRead, Transaction, TxBody, ValidationCode, Version};

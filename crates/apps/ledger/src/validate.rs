@@ -1,47 +1,55 @@
-//! The validation rules, once, for the serial [`crate::Channel`] and the parallel
-//! [`crate::parallel::LedgerApp`]: each reads the state through a [`View`].
+//! The validation rules: a [`crate::Channel`] judges each transaction of a block against the
+//! state through a [`View`] (its database, as the block's own transaction sees it).
 
 use std::collections::HashSet;
 
+use crate::store::StoreError;
 use crate::tx::{Key, Transaction, ValidationCode, Version};
 
 /// The committed state a transaction is judged against: everything before it in the agreed
 /// order (earlier blocks, and earlier valid transactions of its own block).
 pub(crate) trait View {
     /// A key's current version (`None`: absent).
-    fn version(&self, key: &Key) -> Option<Version>;
+    fn version(&self, key: &Key) -> Result<Option<Version>, StoreError>;
     /// Whether a correctly signed transaction with this id was ordered before.
-    fn id_taken(&self, id: &str) -> bool;
+    fn id_taken(&self, id: &str) -> Result<bool, StoreError>;
     /// Every key in `start..end` with its version, in key order.
-    fn range(&self, start: &Key, end: &Key) -> Vec<(Key, Version)>;
+    fn range(&self, start: &Key, end: &Key) -> Result<Vec<(Key, Version)>, StoreError>;
 }
 
 /// Fabric's order of checks: the creator's signature (checked by the caller, which may do it
 /// apart, in parallel: it depends on nothing else), a duplicate id, a malformed read/write
 /// set, then MVCC: every key read still at the version read, every range read still holding
 /// exactly the keys and versions seen (else a phantom).
-pub(crate) fn judge(tx: &Transaction, signature_valid: bool, view: &impl View) -> ValidationCode {
+///
+/// # Errors
+/// The state could not be read.
+pub(crate) fn judge(
+    tx: &Transaction,
+    signature_valid: bool,
+    view: &impl View,
+) -> Result<ValidationCode, StoreError> {
     let body = &tx.body;
     if !signature_valid {
-        return ValidationCode::BadCreatorSignature;
+        return Ok(ValidationCode::BadCreatorSignature);
     }
-    if view.id_taken(&body.id) {
-        return ValidationCode::DuplicateTxid;
+    if view.id_taken(&body.id)? {
+        return Ok(ValidationCode::DuplicateTxid);
     }
     if !well_formed(tx) {
-        return ValidationCode::BadRwset;
+        return Ok(ValidationCode::BadRwset);
     }
     for (key, seen) in &body.reads {
-        if view.version(key) != *seen {
-            return ValidationCode::MvccReadConflict;
+        if view.version(key)? != *seen {
+            return Ok(ValidationCode::MvccReadConflict);
         }
     }
     for range in &body.ranges {
-        if view.range(&range.start, &range.end) != range.seen {
-            return ValidationCode::PhantomReadConflict;
+        if view.range(&range.start, &range.end)? != range.seen {
+            return Ok(ValidationCode::PhantomReadConflict);
         }
     }
-    ValidationCode::Valid
+    Ok(ValidationCode::Valid)
 }
 
 /// An id, keys that are not empty and not listed twice, ranges that go forwards.

@@ -18,7 +18,8 @@
 //! bytes, local reads, snapshot encodings, timers). Applications implement both traits; the
 //! node knows them only through these.
 //!
-//! What the crate does not do: persist anything, or know about groups, nodes or the network. The node feeds it decided commands and reads the applied
+//! What the crate does not do: persist anything (an application may, in the directory its
+//! node gives it), or know about groups, nodes or the network. The node feeds it decided commands and reads the applied
 //! watermark back ([`Executor::applied`]), which only covers a GSN once every command up to it
 //! has finished, so snapshots and log truncation never run ahead of the state.
 //!
@@ -33,7 +34,7 @@ mod locks;
 mod sync;
 
 pub use executor::{Executor, Job, Reply, WorkerPool};
-pub use host::{Agreed, GroupSpec, Hosted, StateError, Summary, Timer};
+pub use host::{Agreed, AppDir, GroupSpec, Hosted, Position, StateError, Summary, Timer};
 pub use keyed::KeyedState;
 pub use locks::{Ctx, Locks};
 

@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use bytes::Bytes;
 use synod_core::Slot;
 use synod_exec::{
-    Agreed, Executor, GroupSpec, Hosted, Job, Reply, StateError, Summary, Timer, WorkerPool,
+    Agreed, AppDir, Executor, GroupSpec, Hosted, Job, Position, Reply, StateError, Summary,
+    Timer, WorkerPool,
 };
 use tokio::sync::{oneshot, watch};
 
@@ -155,29 +156,75 @@ fn decode_state(bytes: &[u8]) -> Result<(Option<Catalog>, &[u8]), StateError> {
     }
 }
 
+/// A checkpoint's state beyond its inline encoding, written when a peer first asks for it
+/// (a disk-backed application's store, read through the consistent view its checkpoint
+/// holds): see [`synod_exec::Hosted::write_checkpoint`].
+pub(crate) trait Export: Send + Sync {
+    /// Streams the state to `out` (on a blocking thread).
+    fn write(&self, out: &mut dyn std::io::Write) -> std::io::Result<()>;
+}
+
+struct TypedExport<A: Hosted>(Mutex<A::Snapshot>);
+
+impl<A: Hosted> Export for TypedExport<A> {
+    fn write(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        A::write_checkpoint(&lock(&self.0), out)
+    }
+}
+
+/// A snapshot's state built from what a peer sent (on a blocking thread), ready to install.
+pub(crate) struct Staged {
+    catalog: Option<Catalog>,
+    app: Box<dyn Any + Send>,
+}
+
+#[cfg(test)]
+impl Staged {
+    pub(crate) fn for_test() -> Staged {
+        Staged {
+            catalog: None,
+            app: Box::new(()),
+        }
+    }
+}
+
+/// Builds a [`Staged`] state from a snapshot's inline state (the node's encoding) and the rest
+/// of the transfer (what [`Export::write`] wrote). Runs on a blocking thread.
+pub(crate) type Stager =
+    Box<dyn FnOnce(&[u8], &mut dyn std::io::Read) -> Result<Staged, StateError> + Send>;
+
+/// What a finished checkpoint hands back: the node's inline encoding of the state, and the
+/// rest to stream to peers on request (disk-backed applications only).
+pub(crate) type CheckpointDone = Box<dyn FnOnce(Bytes, Option<Arc<dyn Export>>) + Send>;
+
 /// A hosted group's application and executor, as the runtime sees them (object-safe: groups
 /// of every kind sit in one map).
 pub(crate) trait HostedGroup: Send {
     /// Hands over the commands of one delivery (each with the client waiting on it here),
     /// behind everything handed over before; `next_gsn` is the GSN after the delivery.
+    /// Commands before [`HostedGroup::resumed_at`] are already in the state and skipped.
     fn deliver(&mut self, at: Agreed, commands: Vec<(Bytes, Option<Waiter>)>, next_gsn: Slot);
     /// Admits backlogged jobs while the executor has room; true when none is left. `Err`:
     /// the application failed (a bug), the group cannot go on.
     fn flush(&mut self) -> Result<bool, String>;
     /// Every command below this GSN has finished.
     fn applied(&self) -> Slot;
+    /// Where the state stood when the group was opened: commands before it are in it (for
+    /// an in-memory application, the start of the slot its snapshot covers).
+    fn resumed_at(&self) -> Position;
+    /// Whether the application keeps its state on disk.
+    fn on_disk(&self) -> bool;
     /// Jobs admitted and unfinished.
     fn backlog(&self) -> usize;
     /// Why the application stopped, if it did.
     fn failure(&self) -> Option<String>;
-    /// Takes a copy of the state behind everything handed over (`next_gsn`: what it covers),
-    /// encodes it on a blocking thread and calls `done` with the encoding.
-    fn snapshot(&mut self, next_gsn: Slot, done: Box<dyn FnOnce(Bytes) + Send>);
-    /// Replaces the state with an encoded one, behind everything handed over.
-    ///
-    /// # Errors
-    /// The state does not decode; nothing changed.
-    fn install(&mut self, state: &[u8], next_gsn: Slot) -> Result<(), StateError>;
+    /// Takes a checkpoint of the state behind everything handed over (`next_gsn`: what it
+    /// covers), encodes it on a blocking thread and calls `done` with the encoding.
+    fn snapshot(&mut self, next_gsn: Slot, done: CheckpointDone);
+    /// What builds a state received from a peer, off the event loop.
+    fn stager(&self) -> Stager;
+    /// Replaces the state with a staged one, behind everything handed over.
+    fn install(&mut self, staged: Staged, next_gsn: Slot);
     /// The application, for readers off the event loop (downcast to its type).
     fn app(&self) -> Arc<dyn Any + Send + Sync>;
     /// The application's kind of timer, if one is set.
@@ -203,6 +250,8 @@ pub(crate) struct Hosting<A: Hosted> {
     backlog: VecDeque<Backlogged<A>>,
     /// The default group's catalog.
     catalog: Option<Arc<CatalogCell>>,
+    resumed_at: Position,
+    on_disk: bool,
 }
 
 impl<A: Hosted> Hosting<A> {
@@ -308,7 +357,19 @@ fn answer<O: Send + 'static>(gsn: Slot, reply: Answer<Applied>) -> Reply<O> {
 impl<A: Hosted> HostedGroup for Hosting<A> {
     fn deliver(&mut self, at: Agreed, commands: Vec<(Bytes, Option<Waiter>)>, next_gsn: Slot) {
         let mut jobs = Vec::with_capacity(commands.len());
-        for (bytes, waiter) in commands {
+        for (index, (bytes, waiter)) in commands.into_iter().enumerate() {
+            let at = Agreed {
+                index: u32::try_from(index).unwrap_or(u32::MAX),
+                ..at
+            };
+            if at.position() < self.resumed_at {
+                // Already in the state on disk (a restart resumes there): its client, if
+                // any, cannot be given its output.
+                if let Some(w) = waiter {
+                    w.fail(RequestError::Stopped);
+                }
+                continue;
+            }
             self.jobs(at, &bytes, waiter, &mut jobs);
         }
         self.push(jobs, next_gsn);
@@ -335,6 +396,14 @@ impl<A: Hosted> HostedGroup for Hosting<A> {
         Slot(self.exec.applied())
     }
 
+    fn resumed_at(&self) -> Position {
+        self.resumed_at
+    }
+
+    fn on_disk(&self) -> bool {
+        self.on_disk
+    }
+
     fn backlog(&self) -> usize {
         self.exec.backlog()
     }
@@ -347,33 +416,52 @@ impl<A: Hosted> HostedGroup for Hosting<A> {
         }
     }
 
-    fn snapshot(&mut self, next_gsn: Slot, done: Box<dyn FnOnce(Bytes) + Send>) {
+    fn snapshot(&mut self, next_gsn: Slot, done: CheckpointDone) {
         let catalog = self.catalog.clone();
+        let on_disk = self.on_disk;
         let runtime = tokio::runtime::Handle::current();
         let job = Job::Exclusive(Box::new(move |app: &Arc<A>| {
-            // Both copies are cheap (persistent maps); the encoding is not, so it runs on a
-            // blocking thread and neither the event loop nor the executor waits for it.
-            let state = synod_exec::Application::snapshot(app);
+            // The copy is cheap (persistent maps, or a disk-backed application's read view
+            // after one durable commit); the encoding is not, so it runs on a blocking thread
+            // and neither the event loop nor the executor waits for it.
+            let state = app.checkpoint(next_gsn.0);
             let catalog = catalog.map(|c| lock(&c.catalog).clone());
             runtime.spawn_blocking(move || {
-                done(encode_state(catalog.as_ref(), &A::encode_state(&state)));
+                let inline = encode_state(catalog.as_ref(), &A::encode_state(&state));
+                let export: Option<Arc<dyn Export>> = on_disk
+                    .then(|| Arc::new(TypedExport::<A>(Mutex::new(state))) as Arc<dyn Export>);
+                done(inline, export);
             });
         }));
         self.push(vec![job], next_gsn);
     }
 
-    fn install(&mut self, state: &[u8], next_gsn: Slot) -> Result<(), StateError> {
-        let (catalog, app_state) = decode_state(state)?;
-        let app_state = self.app.decode_state(app_state)?;
-        let cell = self.catalog.clone();
+    fn stager(&self) -> Stager {
+        let app = self.app.clone();
+        Box::new(move |inline: &[u8], rest: &mut dyn std::io::Read| {
+            let (catalog, app_inline) = decode_state(inline)?;
+            let state = app.read_checkpoint(app_inline, rest)?;
+            Ok(Staged {
+                catalog,
+                app: Box::new(state),
+            })
+        })
+    }
+
+    fn install(&mut self, staged: Staged, next_gsn: Slot) {
+        let Ok(state) = staged.app.downcast::<A::Snapshot>() else {
+            unreachable!("a stager of this group built the state");
+        };
+        let (cell, catalog) = (self.catalog.clone(), staged.catalog);
         let job = Job::Exclusive(Box::new(move |app: &Arc<A>| {
-            synod_exec::Application::restore(app, app_state);
+            synod_exec::Application::restore(app, *state);
             if let (Some(cell), Some(catalog)) = (cell, catalog) {
                 cell.set(catalog);
             }
         }));
+        // Whatever was on disk before is replaced: nothing is skipped from here on.
+        self.resumed_at = Position::slot(next_gsn.0);
         self.push(vec![job], next_gsn);
-        Ok(())
     }
 
     fn app(&self) -> Arc<dyn Any + Send + Sync> {
@@ -405,6 +493,8 @@ pub(crate) struct Open<'a> {
     pub(crate) progress: Arc<dyn Fn() + Send + Sync>,
     /// The default group's catalog publisher (with the catalog of a new cluster).
     pub(crate) catalog: Option<watch::Sender<Arc<Catalog>>>,
+    /// The group's directory on this node.
+    pub(crate) dir: AppDir,
 }
 
 /// Opens the application of one kind of group.
@@ -412,25 +502,37 @@ trait Factory: Send + Sync {
     fn open(&self, open: Open<'_>) -> Result<Box<dyn HostedGroup>, StateError>;
 }
 
-struct TypedFactory<F>(F);
+type FactoryFn<A> = dyn Fn(&GroupSpec, &AppDir) -> Result<A, StateError> + Send + Sync;
 
-impl<A, F> Factory for TypedFactory<F>
-where
-    A: Hosted,
-    F: Fn(&GroupSpec) -> A + Send + Sync,
-{
+struct TypedFactory<A>(Box<FactoryFn<A>>);
+
+impl<A: Hosted> Factory for TypedFactory<A> {
     fn open(&self, open: Open<'_>) -> Result<Box<dyn HostedGroup>, StateError> {
-        let app = Arc::new((self.0)(open.spec));
+        let app = Arc::new((self.0)(open.spec, &open.dir)?);
         let (catalog, app_state) = match open.state {
             Some(bytes) => {
                 let (catalog, app_state) = decode_state(bytes)?;
-                (catalog, Some(app.decode_state(app_state)?))
+                (catalog, Some(app_state))
             }
             None => (None, None),
         };
-        if let Some(state) = app_state {
-            synod_exec::Application::restore(&app, state);
-        }
+        let snapshot_at = Position::slot(open.next_gsn.0);
+        let resumed_at = match app.durable() {
+            // On disk: resumes where its store is, which the log must still cover.
+            Some(durable) if durable < snapshot_at => {
+                return Err(StateError::Behind {
+                    durable,
+                    snapshot: open.next_gsn.0,
+                });
+            }
+            Some(durable) => durable,
+            None => {
+                if let Some(state) = app_state {
+                    synod_exec::Application::restore(&app, app.decode_state(state)?);
+                }
+                snapshot_at
+            }
+        };
         let catalog = open.catalog.map(|publish| {
             let c = catalog.unwrap_or_else(|| (**publish.borrow()).clone());
             publish.send_replace(Arc::new(c.clone()));
@@ -443,12 +545,14 @@ where
         let exec = Executor::with_progress(app.clone(), open.pool, open.capacity, move || {
             progress();
         });
-        exec.mark_applied(open.next_gsn.0);
+        exec.mark_applied(resumed_at.gsn);
         Ok(Box::new(Hosting {
+            on_disk: app.durable().is_some(),
             app,
             exec,
             backlog: VecDeque::new(),
             catalog,
+            resumed_at,
         }))
     }
 }
@@ -489,12 +593,26 @@ impl Apps {
     /// that has applied nothing yet; a snapshot's state is restored into it).
     #[must_use]
     pub fn with<A: Hosted>(
-        mut self,
+        self,
         kind: &str,
         factory: impl Fn(&GroupSpec) -> A + Send + Sync + 'static,
     ) -> Apps {
+        self.with_dir(kind, move |spec, _dir| Ok(factory(spec)))
+    }
+
+    /// Adds the kind `kind`, opened by `factory` in the group's directory on this node: a
+    /// disk-backed application opens (or creates) its store there and resumes from the
+    /// position it reports ([`Hosted::durable`]). An error stops this node from serving the
+    /// group; [`StateError::Undecodable`] and [`StateError::Behind`] make it rejoin from its
+    /// peers instead (its directory wiped).
+    #[must_use]
+    pub fn with_dir<A: Hosted>(
+        mut self,
+        kind: &str,
+        factory: impl Fn(&GroupSpec, &AppDir) -> Result<A, StateError> + Send + Sync + 'static,
+    ) -> Apps {
         self.kinds
-            .insert(kind.to_string(), Box::new(TypedFactory(factory)));
+            .insert(kind.to_string(), Box::new(TypedFactory(Box::new(factory))));
         self
     }
 

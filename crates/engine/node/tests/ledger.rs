@@ -13,7 +13,7 @@ use bytes::Bytes;
 use common::{admin, free_ports};
 use ed25519_dalek::SigningKey;
 use synod_ledger::{
-    BatchConfig, Block, Channel, ChannelApp, Envelope, NotaryApp, Transaction, TxBody,
+    BatchConfig, Block, ChannelApp, LedgerView, Envelope, NotaryApp, Transaction, TxBody,
     ValidationCode, Version,
 };
 use synod_node::access::Access;
@@ -34,9 +34,9 @@ fn spend(signer: &SigningKey, id: String, coin: &str, seen: Version, to: &str) -
     Envelope::Tx(Transaction::sign(body, signer).encode()).encode()
 }
 
-/// The channel as `node` has applied it so far.
-async fn ledger(node: &Node, group: GroupId) -> Channel {
-    node.app_of::<ChannelApp>(group).await.unwrap().0.copy()
+/// The channel as `node` has committed it so far.
+async fn ledger(node: &Node, group: GroupId) -> LedgerView {
+    node.app_of::<ChannelApp>(group).await.unwrap().0.view().unwrap()
 }
 
 async fn submit(node: &Node, group: GroupId, envelope: Bytes) {
@@ -64,10 +64,10 @@ async fn settled(nodes: &[&Node], group: GroupId, ids: &[String]) -> Vec<Block> 
                 .await
                 .ok()
                 .and_then(|(app, _)| {
-                    let c = app.copy();
+                    let c = app.view().unwrap();
                     ids.iter()
-                        .all(|id| c.tx_status(id).is_some())
-                        .then(|| c.blocks())
+                        .all(|id| c.tx_status(id).unwrap().is_some())
+                        .then(|| c.blocks(0, u64::MAX).unwrap())
                 });
             chains.push(chain);
         }
@@ -127,7 +127,7 @@ async fn racing_double_spends_and_a_restart_leave_one_identical_chain_everywhere
     settled(&[&n0, &n1, &n2], ch, &minted).await;
     let c = ledger(&n0, ch).await;
     let versions: Vec<Version> = (0..COINS)
-        .map(|k| c.get(&format!("coin{k}")).unwrap().1)
+        .map(|k| c.get(&format!("coin{k}")).unwrap().unwrap().1)
         .collect();
 
     // Three clients, one per node, each tries to spend every coin to itself, at once.
@@ -150,7 +150,7 @@ async fn racing_double_spends_and_a_restart_leave_one_identical_chain_everywhere
         let mut codes = Vec::new();
         for client in 0..3 {
             let id = format!("spend-{client}-{c}");
-            codes.push(ledger(&n1, ch).await.tx_status(&id).unwrap().code);
+            codes.push(ledger(&n1, ch).await.tx_status(&id).unwrap().unwrap().code);
         }
         assert_eq!(
             codes

@@ -6,6 +6,8 @@
 use std::sync::Arc;
 
 use crate::ChannelApp;
+use crate::store::StoreError;
+use crate::view::LedgerView;
 use crate::merkle::Hash;
 use crate::{BatchConfig, Envelope, Transaction, Version};
 use axum::body::Bytes;
@@ -153,7 +155,7 @@ async fn read<T: Send + 'static>(
     api: &Api,
     who: &Who,
     channel: &str,
-    f: impl FnOnce(&crate::Channel) -> T + Send + 'static,
+    f: impl FnOnce(&LedgerView) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Response> {
     let id = authorize(api, who, channel, &CHANNEL, Role::Read).await?;
     let (app, _) = api
@@ -162,12 +164,16 @@ async fn read<T: Send + 'static>(
         .await
         .map_err(|e| request_error(&e))?;
     // On a blocking thread, a few at a time: some reads (proofs) walk the whole chain. They
-    // walk a copy (O(1): persistent collections), so no command waits for a reader.
+    // read a consistent view of the channel's database, so no command waits for a reader.
     let stopped = || request_error(&synod_node::RequestError::Stopped);
     let _permit = api.readers.acquire().await.map_err(|_| stopped())?;
-    tokio::task::spawn_blocking(move || f(&app.copy()))
+    tokio::task::spawn_blocking(move || app.view().and_then(|view| f(&view)))
         .await
-        .map_err(|_| stopped())
+        .map_err(|_| stopped())?
+        .map_err(|e| {
+            tracing::error!(channel, error = %e, "a channel read failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, format!("this node cannot read the channel: {e}"))
+        })
 }
 
 /// A canonical encoding as the answer's body, or 404 with `missing`.
@@ -190,10 +196,10 @@ pub(super) async fn show(
 ) -> Response {
     let summary = read(&api, &who, &channel, |c| {
         let (height, tip) = c.tip();
-        json!({
+        Ok(json!({
             "height": height, "tip": hex::encode(tip), "commit_hash": hex::encode(c.commit_hash()),
             "pending": c.due_at().is_some(),
-        })
+        }))
     });
     match summary.await {
         Ok(mut v) => {
@@ -251,24 +257,21 @@ pub(super) async fn key(
 ) -> Response {
     let history = q.history.is_some();
     let answer = read(&api, &who, &channel, move |c| {
-        if history {
-            c.history(&key).map(|versions| {
-                let newest = versions
-                    .iter()
-                    .skip(versions.len().saturating_sub(HISTORY_MAX));
+        Ok(if history {
+            c.history(&key, HISTORY_MAX)?.map(|(newest, total)| {
                 json!({
-                    "versions": newest.map(|(version, value)| json!({
+                    "versions": newest.iter().map(|(version, value)| json!({
                         "version": version_json(*version),
                         "value": value.as_deref().map(value_json),
                     })).collect::<Vec<_>>(),
-                    "total": versions.len(),
+                    "total": total,
                 })
             })
         } else {
-            c.get(&key).map(|(value, version)| {
-                json!({ "value": value_json(value), "version": version_json(version) })
+            c.get(&key)?.map(|(value, version)| {
+                json!({ "value": value_json(&value), "version": version_json(version) })
             })
-        }
+        })
     });
     match answer.await {
         Ok(Some(v)) => axum::Json(v).into_response(),
@@ -305,10 +308,10 @@ pub(super) async fn block(
     let as_json = q.json.is_some();
     let answer = read(&api, &who, &channel, move |c| {
         let block = match number {
-            Some(n) => c.block(n),
-            None => c.block_by_hash(&hash),
-        }?;
-        Some(if as_json {
+            Some(n) => c.block(n)?,
+            None => c.block_by_hash(&hash)?,
+        };
+        Ok(block.map(|block| if as_json {
             serde_json::to_vec(&json!({
                 "number": block.header.number,
                 "hash": hex::encode(block.header.hash()),
@@ -321,8 +324,8 @@ pub(super) async fn block(
             }))
             .unwrap_or_default()
         } else {
-            postcard::to_stdvec(block).unwrap_or_default()
-        })
+            postcard::to_stdvec(&block).unwrap_or_default()
+        }))
     });
     match answer.await {
         Ok(Some(bytes)) if as_json => (
@@ -364,8 +367,8 @@ pub(super) async fn tx_proof(
     Path((channel, tx)): Path<(String, String)>,
 ) -> Response {
     let bytes = read(&api, &who, &channel, move |c| {
-        c.prove_tx(&tx)
-            .map(|p| postcard::to_stdvec(&p).unwrap_or_default())
+        Ok(c.prove_tx(&tx)?
+            .map(|p| postcard::to_stdvec(&p).unwrap_or_default()))
     });
     match bytes.await {
         Ok(b) => octets(b, "not committed on this node (yet)"),
@@ -400,11 +403,12 @@ pub(super) async fn consistency(
     Path((channel, from, to)): Path<(String, u64, u64)>,
 ) -> Response {
     let proof = read(&api, &who, &channel, move |c| {
-        Some((
-            c.prove_consistency(from, to)?,
-            c.chain_root(from)?,
-            c.chain_root(to)?,
-        ))
+        let (Some(proof), Some(from_root), Some(to_root)) =
+            (c.prove_consistency(from, to)?, c.chain_root(from)?, c.chain_root(to)?)
+        else {
+            return Ok(None);
+        };
+        Ok(Some((proof, from_root, to_root)))
     });
     match proof.await {
         Ok(Some((proof, from_root, to_root))) => axum::Json(json!({

@@ -2,17 +2,18 @@
 //! lifecycle: opening groups at startup, creating and removing them as the catalog says.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use synod_core::{
-    Config, Delivery, DurableState, Payload, ProposalId, Replica, ReplicaId, Slot, Snapshot,
+    Config, Delivery, DurableState, Payload, ProposalId, Replica, ReplicaId, Slot,
 };
 use synod_exec::{Agreed, GroupSpec, StateError, WorkerPool};
 use synod_storage::GroupId;
 use tokio::sync::{Notify, watch};
 
-use super::snapshot::{Incoming, with_encoding};
+use super::snapshot::{Incoming, Latest, Rest, with_head};
 use super::{NodeError, RequestError, Runtime, now};
 use crate::catalog::{Catalog, GroupInfo};
 use crate::host::{Apps, HostedGroup, Open, OpenError, Waiter};
@@ -25,10 +26,12 @@ pub(super) struct Group {
     pub(super) host: Box<dyn HostedGroup>,
     pub(super) waiting: HashMap<ProposalId, Waiter>,
     pub(super) since_snapshot: u64,
-    /// The latest snapshot and its encoding, to serve peers that need it.
-    pub(super) snapshot: Option<(Arc<Snapshot>, Bytes)>,
+    /// The latest snapshot, to serve peers that need it.
+    pub(super) snapshot: Option<Latest>,
     /// A snapshot being received.
     pub(super) receiving: Option<Incoming>,
+    /// A received snapshot's state is being built off the event loop.
+    pub(super) staging: bool,
     /// Deliveries below this GSN are already in the state (an installed snapshot covers them;
     /// readies produced before the install may still carry some).
     pub(super) applied_floor: Slot,
@@ -48,6 +51,10 @@ pub(super) struct Group {
 /// What the host needs to open a group's application.
 pub(super) struct Hosting<'a> {
     pub(super) apps: &'a Apps,
+    /// Where groups' directories are (`<data dir>/apps`).
+    pub(super) apps_dir: &'a Path,
+    pub(super) power_cut_test_mode: bool,
+    pub(super) snapshot_every: u64,
     pub(super) pool: &'a WorkerPool,
     pub(super) capacity: usize,
     pub(super) progress: Arc<Notify>,
@@ -66,16 +73,25 @@ impl Group {
         hosting: &Hosting<'_>,
     ) -> Result<Group, NodeError> {
         let id = spec.id;
-        // The snapshot and its encoding (served to peers) share the application state.
+        // The snapshot and its stream (served to peers) share the application state.
         let mut state = state;
         let latest_snapshot = state
             .snapshot
             .take()
-            .map(|s| with_encoding(Arc::unwrap_or_clone(s)));
+            .map(|s| with_head(Arc::unwrap_or_clone(s)));
         state.snapshot = latest_snapshot.as_ref().map(|(s, _)| s.clone());
-        let handed_to = latest_snapshot
+        let snapshot_at = latest_snapshot
             .as_ref()
             .map_or(Slot(0), |(s, _)| s.next_slot);
+        let dir = app_dir(hosting.apps_dir, id);
+        if state.fence.is_some() && state.snapshot.is_none() {
+            // Wiped (it rejoins from its peers): nothing of its old state may remain.
+            remove_app_dir(&dir);
+        }
+        std::fs::create_dir_all(&dir).map_err(|source| NodeError::DataDir {
+            path: dir.clone(),
+            source,
+        })?;
         let progress = hosting.progress.clone();
         let host = hosting
             .apps
@@ -88,11 +104,15 @@ impl Group {
                         .as_ref()
                         .map(|s| &s.app[..])
                         .filter(|a| !a.is_empty()),
-                    next_gsn: handed_to,
+                    next_gsn: snapshot_at,
                     pool: hosting.pool,
                     capacity: hosting.capacity,
                     progress: Arc::new(move || progress.notify_one()),
                     catalog,
+                    dir: synod_exec::AppDir {
+                        path: dir,
+                        power_cut_test_mode: hosting.power_cut_test_mode,
+                    },
                 },
             )
             .map_err(|e| match e {
@@ -101,21 +121,35 @@ impl Group {
                     group: id,
                     detail: e.to_string(),
                 },
-                OpenError::State(StateError::Undecodable(detail)) => {
-                    NodeError::Snapshot { group: id, detail }
+                OpenError::State(e @ (StateError::Undecodable(_) | StateError::Behind { .. })) => {
+                    NodeError::Snapshot {
+                        group: id,
+                        detail: e.to_string(),
+                    }
                 }
+                OpenError::State(StateError::Store(detail)) => NodeError::AppStore { group: id, detail },
             })?;
+        // A disk-backed application resumes where its store is, at or past the snapshot.
+        let resumed_at = Slot(host.resumed_at().gsn);
+        let on_disk = host.on_disk();
         Ok(Group {
             id,
             replica: Replica::recover(opts, now(), state),
-            host,
             waiting: HashMap::new(),
-            since_snapshot: 0,
-            snapshot: latest_snapshot,
+            // A disk-backed application's snapshot cannot be served after a restart (the
+            // store has moved past it): the next checkpoint is taken as soon as it can be.
+            since_snapshot: if on_disk { hosting.snapshot_every } else { 0 },
+            snapshot: latest_snapshot.map(|(snapshot, head)| Latest {
+                snapshot,
+                head,
+                rest: if on_disk { Rest::Unavailable } else { Rest::Nothing },
+            }),
+            host,
             receiving: None,
-            applied_floor: Slot(0),
+            staging: false,
+            applied_floor: resumed_at,
             snapshotting: false,
-            handed_to,
+            handed_to: resumed_at,
             readies_holding_deliveries: 0,
             timer_for: None,
         })
@@ -125,6 +159,7 @@ impl Group {
     /// configuration changes, which touch no application state, at once.
     pub(super) fn apply(&mut self, d: &Delivery) {
         if d.gsn < self.applied_floor {
+            self.handed_to = self.handed_to.max(d.gsn.next());
             // An installed snapshot already holds this slot's effects; its clients cannot be
             // given their outputs, only told the outcome is unknown.
             for p in &d.proposals {
@@ -143,6 +178,9 @@ impl Group {
                     commands.push((bytes.clone(), self.waiting.remove(&p.id)));
                 }
                 Payload::Config(_) => {
+                    // Numbered with the commands (every node numbers them alike), though it
+                    // touches no application state.
+                    commands.push((Bytes::new(), None));
                     if let Some(Waiter::Config(reply)) = self.waiting.remove(&p.id) {
                         let outcome = d.config.iter().find(|o| o.id == p.id);
                         let result = match outcome.map(|o| o.result.clone()) {
@@ -157,6 +195,7 @@ impl Group {
         }
         let at = Agreed {
             gsn: d.gsn.0,
+            index: 0,
             time_ns: d.time.0,
         };
         self.host.deliver(at, commands, d.gsn.next());
@@ -188,6 +227,9 @@ impl Runtime {
     pub(super) fn hosting(&self) -> Hosting<'_> {
         Hosting {
             apps: &self.apps,
+            apps_dir: &self.apps_dir,
+            power_cut_test_mode: self.power_cut_test_mode,
+            snapshot_every: self.snapshot_every,
             pool: &self.pool,
             capacity: self.executor_capacity,
             progress: self.progress.clone(),
@@ -267,6 +309,7 @@ impl Runtime {
             if let Some(mut g) = self.groups.remove(&id) {
                 g.close();
             }
+            remove_app_dir(&app_dir(&self.apps_dir, id));
             self.collecting.retain(|(g, _)| *g != id);
             self.remove_next.push(id);
         }
@@ -276,3 +319,17 @@ impl Runtime {
 /// Groups found in storage other than the default one, waiting for the catalog to claim them
 /// (at startup the catalog may not yet have replayed their creation).
 pub(super) type Dormant = BTreeMap<GroupId, DurableState>;
+
+/// Group `id`'s directory on this node.
+pub(super) fn app_dir(apps_dir: &Path, id: GroupId) -> PathBuf {
+    apps_dir.join(id.0.to_string())
+}
+
+/// Removes a group's directory (an application's store), logging what cannot be removed.
+pub(super) fn remove_app_dir(dir: &Path) {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => tracing::info!(dir = %dir.display(), "removed a group's directory"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::error!(dir = %dir.display(), error = %e, "cannot remove a group's directory"),
+    }
+}

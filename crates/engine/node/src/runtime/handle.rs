@@ -82,7 +82,17 @@ impl Node {
             .spawn(move || storage_thread(store, storage_rx, done_tx))
             .map_err(|source| NodeError::DataDir { path: db, source })?;
         let (requests, request_rx) = mpsc::channel(4096);
-        let (snapshots_encoded, snapshots_rx) = mpsc::unbounded_channel();
+        let (background, background_rx) = mpsc::unbounded_channel();
+        let apps_dir = config.data_dir.join("apps");
+        // Transfers do not survive a restart: a partial one is asked for again.
+        let transfer_dir = config.data_dir.join("transfer");
+        let _ = std::fs::remove_dir_all(&transfer_dir);
+        for dir in [&apps_dir, &transfer_dir] {
+            std::fs::create_dir_all(dir).map_err(|source| NodeError::DataDir {
+                path: dir.clone(),
+                source,
+            })?;
+        }
         let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         let mut runtime = Runtime {
             node: config.node,
@@ -105,7 +115,10 @@ impl Node {
             reset_next: Vec::new(),
             repairs,
             rejoin_marker: marker,
-            snapshots_encoded,
+            background,
+            apps_dir,
+            transfer_dir,
+            power_cut_test_mode: config.power_cut_test_mode,
             metrics,
             pool: WorkerPool::new(workers),
             executor_capacity: config.executor_capacity.max(1),
@@ -134,7 +147,7 @@ impl Node {
         let span = tracing::info_span!("node", id = %config.node);
         let task = tokio::spawn(
             runtime
-                .run(inbound, request_rx, done_rx, snapshots_rx)
+                .run(inbound, request_rx, done_rx, background_rx)
                 .instrument(span),
         );
         Ok(Node {

@@ -37,7 +37,7 @@ pub use handle::Node;
 
 use groups::{Dormant, Group};
 use metrics::NodeMetrics;
-use snapshot::with_encoding;
+use snapshot::{Latest, Rest, with_head};
 use storage_task::{CommitDone, StorageJob};
 
 /// The group every cluster starts with.
@@ -132,6 +132,14 @@ pub enum NodeError {
         group: GroupId,
         /// Its kind.
         kind: String,
+    },
+    /// A group's application could not open its store on this node.
+    #[error("group {group}: its application's store cannot be opened: {detail}")]
+    AppStore {
+        /// The group.
+        group: GroupId,
+        /// Why.
+        detail: String,
     },
     /// A snapshot was written by another version of Synod, in a format this one does not
     /// read. Nothing is wiped: run the version that wrote it.
@@ -237,6 +245,29 @@ enum Request {
     },
 }
 
+/// What work done off the event loop reports back.
+enum Background {
+    /// A checkpoint was taken and encoded (`HostedGroup::snapshot`).
+    Checkpointed {
+        group: GroupId,
+        snapshot: Arc<Snapshot>,
+        head: Bytes,
+        export: Option<Arc<dyn crate::host::Export>>,
+    },
+    /// The rest of a snapshot's stream was written for a peer.
+    Exported {
+        group: GroupId,
+        next_slot: Slot,
+        result: std::io::Result<snapshot::Written>,
+    },
+    /// A received snapshot's state was built.
+    Staged {
+        group: GroupId,
+        from: ReplicaId,
+        result: Result<(Arc<Snapshot>, Bytes, crate::host::Staged), String>,
+    },
+}
+
 struct Runtime {
     node: ReplicaId,
     groups: BTreeMap<GroupId, Group>,
@@ -264,9 +295,14 @@ struct Runtime {
     /// Present while the node rejoins after a lost disk: every group it creates starts
     /// fenced. Removed once every hosted group has caught up past its fence.
     rejoin_marker: Option<PathBuf>,
-    /// Where snapshots encoded off the event loop come back (unbounded: at most one per
-    /// group is in flight, and a worker thread must never block on the event loop).
-    snapshots_encoded: mpsc::UnboundedSender<(GroupId, Arc<Snapshot>, Bytes)>,
+    /// Where work done off the event loop reports back (unbounded: at most one of each kind
+    /// per group is in flight, and a worker thread must never block on the event loop).
+    background: mpsc::UnboundedSender<Background>,
+    /// Where groups' directories are (`<data dir>/apps`).
+    apps_dir: PathBuf,
+    /// Where snapshot transfers are written (`<data dir>/transfer`).
+    transfer_dir: PathBuf,
+    power_cut_test_mode: bool,
     metrics: NodeMetrics,
     /// Runs every group's commands.
     pool: WorkerPool,
@@ -285,7 +321,7 @@ impl Runtime {
         mut inbound: mpsc::Receiver<Inbound>,
         mut requests: mpsc::Receiver<Request>,
         mut done: mpsc::Receiver<Result<CommitDone, String>>,
-        mut snapshots: mpsc::UnboundedReceiver<(GroupId, Arc<Snapshot>, Bytes)>,
+        mut background: mpsc::UnboundedReceiver<Background>,
     ) {
         loop {
             // Back-pressure: while an executor has no room for the commands already agreed,
@@ -309,9 +345,15 @@ impl Runtime {
                     }
                     self.committed();
                 }
-                Some((group, snapshot, bytes)) = snapshots.recv() => {
-                    self.snapshot_encoded(group, snapshot, bytes);
-                }
+                Some(done) = background.recv() => match done {
+                    Background::Checkpointed { group, snapshot, head, export } => {
+                        self.snapshot_encoded(group, snapshot, head, export);
+                    }
+                    Background::Exported { group, next_slot, result } => {
+                        self.exported(group, next_slot, result);
+                    }
+                    Background::Staged { group, from, result } => self.staged(group, from, result),
+                },
                 Some(inb) = inbound.recv() => self.on_inbound(inb),
                 Some(req) = requests.recv() => self.on_request(req),
                 Ok(()) = self.catalog.changed() => self.reconcile(),
@@ -619,13 +661,13 @@ impl Runtime {
         g.since_snapshot = 0;
         g.snapshotting = true;
         let (next_slot, core) = g.replica.snapshot_state();
-        let done = self.snapshots_encoded.clone();
+        let done = self.background.clone();
         let handed_to = g.handed_to;
         g.host.snapshot(
             handed_to,
-            Box::new(move |app| {
+            Box::new(move |app, export| {
                 let started = Instant::now();
-                let (snapshot, bytes) = with_encoding(Snapshot {
+                let (snapshot, head) = with_head(Snapshot {
                     next_slot,
                     core,
                     app,
@@ -633,17 +675,28 @@ impl Runtime {
                 tracing::debug!(
                     group = %group,
                     ms = started.elapsed().as_secs_f64() * 1e3,
-                    bytes = bytes.len(),
+                    bytes = head.len(),
                     "snapshot encoded"
                 );
-                let _ = done.send((group, snapshot, bytes));
+                let _ = done.send(Background::Checkpointed {
+                    group,
+                    snapshot,
+                    head,
+                    export,
+                });
             }),
         );
     }
 
     /// A snapshot finished encoding: the replica compacts its log behind it and it is served
     /// to peers that need it.
-    fn snapshot_encoded(&mut self, group: GroupId, snapshot: Arc<Snapshot>, bytes: Bytes) {
+    fn snapshot_encoded(
+        &mut self,
+        group: GroupId,
+        snapshot: Arc<Snapshot>,
+        head: Bytes,
+        export: Option<Arc<dyn crate::host::Export>>,
+    ) {
         let Some(g) = self.groups.get_mut(&group) else {
             return;
         };
@@ -655,7 +708,12 @@ impl Runtime {
         let floor = applied.saturating_sub(self.log_retention);
         let retain = Slot(g.replica.gc_watermark().0.max(floor));
         if g.replica.compact_with(now(), snapshot.clone(), retain) {
-            g.snapshot = Some((snapshot, bytes));
+            let rest = export.map_or(Rest::Nothing, Rest::Unwritten);
+            g.snapshot = Some(Latest {
+                snapshot,
+                head,
+                rest,
+            });
             self.metrics.snapshots += 1;
         }
         self.collect(group);
@@ -730,10 +788,10 @@ impl Runtime {
                 continue;
             };
             if let Some(req) = ready.snapshot_needed {
-                let stale = g
-                    .receiving
-                    .as_ref()
-                    .is_none_or(|r| r.last.elapsed() > Duration::from_secs(5));
+                let stale = !g.staging
+                    && g.receiving
+                        .as_ref()
+                        .is_none_or(|r| r.last.elapsed() > Duration::from_secs(5));
                 if stale {
                     tracing::info!(group = %group, from = req.from.0, "fetching a snapshot");
                     g.receiving = None;

@@ -26,7 +26,7 @@ pub(crate) fn free_ports(n: usize) -> Vec<SocketAddr> {
 pub(crate) fn apps() -> std::sync::Arc<synod_node::Apps> {
     std::sync::Arc::new(
         synod_node::Apps::new(synod_kv::KIND, synod_kv::KvApp::new)
-            .with(synod_ledger::CHANNEL_KIND, synod_ledger::ChannelApp::new)
+            .with_dir(synod_ledger::CHANNEL_KIND, synod_ledger::ChannelApp::open)
             .with(synod_ledger::NOTARY_KIND, synod_ledger::NotaryApp::new),
     )
 }
