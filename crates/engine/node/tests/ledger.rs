@@ -278,3 +278,104 @@ async fn a_notary_on_three_nodes_lets_each_state_be_consumed_once() {
         }
     }
 }
+
+/// A channel keeps its ledger on disk: a node down while the others compact their logs past
+/// it is sent a checkpoint streamed from a peer's database (not a state held in memory), and
+/// installs it; a node restarted afterwards resumes from its own database, at or past its last
+/// checkpoint, and all end with the same chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_member_installs_a_channel_checkpoint_streamed_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs::generate_ca("test").unwrap();
+    let addrs = free_ports(3);
+    let small = |n| synod_node::NodeConfig {
+        snapshot_every: 20,
+        log_retention: 10,
+        ..common::config(&ca, n, &addrs, dir.path())
+    };
+    let n0 = Node::start(small(0)).await.unwrap();
+    let mut n1 = Node::start(small(1)).await.unwrap();
+    let n2 = Node::start(small(2)).await.unwrap();
+    let batch = BatchConfig {
+        max_message_count: 4,
+        batch_timeout_ns: 50_000_000,
+        ..BatchConfig::default()
+    };
+    let create = AdminCommand::CreateGroup {
+        name: "archive".into(),
+        members: [0, 1, 2].map(ReplicaId).to_vec(),
+        kind: synod_ledger::CHANNEL_KIND.into(),
+        params: synod_ledger::hosted::channel_params(&batch),
+        access: Some(Access::open()),
+    };
+    let AdminOutput::Group(info) = admin(&n0, create).await else {
+        panic!("not created")
+    };
+    let ch = info.id;
+    let signer = SigningKey::from_bytes(&[4; 32]);
+    let record = |i: u32| {
+        let body = TxBody {
+            id: format!("r{i}"),
+            creator: signer.verifying_key().to_bytes(),
+            reads: vec![],
+            ranges: vec![],
+            writes: vec![(format!("doc{}", i % 17), Some(Bytes::from(format!("rev {i}"))))],
+        };
+        Envelope::Tx(Transaction::sign(body, &signer).encode()).encode()
+    };
+    submit(&n0, ch, record(0)).await;
+    settled(&[&n0, &n1, &n2], ch, &["r0".to_string()]).await;
+
+    // Node 2 is down while the others write and compact their logs past it. It usually
+    // needs a checkpoint when it comes back; when a peer's compaction lags (it runs after each
+    // checkpoint) it may catch up from that peer's log instead, so the round is repeated until
+    // it installed one.
+    let mut n2 = n2;
+    let mut ids = vec!["r0".to_string()];
+    let installed = format!("synod_snapshots_installed_total{{group=\"{}\"}} 1", ch.0);
+    let mut chain = Vec::new();
+    for round in 0..3u32 {
+        n2.stop().await;
+        for i in 1..160 {
+            let i = round * 1_000 + i;
+            let node = if i % 2 == 0 { &n0 } else { &n1 };
+            submit(node, ch, record(i)).await;
+            ids.push(format!("r{i}"));
+        }
+        n2 = Node::start(small(2)).await.unwrap();
+        chain = settled(&[&n0, &n1, &n2], ch, &ids).await;
+        if n2.metrics().await.contains(&installed) {
+            break;
+        }
+    }
+    let metrics = n2.metrics().await;
+    assert!(
+        metrics.contains(&installed),
+        "node 2 must have installed a checkpoint, not replayed the log:\n{metrics}"
+    );
+    let digest = |v: LedgerView| v.content_digest().unwrap();
+    assert_eq!(digest(ledger(&n2, ch).await), digest(ledger(&n0, ch).await));
+    // The checkpoint file a peer wrote for the transfer is gone once superseded or received.
+    assert!(
+        !dir.path().join("node2/transfer").join(format!("{}.in", ch.0)).exists(),
+        "the received stream was left behind"
+    );
+
+    // A restart resumes from the database: the channel is there before anything replays.
+    n1.stop().await;
+    n1 = Node::start(small(1)).await.unwrap();
+    let app = loop {
+        if let Ok((app, _)) = n1.app_of::<ChannelApp>(ch).await {
+            break app;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(
+        app.view().unwrap().height() > 10,
+        "the restarted node opened its channel from its database"
+    );
+    submit(&n1, ch, record(99_999)).await;
+    ids.push("r99999".into());
+    let after = settled(&[&n0, &n1, &n2], ch, &ids).await;
+    assert_eq!(after[..chain.len()], chain[..]);
+}

@@ -111,7 +111,13 @@ pub(super) fn transfer_path(dir: &Path, group: GroupId, what: &str) -> PathBuf {
 
 /// Writes the rest of a snapshot's stream to `path`.
 fn write_rest(export: &dyn Export, path: &Path) -> std::io::Result<Written> {
-    let file = File::create(path)?;
+    // Read back in chunks as the peer asks for them.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     export.write(&mut out)?;
     let file = out.into_inner().map_err(std::io::IntoInnerError::into_error)?;
