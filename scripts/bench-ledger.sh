@@ -4,12 +4,16 @@
 # processes, fsync on, plain-HTTP API, peers over mutual TLS), with latency percentiles.
 #
 #   scripts/bench-ledger.sh            # SECS=8 per run, CLIENTS=16 by default
+#   SYNOD=/path/to/synod scripts/bench-ledger.sh   # a binary built elsewhere (another commit)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${SECS:-8}
 clients=${CLIENTS:-16}
-cargo build -q --release -p synod
-synod=target/release/synod
+synod=${SYNOD:-}
+if [ -z "$synod" ]; then
+  cargo build -q --release -p synod
+  synod=target/release/synod
+fi
 data=$(mktemp -d /tmp/synod-ledger-bench-XXXX)
 $synod dev --insecure-plaintext-api --data "$data" >"$data/dev.out" 2>&1 &
 dev=$!

@@ -35,12 +35,13 @@ for m in "${mutations[@]}"; do
 done
 # Planted bugs whose window the random faults rarely hit (a crash between a record being
 # produced and its fsync, at one particular step): a scenario test drives that step directly.
-# Planted bugs outside the protocol (the locking scheduler) must fail the tests written for
-# them: here both the property test and the shuttle tests.
+# Planted bugs outside the protocol (the locking scheduler, an application's store) must fail
+# the tests written for them: the property test and the shuttle tests, the ledger's crash test.
 scenario_mutations=(
   "synod-core|mutation-early-skip|--test replica|apply past an own skip before it is durable"
   "synod-exec|mutation-reads-ignore-writers|--test equivalence|read granted past a queued write (proptest)"
   "synod-exec|mutation-reads-ignore-writers|--lib|read granted past a queued write (shuttle)"
+  "synod-ledger|mutation-commit-forgets-pending|--test crash|ledger commit without its pending batch"
 )
 for m in "${scenario_mutations[@]}"; do
   IFS='|' read -r package feature target what <<<"$m"

@@ -37,6 +37,14 @@ pub(crate) struct LedgerBenchArgs {
     /// The channel's batch timeout, milliseconds.
     #[arg(long, default_value_t = 200)]
     batch_timeout_ms: u64,
+    /// Submit to this channel, creating it if it does not exist (by default a new channel per
+    /// run), so that runs can grow one channel (`scripts/bench-ledger-memory.sh`).
+    #[arg(long)]
+    channel: Option<String>,
+    /// The first transaction id's number (ids are `t<n>`): runs on one channel must not
+    /// reuse ids.
+    #[arg(long, default_value_t = 0)]
+    first_id: usize,
 }
 
 fn agent() -> ureq::Agent {
@@ -55,7 +63,13 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e3
 }
 
-fn create(agent: &ureq::Agent, base: &str, path: &str, body: &serde_json::Value) -> Result<()> {
+fn create(
+    agent: &ureq::Agent,
+    base: &str,
+    path: &str,
+    body: &serde_json::Value,
+    may_exist: bool,
+) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let status = agent
@@ -63,7 +77,7 @@ fn create(agent: &ureq::Agent, base: &str, path: &str, body: &serde_json::Value)
             .header("content-type", "application/json")
             .send(body.to_string())
             .map(|r| r.status().as_u16());
-        if matches!(status, Ok(200 | 201)) {
+        if matches!(status, Ok(200 | 201)) || (may_exist && matches!(status, Ok(409))) {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -83,7 +97,11 @@ pub(crate) fn run(args: &LedgerBenchArgs) -> Result<String> {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let name = format!("bench-{}-{stamp}", args.mode);
+    let name = args
+        .channel
+        .clone()
+        .unwrap_or_else(|| format!("bench-{}-{stamp}", args.mode));
+    let may_exist = args.channel.is_some();
     let members: Vec<u16> = (0..bases.len() as u16).collect();
     let a = agent();
     let notary = match args.mode.as_str() {
@@ -91,19 +109,19 @@ pub(crate) fn run(args: &LedgerBenchArgs) -> Result<String> {
             let body = serde_json::json!({
                 "name": name, "members": members, "batch_timeout_ms": args.batch_timeout_ms
             });
-            create(&a, &bases[0], "/v1/channels", &body)?;
+            create(&a, &bases[0], "/v1/channels", &body, may_exist)?;
             false
         }
         "notary" => {
             let body = serde_json::json!({ "name": name, "members": members });
-            create(&a, &bases[0], "/v1/notaries", &body)?;
+            create(&a, &bases[0], "/v1/notaries", &body, may_exist)?;
             true
         }
         other => bail!("--mode is tx or notary, not {other:?}"),
     };
     // Signed in advance: the clients must not take the nodes' CPU while the clock runs.
     let signer = SigningKey::from_bytes(&[42; 32]);
-    let bodies: Vec<Vec<u8>> = (0..args.max_txs)
+    let bodies: Vec<Vec<u8>> = (args.first_id..args.first_id + args.max_txs)
         .map(|i| {
             if notary {
                 let inputs: Vec<serde_json::Value> = (0..args.inputs)
@@ -132,6 +150,7 @@ pub(crate) fn run(args: &LedgerBenchArgs) -> Result<String> {
         .map(|c| {
             let base = bases[c % bases.len()].clone();
             let (bodies, next, name) = (bodies.clone(), next.clone(), name.clone());
+            let first_id = args.first_id;
             std::thread::spawn(move || {
                 let agent = agent();
                 let mut latencies = Vec::new();
@@ -147,8 +166,9 @@ pub(crate) fn run(args: &LedgerBenchArgs) -> Result<String> {
                     "application/octet-stream"
                 };
                 while Instant::now() < deadline {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(body) = bodies.get(i) else { break };
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(body) = bodies.get(n) else { break };
+                    let i = first_id + n;
                     let t = Instant::now();
                     let ok = agent
                         .post(&path)

@@ -207,7 +207,8 @@ impl Channel {
     /// # Errors
     /// The database failed, or holds no channel.
     pub fn open(db: Database) -> Result<Channel, StoreError> {
-        let tip = read_tip(&db)?.ok_or_else(|| StoreError::Corrupt("no channel in the database".into()))?;
+        let tip = read_tip(&db)?
+            .ok_or_else(|| StoreError::Corrupt("no channel in the database".into()))?;
         Ok(Channel {
             db: Arc::new(db),
             tip,
@@ -215,7 +216,12 @@ impl Channel {
         })
     }
 
-    fn create(db: Database, config: BatchConfig, genesis: Bytes, time: u64) -> Result<Channel, StoreError> {
+    fn create(
+        db: Database,
+        config: BatchConfig,
+        genesis: Bytes,
+        time: u64,
+    ) -> Result<Channel, StoreError> {
         let mut c = Channel {
             db: Arc::new(db),
             tip: Tip {
@@ -392,6 +398,11 @@ fn read_tip(db: &Database) -> Result<Option<Tip>, StoreError> {
 }
 
 fn write_tip(txn: &WriteTransaction, tip: &Tip) -> Result<(), StoreError> {
+    #[cfg(feature = "mutation-commit-forgets-pending")]
+    let tip = &Tip {
+        cutter: BlockCutter::default(),
+        ..tip.clone()
+    };
     txn.open_table(META)?.insert(TIP, &encode(tip)[..])?;
     Ok(())
 }
@@ -404,9 +415,12 @@ fn push(txn: &WriteTransaction, tip: &mut Tip, block: &Block) -> Result<(), Stor
     let mut chain = [0; 64];
     chain[..32].copy_from_slice(&hash);
     chain[32..].copy_from_slice(&tip.frontier.root());
-    txn.open_table(BLOCKS)?.insert(&number.to_be_bytes()[..], &encode(block)[..])?;
-    txn.open_table(CHAIN)?.insert(&number.to_be_bytes()[..], &chain[..])?;
-    txn.open_table(BY_HASH)?.insert(&hash[..], &number.to_be_bytes()[..])?;
+    txn.open_table(BLOCKS)?
+        .insert(&number.to_be_bytes()[..], &encode(block)[..])?;
+    txn.open_table(CHAIN)?
+        .insert(&number.to_be_bytes()[..], &chain[..])?;
+    txn.open_table(BY_HASH)?
+        .insert(&hash[..], &number.to_be_bytes()[..])?;
     tip.height = number + 1;
     tip.last = hash;
     Ok(())
@@ -483,7 +497,8 @@ fn commit_block(
                             index,
                             code,
                         };
-                        view.txs.insert(tx.body.id.as_bytes(), &encode(&status)[..])?;
+                        view.txs
+                            .insert(tx.body.id.as_bytes(), &encode(&status)[..])?;
                     }
                     if code == ValidationCode::Valid {
                         let version = Version {
@@ -493,7 +508,8 @@ fn commit_block(
                         for (key, value) in &tx.body.writes {
                             match value {
                                 Some(v) => {
-                                    view.state.insert(key.as_bytes(), &encode(&(v, version))[..])?;
+                                    view.state
+                                        .insert(key.as_bytes(), &encode(&(v, version))[..])?;
                                 }
                                 None => {
                                     view.state.remove(key.as_bytes())?;

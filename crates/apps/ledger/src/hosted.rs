@@ -27,10 +27,10 @@ use synod_exec::{
 };
 
 use crate::channel::{Channel, Envelope, LedgerView, check_signature};
-use crate::merkle::Hash;
-use crate::store::{StoreError, open_database};
 use crate::cutter::BatchConfig;
+use crate::merkle::Hash;
 use crate::notary::{NotariseRequest, Notary, NotaryOutcome, StateRef};
+use crate::store::{StoreError, open_database};
 
 /// The kind name of ledger channels in the catalog.
 pub const CHANNEL_KIND: &str = "ledger";
@@ -449,13 +449,18 @@ impl Hosted for ChannelApp {
         crate::store::write_checkpoint(view.read(), out).map_err(std::io::Error::other)
     }
 
-    fn read_checkpoint(&self, inline: &[u8], rest: &mut dyn Read) -> Result<ChannelState, StateError> {
+    fn read_checkpoint(
+        &self,
+        inline: &[u8],
+        rest: &mut dyn Read,
+    ) -> Result<ChannelState, StateError> {
         let described: Described = decode_with_format(CHANNEL_FORMAT, inline)?;
         let (db, path) = match &self.dir {
             Some(dir) => {
                 let path = dir.path.join(STAGED);
                 let _ = std::fs::remove_file(&path);
-                let db = open_database(&path, dir.power_cut_test_mode).map_err(|e| store_error(&e))?;
+                let db =
+                    open_database(&path, dir.power_cut_test_mode).map_err(|e| store_error(&e))?;
                 (db, Some(path))
             }
             None => (crate::store::memory_database(), None),
@@ -639,11 +644,20 @@ mod tests {
         assert_eq!(app.tip().0.0, 3);
         // The eight verdicts of the cut blocks were taken; the pending one waits.
         assert_eq!(app.verdicts_waiting(), 1);
-        assert_eq!(app.durable(), Some(Position { gsn: 8, index: 1 }), "the last block was cut at 8");
+        assert_eq!(
+            app.durable(),
+            Some(Position { gsn: 8, index: 1 }),
+            "the last block was cut at 8"
+        );
     }
 
     /// A checkpoint streamed as a node streams it to a peer, and installed there.
-    fn transfer(from: &ChannelApp, to: &ChannelApp, next_gsn: u64, damage: impl FnOnce(&mut Vec<u8>)) -> Result<(), StateError> {
+    fn transfer(
+        from: &ChannelApp,
+        to: &ChannelApp,
+        next_gsn: u64,
+        damage: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(), StateError> {
         let state = from.checkpoint(next_gsn);
         let inline = ChannelApp::encode_state(&state);
         let mut stream = Vec::new();
@@ -668,18 +682,50 @@ mod tests {
         };
         let dirs = [tempdir(), tempdir()];
         let open = |d: &tempfile::TempDir| {
-            ChannelApp::open(&spec, &AppDir { path: d.path().to_path_buf(), power_cut_test_mode: false }).unwrap()
+            ChannelApp::open(
+                &spec,
+                &AppDir {
+                    path: d.path().to_path_buf(),
+                    power_cut_test_mode: false,
+                },
+            )
+            .unwrap()
         };
         let (a, b) = (open(&dirs[0]), open(&dirs[1]));
         for n in 1..=10u8 {
-            let locks = a.locks(&a.decode(&envelope(n), Agreed { gsn: u64::from(n), index: 0, time_ns: 0 }).unwrap());
+            let locks = a.locks(
+                &a.decode(
+                    &envelope(n),
+                    Agreed {
+                        gsn: u64::from(n),
+                        index: 0,
+                        time_ns: 0,
+                    },
+                )
+                .unwrap(),
+            );
             let ctx = Ctx::new(u64::from(n), &locks);
-            let cmd = a.decode(&envelope(n), Agreed { gsn: u64::from(n), index: 0, time_ns: 0 }).unwrap();
+            let cmd = a
+                .decode(
+                    &envelope(n),
+                    Agreed {
+                        gsn: u64::from(n),
+                        index: 0,
+                        time_ns: 0,
+                    },
+                )
+                .unwrap();
             a.apply(&ctx, cmd);
         }
         // Damaged or cut short: refused, and the receiver is unchanged.
         let before = b.tip();
-        assert!(transfer(&a, &b, 11, |s| { let i = s.len() / 2; s[i] ^= 1; }).is_err());
+        assert!(
+            transfer(&a, &b, 11, |s| {
+                let i = s.len() / 2;
+                s[i] ^= 1;
+            })
+            .is_err()
+        );
         assert!(transfer(&a, &b, 11, |s| s.truncate(s.len() - 40)).is_err());
         assert!(transfer(&a, &b, 11, |s| s.truncate(100)).is_err());
         assert_eq!(b.tip(), before);

@@ -9,7 +9,9 @@
 //!
 //! - [`cutter`]: block cutting; [`block`]: headers (number, previous hash, RFC 6962 data
 //!   hash), metadata outside the header hash (flags, time, commit hash);
-//! - [`channel`]: validation, world state with versions and history, queries, proofs;
+//! - [`channel`]: validation, world state with versions and history, kept on disk in the
+//!   channel's database ([`store`]: tables, checkpoint streams), read through a
+//!   [`LedgerView`] (queries, proofs);
 //! - [`merkle`]: RFC 6962 roots, inclusion and consistency proofs and their verifiers;
 //! - [`mod@audit`]: a whole chain audited from genesis by replay, trusting nothing;
 //! - [`hosted`]: the channel and the notary as applications a Synod node hosts
@@ -21,8 +23,10 @@
 //! The node hosts a [`ChannelApp`] as the application of a ledger channel's group and a
 //! [`NotaryApp`] as a notary's (and `synod ledger verify` runs [`audit()`] on every node's
 //! chain); [`http`] holds their routes, with per-channel roles (`synod-api`). The state
-//! machines do no I/O and read no clock or randomness; what this crate does not do: keep the
-//! chain on disk (a channel is in memory today), identities (the server's TLS acceptor).
+//! machines read no clock or randomness; a channel's only I/O is its own database, each commit
+//! recording the position in the agreed order it reflects, so a node resumes a channel from
+//! disk and streams it to peers as a checkpoint. What this crate does not do: keep a notary on
+//! disk (its consumed states are in memory), identities (the server's TLS acceptor).
 
 #![forbid(unsafe_code)]
 

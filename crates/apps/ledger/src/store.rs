@@ -117,7 +117,10 @@ pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 }
 
 /// Decodes what [`encode`] wrote; `what` names it in the error.
-pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, StoreError> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
@@ -146,7 +149,10 @@ const END: u8 = 0xff;
 ///
 /// # Errors
 /// The database or `out` failed.
-pub(crate) fn write_checkpoint(read: &ReadTransaction, out: &mut dyn Write) -> Result<(), StoreError> {
+pub(crate) fn write_checkpoint(
+    read: &ReadTransaction,
+    out: &mut dyn Write,
+) -> Result<(), StoreError> {
     write_tables(read, out, &TABLES)
 }
 
@@ -162,11 +168,18 @@ pub(crate) fn content_digest(read: &ReadTransaction) -> Result<[u8; 32], StoreEr
     Ok(digest.digest())
 }
 
-fn write_tables(read: &ReadTransaction, out: &mut dyn Write, tables: &[Table]) -> Result<(), StoreError> {
+fn write_tables(
+    read: &ReadTransaction,
+    out: &mut dyn Write,
+    tables: &[Table],
+) -> Result<(), StoreError> {
     let mut out = Hashing::new(out);
     let mut records = 0u64;
     for def in tables {
-        let tag = TABLES.iter().position(|t| t.name() == def.name()).expect("a table of the ledger");
+        let tag = TABLES
+            .iter()
+            .position(|t| t.name() == def.name())
+            .expect("a table of the ledger");
         let table = match read.open_table(*def) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => continue,
@@ -259,7 +272,9 @@ fn read_part(input: &mut impl Read) -> Result<Vec<u8>, StoreError> {
     input.read_exact(&mut len)?;
     let len = u32::from_le_bytes(len) as usize;
     if len > PART_MAX {
-        return Err(StoreError::Corrupt(format!("checkpoint stream: a record of {len} bytes")));
+        return Err(StoreError::Corrupt(format!(
+            "checkpoint stream: a record of {len} bytes"
+        )));
     }
     let mut part = vec![0; len];
     input.read_exact(&mut part)?;

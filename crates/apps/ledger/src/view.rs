@@ -9,7 +9,9 @@ use redb::{ReadOnlyTable, ReadTransaction};
 use crate::block::Block;
 use crate::channel::{Tip, TxProof, TxStatus};
 use crate::merkle::{self, Hash};
-use crate::store::{self, BLOCKS, BY_HASH, CHAIN, HISTORY, META, STATE, StoreError, TIP, TXS, decode};
+use crate::store::{
+    self, BLOCKS, BY_HASH, CHAIN, HISTORY, META, STATE, StoreError, TIP, TXS, decode,
+};
 use crate::tx::Version;
 
 /// A consistent view of a channel as committed.
@@ -32,7 +34,10 @@ type Reader = ReadOnlyTable<&'static [u8], &'static [u8]>;
 impl LedgerView {
     /// A view through `read`; `due_at` is when the writer's pending batch falls due (the
     /// pending batch is committed only with blocks and checkpoints, so the writer says).
-    pub(crate) fn new(read: ReadTransaction, due_at: Option<u64>) -> Result<LedgerView, StoreError> {
+    pub(crate) fn new(
+        read: ReadTransaction,
+        due_at: Option<u64>,
+    ) -> Result<LedgerView, StoreError> {
         let tip = read
             .open_table(META)?
             .get(TIP)?
@@ -95,7 +100,10 @@ impl LedgerView {
     /// # Errors
     /// The database failed.
     pub fn block_by_hash(&self, hash: &Hash) -> Result<Option<Block>, StoreError> {
-        let number = self.table(BY_HASH)?.get(&hash[..])?.map(|v| be_u64(v.value()));
+        let number = self
+            .table(BY_HASH)?
+            .get(&hash[..])?
+            .map(|v| be_u64(v.value()));
         match number {
             Some(n) => self.block(n?),
             None => Ok(None),

@@ -37,7 +37,10 @@ fn envelopes() -> Vec<(Bytes, u64)> {
                 9 => Bytes::from_static(b"\xff garbage"),
                 _ => {
                     let k = format!("k{}", i % 6);
-                    let seen = (i % 4 == 0).then_some(Version { block: i / 3, tx: 0 });
+                    let seen = (i % 4 == 0).then_some(Version {
+                        block: i / 3,
+                        tx: 0,
+                    });
                     let value = (i % 13 != 0).then(|| Bytes::from(vec![b'v'; (i % 50) as usize]));
                     let body = TxBody {
                         id: format!("t{i}"),
@@ -60,8 +63,13 @@ fn genesis() -> Bytes {
 
 fn open(path: &std::path::Path) -> (Channel, synod_storage::CrashHandle) {
     let (backend, crash) = UnsyncedFile::open(path).unwrap();
-    let db = redb::Database::builder().create_with_backend(backend).unwrap();
-    (Channel::open_or_create(db, config(), genesis).unwrap(), crash)
+    let db = redb::Database::builder()
+        .create_with_backend(backend)
+        .unwrap();
+    (
+        Channel::open_or_create(db, config(), genesis).unwrap(),
+        crash,
+    )
 }
 
 /// Feeds `envelopes[from..]` to `channel`, checkpointing as a node would; stops at the first
@@ -70,10 +78,13 @@ fn feed(channel: &mut Channel, all: &[(Bytes, u64)], from: u64) -> Option<Positi
     let mut checkpointed = None;
     for (i, (envelope, time)) in all.iter().enumerate().skip(from as usize) {
         let next = Position::slot(i as u64 + 1);
-        if channel.deliver_checked(envelope, *time, next, &mut |_| None).is_err() {
+        if channel
+            .deliver_checked(envelope, *time, next, &mut |_| None)
+            .is_err()
+        {
             break;
         }
-        if (i as u64 + 1) % CHECKPOINT_EVERY == 0 {
+        if (i as u64 + 1).is_multiple_of(CHECKPOINT_EVERY) {
             if channel.checkpoint(next).is_err() {
                 break;
             }
@@ -119,7 +130,10 @@ fn a_crash_at_any_point_recovers_to_the_serial_replay_up_to_the_recorded_positio
         };
         let (mut recovered, _) = open(&path);
         let at = recovered.durable().unwrap();
-        assert_eq!(at.index, 0, "crash point {crash_point}: one command per slot here");
+        assert_eq!(
+            at.index, 0,
+            "crash point {crash_point}: one command per slot here"
+        );
         behind_checkpoint_never &= checkpoint.is_none_or(|c| at >= c);
         positions.insert(at);
         // What the database holds is the serial replay of the envelopes before its position.
@@ -129,16 +143,30 @@ fn a_crash_at_any_point_recovers_to_the_serial_replay_up_to_the_recorded_positio
             (serial.tip(), serial.commit_hash(), digest(&serial)),
             "crash point {crash_point}: recovered at {at:?}, which is not the replay up to it"
         );
-        assert_eq!(recovered.due_at(), serial.due_at(), "crash point {crash_point}: the pending batch");
+        assert_eq!(
+            recovered.due_at(),
+            serial.due_at(),
+            "crash point {crash_point}: the pending batch"
+        );
         // And replaying the rest, as the node does from its log, ends where a channel that
         // never crashed ends.
         feed(&mut recovered, &all, at.gsn);
-        assert_eq!(digest(&recovered), digest(&whole), "crash point {crash_point}");
+        assert_eq!(
+            digest(&recovered),
+            digest(&whole),
+            "crash point {crash_point}"
+        );
         assert_eq!(recovered.tip(), whole.tip(), "crash point {crash_point}");
     }
     assert!(behind_checkpoint_never, "a crash lost a checkpoint's state");
-    println!("{crashed} crashes inside the run, recovered at {} positions", positions.len());
-    assert!(crashed >= 30, "only {crashed} crash points fell inside the run");
+    println!(
+        "{crashed} crashes inside the run, recovered at {} positions",
+        positions.len()
+    );
+    assert!(
+        crashed >= 30,
+        "only {crashed} crash points fell inside the run"
+    );
     // The crashes fell at many places: recoveries at several checkpoints, from genesis on.
     assert!(positions.len() >= 4, "recovered only at {positions:?}");
 }

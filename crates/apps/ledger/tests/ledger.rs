@@ -9,13 +9,13 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
+use synod_exec::Position;
 use synod_ledger::merkle;
 use synod_ledger::{
     AuditError, BatchConfig, Block, Channel, Envelope, LedgerView, NotariseRequest, Notary,
     NotaryOutcome, RangeRead, StateRef, Transaction, TxBody, TxProof, TxStatus, ValidationCode,
     Version, audit, check_signature,
 };
-use synod_exec::Position;
 
 fn key(n: u8) -> SigningKey {
     SigningKey::from_bytes(&[n; 32])
@@ -68,7 +68,10 @@ trait Reads {
         self.read().get(key).unwrap()
     }
     fn history(&self, key: &str) -> Option<Vec<(Version, Option<Bytes>)>> {
-        self.read().history(key, usize::MAX).unwrap().map(|(h, _)| h)
+        self.read()
+            .history(key, usize::MAX)
+            .unwrap()
+            .map(|(h, _)| h)
     }
     fn tx_status(&self, id: &str) -> Option<TxStatus> {
         self.read().tx_status(id).unwrap()
@@ -232,7 +235,9 @@ fn a_channel_reopened_from_its_database_is_the_same_channel() {
     let (digest, tip, roots) = (
         ch.digest(),
         ch.tip(),
-        (0..=ch.height()).map(|h| ch.chain_root(h)).collect::<Vec<_>>(),
+        (0..=ch.height())
+            .map(|h| ch.chain_root(h))
+            .collect::<Vec<_>>(),
     );
     drop(ch);
     let reopened = open();

@@ -26,7 +26,9 @@ use crate::Application;
 /// A place in a group's agreed order: a slot (GSN) and a command's index among the commands
 /// agreed in that slot. A disk-backed application records the position *after* the last
 /// command its state reflects: every command before it is in the state, none after.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Position {
     /// The slot.
     pub gsn: u64,
@@ -236,7 +238,11 @@ pub trait Hosted: Application {
     ///
     /// # Errors
     /// As [`Hosted::decode_state`]; [`StateError::Store`] if the store cannot be staged.
-    fn read_checkpoint(&self, inline: &[u8], _rest: &mut dyn Read) -> Result<Self::Snapshot, StateError> {
+    fn read_checkpoint(
+        &self,
+        inline: &[u8],
+        _rest: &mut dyn Read,
+    ) -> Result<Self::Snapshot, StateError> {
         self.decode_state(inline)
     }
 }

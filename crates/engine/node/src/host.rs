@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use bytes::Bytes;
 use synod_core::Slot;
 use synod_exec::{
-    Agreed, AppDir, Executor, GroupSpec, Hosted, Job, Position, Reply, StateError, Summary,
-    Timer, WorkerPool,
+    Agreed, AppDir, Executor, GroupSpec, Hosted, Job, Position, Reply, StateError, Summary, Timer,
+    WorkerPool,
 };
 use tokio::sync::{oneshot, watch};
 
@@ -593,11 +593,15 @@ impl Apps {
     /// that has applied nothing yet; a snapshot's state is restored into it).
     #[must_use]
     pub fn with<A: Hosted>(
-        self,
+        mut self,
         kind: &str,
         factory: impl Fn(&GroupSpec) -> A + Send + Sync + 'static,
     ) -> Apps {
-        self.with_dir(kind, move |spec, _dir| Ok(factory(spec)))
+        // In memory: no directory is created for it.
+        let open = move |spec: &GroupSpec, _dir: &AppDir| Ok(factory(spec));
+        self.kinds
+            .insert(kind.to_string(), Box::new(TypedFactory(Box::new(open))));
+        self
     }
 
     /// Adds the kind `kind`, opened by `factory` in the group's directory on this node: a
@@ -611,8 +615,13 @@ impl Apps {
         kind: &str,
         factory: impl Fn(&GroupSpec, &AppDir) -> Result<A, StateError> + Send + Sync + 'static,
     ) -> Apps {
+        let open = move |spec: &GroupSpec, dir: &AppDir| {
+            std::fs::create_dir_all(&dir.path)
+                .map_err(|e| StateError::Store(format!("{}: {e}", dir.path.display())))?;
+            factory(spec, dir)
+        };
         self.kinds
-            .insert(kind.to_string(), Box::new(TypedFactory(Box::new(factory))));
+            .insert(kind.to_string(), Box::new(TypedFactory(Box::new(open))));
         self
     }
 

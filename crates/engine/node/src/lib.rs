@@ -12,7 +12,10 @@
 //! and [`synod_exec::Hosted`], and opens each group's through the factory an [`Apps`] registry
 //! holds for the group's kind (see docs/APPLICATIONS.md). What it proposes for them is bytes;
 //! what comes back to the proposer is the application's output, which [`Node::submit_to`],
-//! [`Node::query_to`] and [`Node::app_of`] hand over typed.
+//! [`Node::query_to`] and [`Node::app_of`] hand over typed. An application may keep its state
+//! on disk, in the group's directory the node gives it (`<data dir>/apps/<group id>`): the node
+//! then resumes it from the position its store reports, truncates the log only behind its
+//! checkpoints, and streams its checkpoints to peers through files (`runtime/snapshot.rs`).
 //!
 //! Groups are created, hosted and removed at run time through the [`catalog`], which is state
 //! of the default group kept beside that group's application; membership changes go through
@@ -34,4 +37,4 @@ mod runtime;
 pub use host::{Applied, Apps};
 pub use runtime::{DEFAULT_GROUP, GroupStatus, Node, NodeConfig, NodeError, RequestError};
 pub use synod_core::{GroupId, ReplicaId, Slot};
-pub use synod_exec::{Agreed, GroupSpec, Hosted, StateError, Summary, Timer};
+pub use synod_exec::{Agreed, AppDir, GroupSpec, Hosted, Position, StateError, Summary, Timer};

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use common::{admin, free_ports};
 use ed25519_dalek::SigningKey;
 use synod_ledger::{
-    BatchConfig, Block, ChannelApp, LedgerView, Envelope, NotaryApp, Transaction, TxBody,
+    BatchConfig, Block, ChannelApp, Envelope, LedgerView, NotaryApp, Transaction, TxBody,
     ValidationCode, Version,
 };
 use synod_node::access::Access;
@@ -36,7 +36,12 @@ fn spend(signer: &SigningKey, id: String, coin: &str, seen: Version, to: &str) -
 
 /// The channel as `node` has committed it so far.
 async fn ledger(node: &Node, group: GroupId) -> LedgerView {
-    node.app_of::<ChannelApp>(group).await.unwrap().0.view().unwrap()
+    node.app_of::<ChannelApp>(group)
+        .await
+        .unwrap()
+        .0
+        .view()
+        .unwrap()
 }
 
 async fn submit(node: &Node, group: GroupId, envelope: Bytes) {
@@ -319,7 +324,10 @@ async fn a_lagging_member_installs_a_channel_checkpoint_streamed_from_disk() {
             creator: signer.verifying_key().to_bytes(),
             reads: vec![],
             ranges: vec![],
-            writes: vec![(format!("doc{}", i % 17), Some(Bytes::from(format!("rev {i}"))))],
+            writes: vec![(
+                format!("doc{}", i % 17),
+                Some(Bytes::from(format!("rev {i}"))),
+            )],
         };
         Envelope::Tx(Transaction::sign(body, &signer).encode()).encode()
     };
@@ -357,7 +365,10 @@ async fn a_lagging_member_installs_a_channel_checkpoint_streamed_from_disk() {
     assert_eq!(digest(ledger(&n2, ch).await), digest(ledger(&n0, ch).await));
     // The checkpoint file a peer wrote for the transfer is gone once superseded or received.
     assert!(
-        !dir.path().join("node2/transfer").join(format!("{}.in", ch.0)).exists(),
+        !dir.path()
+            .join("node2/transfer")
+            .join(format!("{}.in", ch.0))
+            .exists(),
         "the received stream was left behind"
     );
 

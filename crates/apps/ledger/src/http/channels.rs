@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use crate::ChannelApp;
+use crate::merkle::Hash;
 use crate::store::StoreError;
 use crate::view::LedgerView;
-use crate::merkle::Hash;
 use crate::{BatchConfig, Envelope, Transaction, Version};
 use axum::body::Bytes;
 use axum::extract::Query;
@@ -172,7 +172,10 @@ async fn read<T: Send + 'static>(
         .map_err(|_| stopped())?
         .map_err(|e| {
             tracing::error!(channel, error = %e, "a channel read failed");
-            error(StatusCode::INTERNAL_SERVER_ERROR, format!("this node cannot read the channel: {e}"))
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("this node cannot read the channel: {e}"),
+            )
         })
 }
 
@@ -311,20 +314,22 @@ pub(super) async fn block(
             Some(n) => c.block(n)?,
             None => c.block_by_hash(&hash)?,
         };
-        Ok(block.map(|block| if as_json {
-            serde_json::to_vec(&json!({
-                "number": block.header.number,
-                "hash": hex::encode(block.header.hash()),
-                "previous_hash": hex::encode(block.header.previous_hash),
-                "data_hash": hex::encode(block.header.data_hash),
-                "transactions": block.data.len(),
-                "flags": block.metadata.flags.iter().map(|f| f.name()).collect::<Vec<_>>(),
-                "time_ms": block.metadata.time / 1_000_000,
-                "commit_hash": hex::encode(block.metadata.commit_hash),
-            }))
-            .unwrap_or_default()
-        } else {
-            postcard::to_stdvec(&block).unwrap_or_default()
+        Ok(block.map(|block| {
+            if as_json {
+                serde_json::to_vec(&json!({
+                    "number": block.header.number,
+                    "hash": hex::encode(block.header.hash()),
+                    "previous_hash": hex::encode(block.header.previous_hash),
+                    "data_hash": hex::encode(block.header.data_hash),
+                    "transactions": block.data.len(),
+                    "flags": block.metadata.flags.iter().map(|f| f.name()).collect::<Vec<_>>(),
+                    "time_ms": block.metadata.time / 1_000_000,
+                    "commit_hash": hex::encode(block.metadata.commit_hash),
+                }))
+                .unwrap_or_default()
+            } else {
+                postcard::to_stdvec(&block).unwrap_or_default()
+            }
         }))
     });
     match answer.await {
@@ -403,9 +408,11 @@ pub(super) async fn consistency(
     Path((channel, from, to)): Path<(String, u64, u64)>,
 ) -> Response {
     let proof = read(&api, &who, &channel, move |c| {
-        let (Some(proof), Some(from_root), Some(to_root)) =
-            (c.prove_consistency(from, to)?, c.chain_root(from)?, c.chain_root(to)?)
-        else {
+        let (Some(proof), Some(from_root), Some(to_root)) = (
+            c.prove_consistency(from, to)?,
+            c.chain_root(from)?,
+            c.chain_root(to)?,
+        ) else {
             return Ok(None);
         };
         Ok(Some((proof, from_root, to_root)))

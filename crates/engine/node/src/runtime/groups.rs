@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use synod_core::{
-    Config, Delivery, DurableState, Payload, ProposalId, Replica, ReplicaId, Slot,
-};
+use synod_core::{Config, Delivery, DurableState, Payload, ProposalId, Replica, ReplicaId, Slot};
 use synod_exec::{Agreed, GroupSpec, StateError, WorkerPool};
 use synod_storage::GroupId;
 use tokio::sync::{Notify, watch};
@@ -88,10 +86,6 @@ impl Group {
             // Wiped (it rejoins from its peers): nothing of its old state may remain.
             remove_app_dir(&dir);
         }
-        std::fs::create_dir_all(&dir).map_err(|source| NodeError::DataDir {
-            path: dir.clone(),
-            source,
-        })?;
         let progress = hosting.progress.clone();
         let host = hosting
             .apps
@@ -127,7 +121,9 @@ impl Group {
                         detail: e.to_string(),
                     }
                 }
-                OpenError::State(StateError::Store(detail)) => NodeError::AppStore { group: id, detail },
+                OpenError::State(StateError::Store(detail)) => {
+                    NodeError::AppStore { group: id, detail }
+                }
             })?;
         // A disk-backed application resumes where its store is, at or past the snapshot.
         let resumed_at = Slot(host.resumed_at().gsn);
@@ -142,7 +138,11 @@ impl Group {
             snapshot: latest_snapshot.map(|(snapshot, head)| Latest {
                 snapshot,
                 head,
-                rest: if on_disk { Rest::Unavailable } else { Rest::Nothing },
+                rest: if on_disk {
+                    Rest::Unavailable
+                } else {
+                    Rest::Nothing
+                },
             }),
             host,
             receiving: None,
@@ -330,6 +330,8 @@ pub(super) fn remove_app_dir(dir: &Path) {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => tracing::info!(dir = %dir.display(), "removed a group's directory"),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::error!(dir = %dir.display(), error = %e, "cannot remove a group's directory"),
+        Err(e) => {
+            tracing::error!(dir = %dir.display(), error = %e, "cannot remove a group's directory")
+        }
     }
 }

@@ -120,7 +120,9 @@ fn write_rest(export: &dyn Export, path: &Path) -> std::io::Result<Written> {
         .open(path)?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     export.write(&mut out)?;
-    let file = out.into_inner().map_err(std::io::IntoInnerError::into_error)?;
+    let file = out
+        .into_inner()
+        .map_err(std::io::IntoInnerError::into_error)?;
     let len = file.metadata()?.len();
     Ok(Written {
         file,
@@ -130,13 +132,19 @@ fn write_rest(export: &dyn Export, path: &Path) -> std::io::Result<Written> {
 }
 
 /// Reads a received stream from `path` and builds its state (on a blocking thread).
-fn stage(path: &Path, total: u64, stager: Stager) -> Result<(Arc<Snapshot>, Bytes, Staged), String> {
+fn stage(
+    path: &Path,
+    total: u64,
+    stager: Stager,
+) -> Result<(Arc<Snapshot>, Bytes, Staged), String> {
     let mut input = BufReader::with_capacity(1 << 20, File::open(path).map_err(|e| e.to_string())?);
     let mut len = [0; 8];
     input.read_exact(&mut len).map_err(|e| e.to_string())?;
     let head_len = u64::from_le_bytes(len);
     if head_len > HEAD_MAX || head_len > total.saturating_sub(8) {
-        return Err(format!("a snapshot encoding of {head_len} bytes in a stream of {total}"));
+        return Err(format!(
+            "a snapshot encoding of {head_len} bytes in a stream of {total}"
+        ));
     }
     let mut encoded = vec![0; usize::try_from(head_len).map_err(|e| e.to_string())?];
     input.read_exact(&mut encoded).map_err(|e| e.to_string())?;
@@ -144,7 +152,10 @@ fn stage(path: &Path, total: u64, stager: Stager) -> Result<(Arc<Snapshot>, Byte
     let mut rest = input.take(total - 8 - head_len);
     let staged = stager(&snapshot.app, &mut rest).map_err(|e| e.to_string())?;
     if rest.limit() != 0 {
-        return Err(format!("{} bytes of the stream were not read", rest.limit()));
+        return Err(format!(
+            "{} bytes of the stream were not read",
+            rest.limit()
+        ));
     }
     let (snapshot, head) = with_head(snapshot);
     Ok((snapshot, head, staged))
@@ -176,7 +187,8 @@ impl Runtime {
             Rest::Unwritten(export) => {
                 let export = export.clone();
                 latest.rest = Rest::Writing;
-                let path = transfer_path(&self.transfer_dir, group, &format!("{}.out", next_slot.0));
+                let path =
+                    transfer_path(&self.transfer_dir, group, &format!("{}.out", next_slot.0));
                 let background = self.background.clone();
                 tokio::task::spawn_blocking(move || {
                     let started = Instant::now();
@@ -230,7 +242,11 @@ impl Runtime {
         next_slot: Slot,
         result: std::io::Result<Written>,
     ) {
-        let Some(latest) = self.groups.get_mut(&group).and_then(|g| g.snapshot.as_mut()) else {
+        let Some(latest) = self
+            .groups
+            .get_mut(&group)
+            .and_then(|g| g.snapshot.as_mut())
+        else {
             return;
         };
         if latest.snapshot.next_slot != next_slot || !matches!(latest.rest, Rest::Writing) {
@@ -436,7 +452,10 @@ mod tests {
         assert_eq!(written.len, 1_000_000);
         let mut stream = head.to_vec();
         let mut file_bytes = Vec::new();
-        File::open(&written.path).unwrap().read_to_end(&mut file_bytes).unwrap();
+        File::open(&written.path)
+            .unwrap()
+            .read_to_end(&mut file_bytes)
+            .unwrap();
         stream.extend_from_slice(&file_bytes);
         std::fs::write(dir.join("in"), &stream).unwrap();
         let total = stream.len() as u64;
@@ -444,7 +463,8 @@ mod tests {
         let reads_all: Stager = Box::new(|inline: &[u8], rest: &mut dyn Read| {
             assert_eq!(inline, b"inline");
             let mut all = Vec::new();
-            rest.read_to_end(&mut all).map_err(|e| synod_exec::StateError::Store(e.to_string()))?;
+            rest.read_to_end(&mut all)
+                .map_err(|e| synod_exec::StateError::Store(e.to_string()))?;
             assert_eq!(all.len(), 1_000_000);
             Ok(Staged::for_test())
         });
@@ -460,6 +480,9 @@ mod tests {
         let any: Stager = Box::new(|_: &[u8], _: &mut dyn Read| Ok(Staged::for_test()));
         assert!(stage(&dir.join("short"), 20, any).is_err());
         drop(written);
-        assert!(!dir.join("out").exists(), "a checkpoint file outlived its snapshot");
+        assert!(
+            !dir.join("out").exists(),
+            "a checkpoint file outlived its snapshot"
+        );
     }
 }
