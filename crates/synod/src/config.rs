@@ -74,6 +74,26 @@ pub(crate) struct FileConfig {
     /// administered by the admins their own access lists name.
     #[serde(default)]
     pub(crate) cluster_admins: Option<Vec<String>>,
+    /// Most API connections this node holds at once; more are closed as they come.
+    #[serde(default = "default_api_connections")]
+    pub(crate) api_connections: usize,
+    /// Most API connections one client identity holds at once on this node.
+    #[serde(default = "default_api_connections_per_identity")]
+    pub(crate) api_connections_per_identity: usize,
+    /// An API connection's TLS handshake, and each request head, must arrive within this
+    /// (milliseconds); an idle kept-alive connection is closed after it.
+    #[serde(default = "default_api_header_timeout_ms")]
+    pub(crate) api_header_timeout_ms: u64,
+}
+
+pub(crate) fn default_api_connections() -> usize {
+    4_096
+}
+pub(crate) fn default_api_connections_per_identity() -> usize {
+    256
+}
+pub(crate) fn default_api_header_timeout_ms() -> u64 {
+    10_000
 }
 
 fn default_takeover_ms() -> u64 {

@@ -159,6 +159,9 @@ pub(crate) fn run(opts: &DevOptions) -> Result<()> {
             // no one, so there everyone does.
             cluster_admins: (!opts.insecure_plaintext_api)
                 .then(|| vec![synod_transport::certs::client_name("admin")]),
+            api_connections: crate::config::default_api_connections(),
+            api_connections_per_identity: crate::config::default_api_connections_per_identity(),
+            api_header_timeout_ms: crate::config::default_api_header_timeout_ms(),
         };
         let path = data.join(format!("node-{id}.toml"));
         std::fs::write(&path, toml::to_string(&cfg)?)?;

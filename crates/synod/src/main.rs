@@ -313,18 +313,27 @@ fn start(path: &std::path::Path, rejoin: bool) -> Result<()> {
         // SO_REUSEADDR, so a restarted node can bind its port while old connections linger.
         let listener = bind_reusable(file.listen_api)
             .with_context(|| format!("binding the API on {}", file.listen_api))?;
+        let limits = std::sync::Arc::new(access::ConnectionLimits::new(
+            file.api_connections,
+            file.api_connections_per_identity,
+            Duration::from_millis(file.api_header_timeout_ms),
+        ));
         let served = match tls {
             // Each request carries its caller: the identity in the client's certificate, or
             // no one on a plain-HTTP API (see `access`).
             Some(tls) => {
-                axum_server::from_tcp(listener)?
-                    .acceptor(access::IdentifyingAcceptor::new(tls))
-                    .handle(handle)
-                    .serve(app.into_make_service())
-                    .await
+                let mut server = axum_server::from_tcp(listener)?
+                    .acceptor(access::IdentifyingAcceptor::new(tls, limits.clone()))
+                    .http1_only();
+                access::configure_http(server.http_builder(), limits.header_timeout);
+                server.handle(handle).serve(app.into_make_service()).await
             }
             None => {
-                axum_server::from_tcp(listener)?
+                let mut server = axum_server::from_tcp(listener)?
+                    .acceptor(access::PlainAcceptor::new(limits.clone()))
+                    .http1_only();
+                access::configure_http(server.http_builder(), limits.header_timeout);
+                server
                     .handle(handle)
                     .serve(app.layer(access::unauthenticated()).into_make_service())
                     .await
