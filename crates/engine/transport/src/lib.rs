@@ -16,4 +16,7 @@ pub mod frame;
 pub mod tls;
 mod transport;
 
-pub use transport::{Inbound, SendError, StartError, Transport, TransportConfig, TransportStats};
+pub use transport::{
+    Inbound, PER_NODE_MAX, SendError, StartError, Transport, TransportConfig, TransportStats,
+    UNIDENTIFIED_MAX,
+};

@@ -126,6 +126,19 @@ pub fn certificate_names_node(cert: &CertificateDer<'_>, node: u16) -> bool {
     ee.verify_is_valid_for_subject_name(&name).is_ok()
 }
 
+/// The node `cert` (already verified against the CA by rustls) belongs to: its common name is
+/// a node's (`node-1.synod`) and it is valid for that name. `None` for a client's certificate.
+#[must_use]
+pub fn certificate_node(cert: &CertificateDer<'_>) -> Option<u16> {
+    let name = certificate_identity(cert)?;
+    let node: u16 = name
+        .strip_prefix("node-")?
+        .strip_suffix(".synod")?
+        .parse()
+        .ok()?;
+    certificate_names_node(cert, node).then_some(node)
+}
+
 /// The identity `cert` (already verified against the CA by rustls) names: its subject's common
 /// name, as the cluster CA issues them (`client-alice` for `synod certs --clients alice`,
 /// `node-1.synod` for node 1). `None` if it cannot be parsed or has no common name: such a

@@ -33,7 +33,7 @@ use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
 use crate::certs::node_name;
 use crate::frame::{self, FRAME_MAX, Frame};
-use crate::tls::{TlsError, TlsIdentity, certificate_names_node};
+use crate::tls::{TlsError, TlsIdentity, certificate_node};
 
 /// How a node reaches its peers.
 #[derive(Clone, Debug)]
@@ -161,8 +161,12 @@ pub struct Transport {
 }
 
 fn codec() -> LengthDelimitedCodec {
+    codec_with_max(FRAME_MAX)
+}
+
+fn codec_with_max(max: usize) -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
-        .max_frame_length(FRAME_MAX)
+        .max_frame_length(max)
         .new_codec()
 }
 
@@ -354,6 +358,29 @@ impl Dialer {
     }
 }
 
+/// Connections accepted and not yet identified (TLS handshake and Hello) at once: more are
+/// closed as they come, so that nobody without a node's certificate holds more than this.
+pub const UNIDENTIFIED_MAX: usize = 32;
+
+/// Connections one node may hold open to this one at once (it dials one; a few more linger
+/// while it reconnects).
+pub const PER_NODE_MAX: usize = 8;
+
+/// The largest first frame (a Hello is a few bytes): nothing large is read from a connection
+/// before it is known to come from a node.
+const HELLO_MAX: usize = 64;
+
+/// What the acceptor shares between connections.
+struct Accepting {
+    acceptor: TlsAcceptor,
+    inbound: mpsc::Sender<Inbound>,
+    stats: Arc<TransportStats>,
+    timeout: Duration,
+    idle_after: Duration,
+    unidentified: Arc<tokio::sync::Semaphore>,
+    per_node: Mutex<BTreeMap<ReplicaId, Arc<tokio::sync::Semaphore>>>,
+}
+
 async fn accept_loop(
     listener: TcpListener,
     acceptor: TlsAcceptor,
@@ -362,35 +389,48 @@ async fn accept_loop(
     timeout: Duration,
     idle_after: Duration,
 ) {
+    let shared = Arc::new(Accepting {
+        acceptor,
+        inbound,
+        stats,
+        timeout,
+        idle_after,
+        unidentified: Arc::new(tokio::sync::Semaphore::new(UNIDENTIFIED_MAX)),
+        per_node: Mutex::new(BTreeMap::new()),
+    });
     loop {
         let Ok((tcp, addr)) = listener.accept().await else {
             continue;
         };
+        let Ok(place) = shared.unidentified.clone().try_acquire_owned() else {
+            shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%addr, "refused a peer connection: too many are not identified yet");
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
-        tokio::spawn(serve_connection(
-            tcp,
-            addr,
-            acceptor.clone(),
-            inbound.clone(),
-            stats.clone(),
-            (timeout, idle_after),
-        ));
+        tokio::spawn(serve_connection(tcp, addr, shared.clone(), place));
     }
 }
 
 async fn serve_connection(
     tcp: TcpStream,
     addr: SocketAddr,
-    acceptor: TlsAcceptor,
-    inbound: mpsc::Sender<Inbound>,
-    stats: Arc<TransportStats>,
-    (timeout, idle_after): (Duration, Duration),
+    shared: Arc<Accepting>,
+    unidentified: tokio::sync::OwnedSemaphorePermit,
 ) {
+    let Accepting {
+        acceptor,
+        inbound,
+        stats,
+        timeout,
+        idle_after,
+        ..
+    } = &*shared;
     let refuse = |why: &str| {
         stats.refused.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(%addr, reason = why, "refused a peer connection");
     };
-    let tls = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+    let tls = match tokio::time::timeout(*timeout, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => return refuse(&format!("TLS handshake failed: {e}")),
         Err(_) => return refuse("TLS handshake timed out"),
@@ -404,20 +444,38 @@ async fn serve_connection(
     else {
         return refuse("no client certificate");
     };
-    let mut framed = FramedRead::new(tls, codec());
-    let node = match tokio::time::timeout(timeout, framed.next()).await {
+    // Only a node's certificate may go on: a client's (from the same CA) is refused before
+    // anything is read from it.
+    let Some(named) = certificate_node(&cert) else {
+        return refuse("the certificate is not a node's");
+    };
+    let mut framed = FramedRead::with_capacity(tls, codec_with_max(HELLO_MAX), HELLO_MAX + 4);
+    let node = match tokio::time::timeout(*timeout, framed.next()).await {
         Ok(Some(Ok(bytes))) => match frame::decode(&bytes) {
             Ok(Frame::Hello { node }) => node,
             Ok(_) => return refuse("first frame is not Hello"),
             Err(e) => return refuse(&format!("bad first frame: {e}")),
         },
+        Ok(Some(Err(e))) => return refuse(&format!("bad first frame: {e}")),
         _ => return refuse("no Hello"),
     };
-    if !certificate_names_node(&cert, node.0) {
+    if node.0 != named {
         return refuse(&format!(
-            "claims to be node {node} but its certificate does not name it"
+            "claims to be node {node} but its certificate names node {named}"
         ));
     }
+    let node_places = lock(&shared.per_node)
+        .entry(node)
+        .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(PER_NODE_MAX)))
+        .clone();
+    let Ok(_node_place) = node_places.try_acquire_owned() else {
+        return refuse(&format!(
+            "node {node} holds {PER_NODE_MAX} connections already"
+        ));
+    };
+    drop(unidentified);
+    framed.decoder_mut().set_max_frame_length(FRAME_MAX);
+    let (inbound, stats, idle_after) = (inbound.clone(), stats.clone(), *idle_after);
     loop {
         let next = match tokio::time::timeout(idle_after, framed.next()).await {
             Ok(Some(next)) => next,

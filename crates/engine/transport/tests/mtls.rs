@@ -281,3 +281,94 @@ async fn a_malformed_frame_closes_the_connection_and_is_counted_but_a_reset_is_n
     let got = recv(&mut b_rx, Duration::from_secs(5)).await.unwrap();
     assert_eq!(got.from, ReplicaId(1));
 }
+
+/// A TLS connection to `addr` presenting `cert` (a node's or a client's), handshake done.
+async fn raw_tls(
+    ca: &Pem,
+    cert: &Pem,
+    to: u16,
+    addr: SocketAddr,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let id = TlsIdentity::from_pem(&ca.cert, &cert.cert, &cert.key).unwrap();
+    let connector = tokio_rustls::TlsConnector::from(id.client_config().unwrap());
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from(certs::node_name(to)).unwrap();
+    connector.connect(name, tcp).await.unwrap()
+}
+
+/// True once the server has closed `tls` (read gives end of stream or an error).
+async fn closed(
+    tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    within: Duration,
+) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0; 16];
+    matches!(
+        tokio::time::timeout(within, tls.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+#[tokio::test]
+async fn only_node_certificates_get_past_the_handshake_and_nothing_large_is_read_before_hello() {
+    let ca = certs::generate_ca("test").unwrap();
+    let (b, mut b_rx) = start(2, identity(&ca, 2), any_port()).await;
+
+    // A client's certificate from the same CA: closed right after the handshake, before any
+    // frame is read (well within the 2 s the node would wait for a Hello).
+    let client = certs::issue_client(&ca, "alice").unwrap();
+    let mut c = raw_tls(&ca, &client, 2, b.local_addr()).await;
+    assert!(
+        closed(&mut c, Duration::from_secs(1)).await,
+        "a client certificate was kept"
+    );
+    assert_eq!(TransportStats::get(&b.stats().refused), 1);
+
+    // A node's certificate whose first frame claims 1 MiB: refused at the length, without
+    // reading (or buffering) the body.
+    let node1 = certs::issue_node(&ca, 1).unwrap();
+    let mut big = raw_tls(&ca, &node1, 2, b.local_addr()).await;
+    big.write_all(&(1u32 << 20).to_be_bytes()).await.unwrap();
+    big.write_all(&[0; 64 << 10]).await.unwrap();
+    big.flush().await.unwrap();
+    assert!(
+        closed(&mut big, Duration::from_secs(1)).await,
+        "a large first frame was read"
+    );
+    assert_eq!(TransportStats::get(&b.stats().refused), 2);
+    assert!(recv(&mut b_rx, Duration::from_millis(100)).await.is_none());
+
+    // Connections that never identify themselves: at most UNIDENTIFIED_MAX are held; the
+    // others are closed at once. Each held one goes after the handshake timeout.
+    let mut silent = Vec::new();
+    for _ in 0..synod_transport::UNIDENTIFIED_MAX + 4 {
+        silent.push(
+            tokio::net::TcpStream::connect(b.local_addr())
+                .await
+                .unwrap(),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        TransportStats::get(&b.stats().refused) >= 2 + 4,
+        "the connections over the cap were not refused"
+    );
+    // Meanwhile a real node is refused too (no place left), then gets in once they time out.
+    let (a, _a_rx) = start(1, identity(&ca, 1), any_port()).await;
+    a.add_peer(ReplicaId(2), b.local_addr());
+    a.send(ReplicaId(2), &heartbeat(1, 2, 1)).unwrap();
+    let mut got = None;
+    for n in 2..200 {
+        got = recv(&mut b_rx, Duration::from_millis(100)).await;
+        if got.is_some() {
+            break;
+        }
+        let _ = a.send(ReplicaId(2), &heartbeat(1, 2, n));
+    }
+    assert_eq!(
+        got.map(|g| g.from),
+        Some(ReplicaId(1)),
+        "a node never got in"
+    );
+    drop(silent);
+}
