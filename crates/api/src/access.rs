@@ -50,7 +50,8 @@ pub struct Kind {
 }
 
 /// The id of `name`, a group of `kind` in which `who` holds `role`; or the answer: 404 if
-/// there is no such group, 403 naming the identity and the role if `who` does not hold it.
+/// there is no such group or `who` holds no role in it (the same answer either way), 403
+/// naming the identity and the role if `who` holds another role but not this one.
 ///
 /// # Errors
 /// The 404 or 403 answer.
@@ -65,18 +66,36 @@ pub async fn authorize(
         // A revocation acknowledged through another node counts before an administrator acts.
         barrier(api).await?;
     }
-    let id = group_id(api, name).await?;
+    // One answer for a group that does not exist, is of another kind, or where the caller
+    // holds no role at all: a caller with no role learns nothing of what exists.
+    let hidden = || {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("{name:?} is not {} that {} may use", kind.noun, who.0),
+        )
+    };
+    let id = group_id(api, name).await.map_err(|_| hidden())?;
     let catalog = api.node.catalog();
     let Some(group) = catalog.group_by_id(id).filter(|g| g.kind == kind.name) else {
-        return Err(error(
-            StatusCode::NOT_FOUND,
-            format!("{name:?} is not {}", kind.noun),
-        ));
+        return Err(hidden());
     };
-    match refusal(&who.0, group.access.as_ref(), name, role) {
+    let access = group.access.as_ref();
+    if !access.is_none_or(|a| holds_any(who, a)) {
+        return Err(hidden());
+    }
+    match refusal(&who.0, access, name, role) {
         Some(refused) => Err(refused),
         None => Ok(id),
     }
+}
+
+/// Whether `who` holds any role under `access` (a caller who holds none is answered as if the
+/// group did not exist).
+#[must_use]
+pub fn holds_any(who: &Who, access: &Access) -> bool {
+    [Role::Read, Role::Write, Role::Admin]
+        .into_iter()
+        .any(|r| who.0.holds(access, r))
 }
 
 /// The 403 answer if `caller` does not hold `role` under `access` (`None`: a key-value group,
@@ -133,16 +152,29 @@ pub fn visible_to<'a>(
 }
 
 /// `GET /v1/whoami`: the identity this node sees for the caller.
-pub async fn whoami(who: Who) -> Response {
+pub async fn whoami(
+    axum::extract::State(api): axum::extract::State<std::sync::Arc<Api>>,
+    who: Who,
+) -> Response {
     let identity = match &who.0 {
         Caller::Identity(name) => serde_json::Value::from(name.as_str()),
         Caller::Unauthenticated => serde_json::Value::Null,
     };
-    axum::Json(serde_json::json!({
-        "identity": identity,
-        "authenticated": identity.is_string(),
-    }))
-    .into_response()
+    // Like every answer, the GSN it reflects: the default group's, whose catalog holds the
+    // access lists this identity is judged by.
+    let applied = api
+        .node
+        .app(synod_node::DEFAULT_GROUP)
+        .await
+        .map_or(0, |(_, applied)| applied.0);
+    (
+        crate::gsn_header(applied),
+        axum::Json(serde_json::json!({
+            "identity": identity,
+            "authenticated": identity.is_string(),
+        })),
+    )
+        .into_response()
 }
 
 /// Shared by the create handlers: the access list named in a request body, or the default

@@ -175,8 +175,8 @@ async fn show(
         return error(StatusCode::NOT_FOUND, format!("no group named {name:?}"));
     };
     if !access::visible_to(&api, &who, |_| true)(g) {
-        return access::refusal(&who.0, g.access.as_ref(), &name, Role::Read)
-            .unwrap_or_else(|| error(StatusCode::FORBIDDEN, "not visible"));
+        // The answer for a group that does not exist: a caller with no role learns nothing.
+        return error(StatusCode::NOT_FOUND, format!("no group named {name:?}"));
     }
     let status = api.node.status().await;
     let mut body = group_json(g, false);
@@ -301,6 +301,10 @@ async fn remove(State(api): State<Arc<Api>>, who: Who, Path(name): Path<String>)
 fn not_administrator(api: &Api, who: &Who, name: &str) -> Option<Response> {
     let catalog = api.node.catalog();
     match catalog.group(name).and_then(|g| g.access.as_ref()) {
+        Some(access) if !access::holds_any(who, access) => Some(error(
+            StatusCode::NOT_FOUND,
+            format!("no group named {name:?}"),
+        )),
         Some(access) => access::refusal(&who.0, Some(access), name, Role::Admin),
         None => access::not_cluster_admin(api, who),
     }
@@ -415,13 +419,27 @@ pub async fn remove_member(
         Ok(group) => group,
         Err(r) => return r,
     };
-    reconfigure(
+    let answer = reconfigure(
         &api,
         group,
         &name,
         ConfigChange::RemoveMember(ReplicaId(id)),
     )
-    .await
+    .await;
+    if answer.status().is_success() && name != DEFAULT_GROUP_NAME {
+        // No longer a member, no longer a host (the catalog lists who hosts what).
+        let cmd = AdminCommand::UnhostGroup {
+            name: name.clone(),
+            node: ReplicaId(id),
+            by: who.0.clone(),
+        };
+        match agree(&api, cmd).await {
+            Err(r) => return r,
+            Ok((_, AdminOutput::Refused(why))) => return refused(&why),
+            Ok(_) => {}
+        }
+    }
+    answer
 }
 
 /// `PUT /v1/channels/{channel}/access` and `PUT /v1/notaries/{notary}/access`: replaces the

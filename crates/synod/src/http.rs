@@ -39,7 +39,40 @@ pub(crate) fn router(api: Api, notary_key: ed25519_dalek::SigningKey) -> Router 
         )
         .layer(DefaultBodyLimit::max(BODY_MAX))
         .layer(axum::middleware::from_fn(access::require_identity))
+        .layer(axum::middleware::from_fn(json_errors))
         .with_state(Arc::new(api))
+}
+
+/// Every error answer in the documented form, `{"error": "..."}` as JSON: the extractors'
+/// own refusals (a path or query that does not parse, a body over its limit, a method not
+/// allowed) are plain text, so they are rewritten here, their other headers kept.
+async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 << 10)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let mut answer = synod_api::error(status, message);
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
 }
 
 /// The OpenAPI 3 document of every route: the shared document with each application's paths

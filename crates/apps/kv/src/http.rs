@@ -44,7 +44,8 @@ pub fn router() -> Router<Arc<Api>> {
 
 #[derive(Deserialize, Default)]
 struct KvQuery {
-    cas: Option<u64>,
+    /// A GSN, as the OpenAPI document says: an int64 (larger values are refused at parsing).
+    cas: Option<i64>,
     stale: Option<String>,
     raw: Option<String>,
     recurse: Option<String>,
@@ -133,17 +134,20 @@ async fn put(
     if let Some(r) = bad_key(&key) {
         return r;
     }
-    write(
-        api,
-        group,
-        KvCommand::Put {
-            key,
-            value,
-            cas: q.cas,
-        },
-        headers,
-    )
-    .await
+    let cas = match cas(&q) {
+        Ok(cas) => cas,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+    };
+    write(api, group, KvCommand::Put { key, value, cas }, headers).await
+}
+
+/// The `cas` GSN of a write, or why it is not one (a negative number).
+fn cas(q: &KvQuery) -> Result<Option<u64>, &'static str> {
+    q.cas
+        .map(|c| {
+            u64::try_from(c).map_err(|_| "cas is a GSN: an integer from 0 to 9223372036854775807")
+        })
+        .transpose()
 }
 
 async fn kv_delete(
@@ -177,7 +181,11 @@ async fn delete_key(
     if let Some(r) = bad_key(&key) {
         return r;
     }
-    write(api, group, KvCommand::Delete { key, cas: q.cas }, headers).await
+    let cas = match cas(&q) {
+        Ok(cas) => cas,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+    };
+    write(api, group, KvCommand::Delete { key, cas }, headers).await
 }
 
 async fn kv_get(

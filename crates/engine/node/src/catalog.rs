@@ -74,6 +74,16 @@ pub enum AdminCommand {
         /// Its peer address (`host:port`).
         addr: String,
     },
+    /// Stop listing `node` as a host of `group` (after it was removed as a voting member
+    /// there). For a group with an access list, only if `by` administers it.
+    UnhostGroup {
+        /// The group's name.
+        name: String,
+        /// The node.
+        node: ReplicaId,
+        /// Who asks.
+        by: Caller,
+    },
 }
 
 /// What applying an [`AdminCommand`] produced.
@@ -284,11 +294,27 @@ impl Catalog {
                 if let Err(why) = self.authorize(name, by) {
                     return AdminOutput::Refused(why);
                 }
+                if let Err(why) = self.known(&[*node]) {
+                    return AdminOutput::Refused(why);
+                }
                 match self.groups.get_mut(name) {
                     Some(g) => {
                         g.hosts.insert(*node);
                         AdminOutput::Group(g.clone())
                     }
+                    None => AdminOutput::Refused(Refusal::NoSuchGroup(name.clone())),
+                }
+            }
+            AdminCommand::UnhostGroup { name, node, by } => {
+                if let Err(why) = self.authorize(name, by) {
+                    return AdminOutput::Refused(why);
+                }
+                match self.groups.get_mut(name) {
+                    Some(g) if name != DEFAULT_GROUP_NAME => {
+                        g.hosts.remove(node);
+                        AdminOutput::Group(g.clone())
+                    }
+                    Some(_) => AdminOutput::Refused(Refusal::DefaultGroup),
                     None => AdminOutput::Refused(Refusal::NoSuchGroup(name.clone())),
                 }
             }
@@ -304,6 +330,23 @@ impl Catalog {
                 self.nodes.insert(*node, addr.clone());
                 AdminOutput::Registered
             }
+        }
+    }
+
+    /// `Err` unless every node of `nodes` belongs to the cluster: hosts the default group or
+    /// was registered (`synod member add`). A group of nodes that do not exist could never
+    /// reach a quorum.
+    fn known(&self, nodes: &[ReplicaId]) -> Result<(), Refusal> {
+        let default_hosts = self.groups.get(DEFAULT_GROUP_NAME).map(|g| &g.hosts);
+        match nodes
+            .iter()
+            .find(|n| !self.nodes.contains_key(n) && !default_hosts.is_some_and(|h| h.contains(n)))
+        {
+            Some(n) => Err(Refusal::Invalid(format!(
+                "node {} is not a node of this cluster (add it first: synod member add)",
+                n.0
+            ))),
+            None => Ok(()),
         }
     }
 
@@ -367,6 +410,9 @@ impl Catalog {
             return AdminOutput::Refused(Refusal::Full(format!(
                 "the cluster holds {GROUPS_MAX} groups already"
             )));
+        }
+        if let Err(why) = self.known(&sorted) {
+            return AdminOutput::Refused(why);
         }
         let info = GroupInfo {
             id: GroupId(self.next_id),
@@ -461,6 +507,48 @@ mod tests {
     }
 
     #[test]
+    fn groups_are_hosted_only_by_nodes_of_the_cluster_and_a_removed_member_stops_hosting() {
+        let mut c = Catalog::new(&ids(&[0, 1, 2]), "kv");
+        let AdminOutput::Refused(Refusal::Invalid(why)) = c.apply(1, &create("ghosts", &[0, 1, 7]))
+        else {
+            panic!("a group of nodes that do not exist was created")
+        };
+        assert!(why.contains("node 7"), "{why}");
+        let host = |node: u16| AdminCommand::HostGroup {
+            name: "orders".into(),
+            node: ReplicaId(node),
+            by: Caller::Unauthenticated,
+        };
+        assert!(matches!(
+            c.apply(2, &create("orders", &[0, 1])),
+            AdminOutput::Group(_)
+        ));
+        assert!(matches!(
+            c.apply(3, &host(65_535)),
+            AdminOutput::Refused(Refusal::Invalid(_))
+        ));
+        // A node added to the cluster (registered) may host; once removed it stops.
+        let register = AdminCommand::RegisterNode {
+            node: ReplicaId(3),
+            addr: "127.0.0.1:7403".into(),
+        };
+        assert_eq!(c.apply(4, &register), AdminOutput::Registered);
+        let AdminOutput::Group(g) = c.apply(5, &host(3)) else {
+            panic!("hosted")
+        };
+        assert!(g.hosts.contains(&ReplicaId(3)));
+        let unhost = AdminCommand::UnhostGroup {
+            name: "orders".into(),
+            node: ReplicaId(3),
+            by: Caller::Unauthenticated,
+        };
+        let AdminOutput::Group(g) = c.apply(6, &unhost) else {
+            panic!("unhosted")
+        };
+        assert_eq!(g.hosts, ids(&[0, 1]).into_iter().collect());
+    }
+
+    #[test]
     fn invalid_commands_change_nothing_and_say_why() {
         let mut c = Catalog::new(&ids(&[0, 1, 2]), "kv");
         let before = c.clone();
@@ -521,17 +609,17 @@ mod tests {
         c.apply(1, &create("ch", &[0, 1]));
         c.apply(
             2,
-            &AdminCommand::HostGroup {
-                name: "ch".into(),
+            &AdminCommand::RegisterNode {
                 node: ReplicaId(3),
-                by: Caller::Unauthenticated,
+                addr: "127.0.0.1:7003".into(),
             },
         );
         c.apply(
             3,
-            &AdminCommand::RegisterNode {
+            &AdminCommand::HostGroup {
+                name: "ch".into(),
                 node: ReplicaId(3),
-                addr: "127.0.0.1:7003".into(),
+                by: Caller::Unauthenticated,
             },
         );
         let g = c.group("ch").expect("exists");
@@ -604,7 +692,7 @@ mod tests {
         ));
         let host = |by: &Caller| AdminCommand::HostGroup {
             name: "ch".into(),
-            node: ReplicaId(3),
+            node: ReplicaId(2),
             by: by.clone(),
         };
         assert!(matches!(c.apply(3, &host(&alice)), AdminOutput::Refused(_)));
