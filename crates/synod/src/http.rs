@@ -147,6 +147,7 @@ mod tests {
             "/v1/channels/{channel}",
             "/v1/channels/{channel}/transactions",
             "/v1/channels/{channel}/transactions/{tx}",
+            "/v1/channels/{channel}/hashes/{hash}",
             "/v1/channels/{channel}/keys/{key}",
             "/v1/channels/{channel}/blocks/{block}",
             "/v1/channels/{channel}/transactions/{tx}/proof",

@@ -27,7 +27,8 @@ use crate::block::{Block, BlockMetadata, commit_hash, genesis_block};
 use crate::cutter::{BatchConfig, BlockCutter};
 use crate::merkle::{self, Hash};
 use crate::store::{
-    self, BLOCKS, BY_HASH, CHAIN, HISTORY, META, STATE, StoreError, TIP, TXS, decode, encode,
+    self, BLOCKS, BY_HASH, CHAIN, HASHES, HISTORY, META, STATE, StoreError, TIP, TXS, decode,
+    encode,
 };
 use crate::tx::{Key, Transaction, ValidationCode, Version};
 use crate::validate::{View, judge};
@@ -73,6 +74,14 @@ pub fn check_signature(envelope: &[u8]) -> Option<(Bytes, bool)> {
         }
         Ok(Envelope::Tick) | Err(_) => None,
     }
+}
+
+/// A transaction's hash: SHA-256 of its encoding, as submitted. It names one submission,
+/// whoever signed it and whatever its id.
+#[must_use]
+pub fn tx_hash(encoded: &[u8]) -> Hash {
+    use sha2::Digest;
+    sha2::Sha256::digest(encoded).into()
 }
 
 /// Where a transaction ended up.
@@ -441,8 +450,8 @@ impl View for Judging<'_> {
             .transpose()
     }
 
-    fn id_taken(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(self.txs.get(id.as_bytes())?.is_some())
+    fn id_taken(&self, creator: &[u8; 32], id: &str) -> Result<bool, StoreError> {
+        Ok(self.txs.get(&store::tx_key(id, creator)[..])?.is_some())
     }
 
     fn range(&self, start: &Key, end: &Key) -> Result<Vec<(Key, Version)>, StoreError> {
@@ -479,6 +488,7 @@ fn commit_block(
             txs: txn.open_table(TXS)?,
         };
         let mut history = txn.open_table(HISTORY)?;
+        let mut hashes = txn.open_table(HASHES)?;
         for (index, bytes) in data.iter().enumerate() {
             let index = index as u32;
             let code = match Transaction::decode(bytes) {
@@ -497,8 +507,8 @@ fn commit_block(
                             index,
                             code,
                         };
-                        view.txs
-                            .insert(tx.body.id.as_bytes(), &encode(&status)[..])?;
+                        let key = store::tx_key(&tx.body.id, &tx.body.creator);
+                        view.txs.insert(&key[..], &encode(&status)[..])?;
                     }
                     if code == ValidationCode::Valid {
                         let version = Version {
@@ -523,6 +533,17 @@ fn commit_block(
                     code
                 }
             };
+            // Every transaction, whatever its fate, is found by its hash: the submitter of one
+            // with a bad signature (which claims no id) learns its outcome so.
+            let hash = tx_hash(bytes);
+            if hashes.get(&hash[..])?.is_none() {
+                let status = TxStatus {
+                    block: number,
+                    index,
+                    code,
+                };
+                hashes.insert(&hash[..], &encode(&status)[..])?;
+            }
             flags.push(code);
         }
     }

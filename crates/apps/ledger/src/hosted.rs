@@ -39,7 +39,7 @@ pub const NOTARY_KIND: &str = "notary";
 
 /// The format of a channel's snapshot encoding (its description; the state is streamed);
 /// raise it with every change to it or to the checkpoint stream.
-const CHANNEL_FORMAT: u8 = 2;
+const CHANNEL_FORMAT: u8 = 3;
 /// The format of a notary's snapshot encoding; raise it with every change to it.
 const NOTARY_FORMAT: u8 = 1;
 

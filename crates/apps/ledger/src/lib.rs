@@ -46,7 +46,7 @@ mod view;
 
 pub use audit::{AuditError, AuditReport, audit};
 pub use block::{Block, BlockHeader, BlockMetadata};
-pub use channel::{Channel, Envelope, LedgerView, TxProof, TxStatus, check_signature};
+pub use channel::{Channel, Envelope, LedgerView, TxProof, TxStatus, check_signature, tx_hash};
 pub use cutter::{BatchConfig, BlockCutter};
 pub use hosted::{CHANNEL_KIND, ChannelApp, ChannelState, LedgerOp, NOTARY_KIND, NotaryApp};
 pub use notary::{NotariseRequest, Notary, NotaryOutcome, StateRef};

@@ -12,7 +12,8 @@
 //! | `by_hash` | header hash                             | number                         |
 //! | `state`   | key                                     | value and version (postcard)   |
 //! | `history` | key length (u32), key, block, tx        | value or deletion (postcard)   |
-//! | `txs`     | transaction id                          | its status (postcard)          |
+//! | `txs`     | id length (u32), id, creator            | its status (postcard)          |
+//! | `hashes`  | SHA-256 of the encoded transaction      | its status (postcard)          |
 //!
 //! What this module does not do: decide what goes in the tables (the channel does), or sync
 //! (the channel chooses each commit's durability).
@@ -33,9 +34,10 @@ pub(crate) const BY_HASH: Table = TableDefinition::new("by_hash");
 pub(crate) const STATE: Table = TableDefinition::new("state");
 pub(crate) const HISTORY: Table = TableDefinition::new("history");
 pub(crate) const TXS: Table = TableDefinition::new("txs");
+pub(crate) const HASHES: Table = TableDefinition::new("hashes");
 
 /// Every table, in the order a checkpoint stream carries them (the index is its tag).
-const TABLES: [Table; 7] = [META, BLOCKS, CHAIN, BY_HASH, STATE, HISTORY, TXS];
+const TABLES: [Table; 8] = [META, BLOCKS, CHAIN, BY_HASH, STATE, HISTORY, TXS, HASHES];
 
 /// Creates every table (in a new database).
 pub(crate) fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
@@ -132,6 +134,23 @@ pub(crate) fn history_key(key: &str, block: u64, tx: u32) -> Vec<u8> {
     k
 }
 
+/// The `txs` key of transaction `id` of `creator`: ids are the creator's own, so another
+/// signer's transaction cannot take one.
+pub(crate) fn tx_key(id: &str, creator: &[u8; 32]) -> Vec<u8> {
+    let mut k = tx_prefix(id);
+    k.extend_from_slice(creator);
+    k
+}
+
+/// What every `txs` key of `id` (whatever its creator) starts with.
+pub(crate) fn tx_prefix(id: &str) -> Vec<u8> {
+    let len = u32::try_from(id.len()).unwrap_or(u32::MAX);
+    let mut k = Vec::with_capacity(4 + id.len() + 32);
+    k.extend_from_slice(&len.to_be_bytes());
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
 /// What every `history` key of `key` starts with.
 pub(crate) fn history_prefix(key: &str) -> Vec<u8> {
     let len = u32::try_from(key.len()).unwrap_or(u32::MAX);
@@ -188,7 +207,7 @@ fn write_tables(
         for entry in table.iter()? {
             let (k, v) = entry?;
             let (k, v) = (k.value(), v.value());
-            out.write_all(&[u8::try_from(tag).expect("seven tables")])?;
+            out.write_all(&[u8::try_from(tag).expect("eight tables")])?;
             for part in [k, v] {
                 let len = u32::try_from(part.len())
                     .map_err(|_| StoreError::Corrupt("a record over 4 GiB".into()))?;

@@ -35,7 +35,9 @@ pub struct RangeRead {
 /// What a transaction says, and what its signature covers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxBody {
-    /// Chosen by the client; a second transaction with the same id is never applied.
+    /// Chosen by the client, within its own namespace: a second transaction of the same
+    /// creator with the same id is never applied (DUPLICATE_TXID); another creator's may use
+    /// it too.
     pub id: String,
     /// The submitting client's Ed25519 public key.
     pub creator: [u8; 32],

@@ -11,8 +11,8 @@ use crate::tx::{Key, Transaction, ValidationCode, Version};
 pub(crate) trait View {
     /// A key's current version (`None`: absent).
     fn version(&self, key: &Key) -> Result<Option<Version>, StoreError>;
-    /// Whether a correctly signed transaction with this id was ordered before.
-    fn id_taken(&self, id: &str) -> Result<bool, StoreError>;
+    /// Whether a correctly signed transaction of `creator` with this id was ordered before.
+    fn id_taken(&self, creator: &[u8; 32], id: &str) -> Result<bool, StoreError>;
     /// Every key in `start..end` with its version, in key order.
     fn range(&self, start: &Key, end: &Key) -> Result<Vec<(Key, Version)>, StoreError>;
 }
@@ -33,7 +33,7 @@ pub(crate) fn judge(
     if !signature_valid {
         return Ok(ValidationCode::BadCreatorSignature);
     }
-    if view.id_taken(&body.id)? {
+    if view.id_taken(&body.creator, &body.id)? {
         return Ok(ValidationCode::DuplicateTxid);
     }
     if !well_formed(tx) {

@@ -10,7 +10,7 @@ use crate::block::Block;
 use crate::channel::{Tip, TxProof, TxStatus};
 use crate::merkle::{self, Hash};
 use crate::store::{
-    self, BLOCKS, BY_HASH, CHAIN, HISTORY, META, STATE, StoreError, TIP, TXS, decode,
+    self, BLOCKS, BY_HASH, CHAIN, HASHES, HISTORY, META, STATE, StoreError, TIP, TXS, decode,
 };
 use crate::tx::Version;
 
@@ -125,13 +125,45 @@ impl LedgerView {
             .collect()
     }
 
-    /// A transaction's outcome, if it was ordered (and correctly signed).
+    /// The outcome of `creator`'s transaction `id`, if it was ordered (and correctly signed).
     ///
     /// # Errors
     /// The database failed.
-    pub fn tx_status(&self, id: &str) -> Result<Option<TxStatus>, StoreError> {
+    pub fn tx_status(&self, creator: &[u8; 32], id: &str) -> Result<Option<TxStatus>, StoreError> {
         self.table(TXS)?
-            .get(id.as_bytes())?
+            .get(&store::tx_key(id, creator)[..])?
+            .map(|v| decode(v.value(), "a transaction status"))
+            .transpose()
+    }
+
+    /// Every correctly signed transaction ordered under `id`, by creator (ids are each
+    /// creator's own, so several creators may use one).
+    ///
+    /// # Errors
+    /// The database failed.
+    pub fn tx_statuses(&self, id: &str) -> Result<Vec<([u8; 32], TxStatus)>, StoreError> {
+        let prefix = store::tx_prefix(id);
+        let mut end = prefix.clone();
+        end.extend_from_slice(&[0xff; 32]);
+        let mut out = Vec::new();
+        for entry in self.table(TXS)?.range(&prefix[..]..=&end[..])? {
+            let (k, v) = entry?;
+            let creator: [u8; 32] = k.value()[prefix.len()..]
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("a transaction key without its creator".into()))?;
+            out.push((creator, decode(v.value(), "a transaction status")?));
+        }
+        Ok(out)
+    }
+
+    /// The outcome of the transaction whose encoding hashes to `hash` ([`crate::tx_hash`]),
+    /// whatever it was: found even when it claimed no id (a bad signature, a duplicate).
+    ///
+    /// # Errors
+    /// The database failed.
+    pub fn tx_by_hash(&self, hash: &Hash) -> Result<Option<TxStatus>, StoreError> {
+        self.table(HASHES)?
+            .get(&hash[..])?
             .map(|v| decode(v.value(), "a transaction status"))
             .transpose()
     }
@@ -226,14 +258,12 @@ impl LedgerView {
         Ok(Some(merkle::prove_consistency(&hashes, old as usize)))
     }
 
-    /// Proof that transaction `id` is in its block, and its block in the chain.
+    /// Proof that the transaction of `status` (as a status query found it) is in its block,
+    /// and its block in the chain.
     ///
     /// # Errors
     /// The database failed.
-    pub fn prove_tx(&self, id: &str) -> Result<Option<TxProof>, StoreError> {
-        let Some(status) = self.tx_status(id)? else {
-            return Ok(None);
-        };
+    pub fn prove_tx(&self, status: TxStatus) -> Result<Option<TxProof>, StoreError> {
         let Some(block) = self.block(status.block)? else {
             return Ok(None);
         };

@@ -73,8 +73,11 @@ trait Reads {
             .unwrap()
             .map(|(h, _)| h)
     }
+    /// The one submission with this id (these tests give each id to one creator).
     fn tx_status(&self, id: &str) -> Option<TxStatus> {
-        self.read().tx_status(id).unwrap()
+        let all = self.read().tx_statuses(id).unwrap();
+        assert!(all.len() <= 1, "{id} was used by {} creators", all.len());
+        all.first().map(|(_, s)| *s)
     }
     fn blocks(&self) -> Vec<Block> {
         self.read().blocks(0, u64::MAX).unwrap()
@@ -83,7 +86,7 @@ trait Reads {
         self.read().chain_root(height).unwrap()
     }
     fn prove_tx(&self, id: &str) -> Option<TxProof> {
-        self.read().prove_tx(id).unwrap()
+        self.read().prove_tx(self.tx_status(id)?).unwrap()
     }
     fn prove_consistency(&self, old: u64, new: u64) -> Option<Vec<u8>> {
         self.read().prove_consistency(old, new).unwrap()
@@ -603,4 +606,55 @@ fn a_time_window_is_judged_on_agreed_time_and_the_success_is_signed() {
         &req,
         &sig
     ));
+}
+
+/// Transaction ids are each creator's own: one signer cannot take another's id (squatting),
+/// a status names which submission it describes, and every transaction, one with a bad
+/// signature included, is found by its hash.
+#[test]
+fn ids_belong_to_their_creator_and_every_outcome_is_found_by_hash() {
+    let (alice, mallory) = (key(1), key(2));
+    let mut ch = channel(one_per_block());
+    let squat = tx(&mallory, "invoice-42", vec![], vec![("m", Some("1"))]);
+    let genuine = tx(&alice, "invoice-42", vec![], vec![("a", Some("1"))]);
+    let again = tx(&alice, "invoice-42", vec![], vec![("a", Some("2"))]);
+    let mut forged = tx(&alice, "invoice-43", vec![], vec![("a", Some("3"))]);
+    forged
+        .body
+        .writes
+        .push(("stolen".into(), Some(Bytes::from("x"))));
+    for t in [&squat, &genuine, &again, &forged] {
+        ch.deliver(&env(t), 1);
+    }
+    let v = ch.view().unwrap();
+    let creator = |k: &SigningKey| k.verifying_key().to_bytes();
+    let code = |k: &SigningKey| {
+        v.tx_status(&creator(k), "invoice-42")
+            .unwrap()
+            .unwrap()
+            .code
+    };
+    assert_eq!(code(&mallory), ValidationCode::Valid);
+    assert_eq!(
+        code(&alice),
+        ValidationCode::Valid,
+        "alice's id was squatted"
+    );
+    let by_hash = |t: &Transaction| {
+        v.tx_by_hash(&synod_ledger::tx_hash(&t.encode()))
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(by_hash(&again).code, ValidationCode::DuplicateTxid);
+    assert_eq!(
+        v.tx_status(&creator(&alice), "invoice-42")
+            .unwrap()
+            .unwrap(),
+        by_hash(&genuine),
+        "the status of alice's id describes her first submission"
+    );
+    assert_eq!(v.tx_statuses("invoice-42").unwrap().len(), 2);
+    // The forgery claims no id, but its outcome is found by its hash.
+    assert_eq!(by_hash(&forged).code, ValidationCode::BadCreatorSignature);
+    assert!(v.tx_statuses("invoice-43").unwrap().is_empty());
 }

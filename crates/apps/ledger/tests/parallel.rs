@@ -144,7 +144,7 @@ proptest! {
         prop_assert_eq!(app.commit_hash(), serial.commit_hash());
         for id in 0..40u8 {
             let id = format!("tx{id}");
-            prop_assert_eq!(app.tx_status(&id).unwrap(), serial.tx_status(&id).unwrap());
+            prop_assert_eq!(app.tx_statuses(&id).unwrap(), serial.tx_statuses(&id).unwrap());
         }
         prop_assert_eq!(
             app.content_digest().unwrap(),

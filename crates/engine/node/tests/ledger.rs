@@ -71,7 +71,7 @@ async fn settled(nodes: &[&Node], group: GroupId, ids: &[String]) -> Vec<Block> 
                 .and_then(|(app, _)| {
                     let c = app.view().unwrap();
                     ids.iter()
-                        .all(|id| c.tx_status(id).unwrap().is_some())
+                        .all(|id| !c.tx_statuses(id).unwrap().is_empty())
                         .then(|| c.blocks(0, u64::MAX).unwrap())
                 });
             chains.push(chain);
@@ -155,7 +155,7 @@ async fn racing_double_spends_and_a_restart_leave_one_identical_chain_everywhere
         let mut codes = Vec::new();
         for client in 0..3 {
             let id = format!("spend-{client}-{c}");
-            codes.push(ledger(&n1, ch).await.tx_status(&id).unwrap().unwrap().code);
+            codes.push(ledger(&n1, ch).await.tx_statuses(&id).unwrap()[0].1.code);
         }
         assert_eq!(
             codes

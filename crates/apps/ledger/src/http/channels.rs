@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use crate::ChannelApp;
+use crate::TxStatus;
 use crate::merkle::Hash;
 use crate::store::StoreError;
 use crate::view::LedgerView;
@@ -119,6 +120,7 @@ pub(super) async fn submit(
         }
     };
     let encoded = tx.encode();
+    let hash = crate::tx_hash(&encoded);
     let catalog = api.node.catalog();
     if let Some(batch) = catalog
         .group_by_id(id)
@@ -143,7 +145,10 @@ pub(super) async fn submit(
         Ok(Ok((gsn, blocks))) => (
             StatusCode::ACCEPTED,
             gsn_header(gsn.0),
-            axum::Json(json!({ "tx_id": tx.body.id, "gsn": gsn.0, "blocks_cut": blocks })),
+            axum::Json(json!({
+                "tx_id": tx.body.id, "creator": hex::encode(tx.body.creator),
+                "hash": hex::encode(hash), "gsn": gsn.0, "blocks_cut": blocks,
+            })),
         )
             .into_response(),
     }
@@ -214,17 +219,129 @@ pub(super) async fn show(
     }
 }
 
-/// `GET /v1/channels/{channel}/transactions/{id}`.
+#[derive(Deserialize, Default)]
+pub(super) struct TxQuery {
+    /// The creator's public key (64 hex digits): ids are each creator's own.
+    creator: Option<String>,
+}
+
+/// Why a status or proof query found no one submission.
+enum Missing {
+    /// None with this id (and creator).
+    None,
+    /// Several creators used this id: the caller must name one.
+    Several(Vec<[u8; 32]>),
+}
+
+fn parse_creator(q: &TxQuery) -> Result<Option<[u8; 32]>, Response> {
+    let Some(text) = &q.creator else {
+        return Ok(None);
+    };
+    let mut creator = [0; 32];
+    hex::decode_to_slice(text, &mut creator).map_err(|_| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "creator is the creator's Ed25519 public key: 64 hex digits",
+        )
+    })?;
+    Ok(Some(creator))
+}
+
+/// The submission a status or proof query means.
+fn find(
+    c: &LedgerView,
+    id: &str,
+    creator: Option<[u8; 32]>,
+) -> Result<Result<TxStatus, Missing>, StoreError> {
+    if let Some(creator) = creator {
+        return Ok(c.tx_status(&creator, id)?.ok_or(Missing::None));
+    }
+    let mut all = c.tx_statuses(id)?;
+    Ok(match all.len() {
+        0 => Err(Missing::None),
+        1 => Ok(all.remove(0).1),
+        _ => Err(Missing::Several(
+            all.into_iter().map(|(creator, _)| creator).collect(),
+        )),
+    })
+}
+
+/// A status as answered: where the transaction is, its code, and which submission it is (its
+/// creator and hash, read from its block).
+fn status_json(c: &LedgerView, s: TxStatus) -> Result<serde_json::Value, StoreError> {
+    let encoded = c
+        .block(s.block)?
+        .and_then(|b| b.data.get(s.index as usize).cloned());
+    let creator = encoded
+        .as_deref()
+        .and_then(|e| Transaction::decode(e).ok())
+        .map(|t| hex::encode(t.body.creator));
+    Ok(json!({
+        "block": s.block, "index": s.index, "code": s.code as u8, "code_name": s.code.name(),
+        "creator": creator, "hash": encoded.map(|e| hex::encode(crate::tx_hash(&e))),
+    }))
+}
+
+fn missing(why: Missing) -> Response {
+    match why {
+        Missing::None => error(
+            StatusCode::NOT_FOUND,
+            "not committed on this node (yet): unknown, or waiting for its block to be cut",
+        ),
+        Missing::Several(creators) => (
+            StatusCode::CONFLICT,
+            axum::Json(json!({
+                "error": "several creators used this id: name yours with ?creator=<public key hex>",
+                "creators": creators.iter().map(hex::encode).collect::<Vec<_>>(),
+            })),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /v1/channels/{channel}/transactions/{id}`: the outcome of a correctly signed
+/// transaction (`?creator=` names whose, when several creators used the id), with its creator
+/// and hash, so the caller knows which submission it describes.
 pub(super) async fn tx_status(
     State(api): State<Arc<Api>>,
     who: Who,
     Path((channel, tx)): Path<(String, String)>,
+    Query(q): Query<TxQuery>,
 ) -> Response {
-    match read(&api, &who, &channel, move |c| c.tx_status(&tx)).await {
-        Ok(Some(s)) => axum::Json(json!({
-            "block": s.block, "index": s.index, "code": s.code as u8, "code_name": s.code.name(),
-        }))
-        .into_response(),
+    let creator = match parse_creator(&q) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let answer = read(&api, &who, &channel, move |c| {
+        Ok(match find(c, &tx, creator)? {
+            Ok(s) => Ok(status_json(c, s)?),
+            Err(why) => Err(why),
+        })
+    });
+    match answer.await {
+        Ok(Ok(v)) => axum::Json(v).into_response(),
+        Ok(Err(why)) => missing(why),
+        Err(r) => r,
+    }
+}
+
+/// `GET /v1/channels/{channel}/hashes/{hash}`: the outcome of the transaction whose encoding
+/// hashes to `hash` (the `hash` its submission was answered with), whatever it was: also a
+/// transaction with a bad signature or a duplicate id, which claims no id.
+pub(super) async fn tx_by_hash(
+    State(api): State<Arc<Api>>,
+    who: Who,
+    Path((channel, hash)): Path<(String, String)>,
+) -> Response {
+    let mut h = [0; 32];
+    if hex::decode_to_slice(&hash, &mut h).is_err() {
+        return error(StatusCode::BAD_REQUEST, "a hash is 64 hex digits");
+    }
+    let answer = read(&api, &who, &channel, move |c| {
+        c.tx_by_hash(&h)?.map(|s| status_json(c, s)).transpose()
+    });
+    match answer.await {
+        Ok(Some(v)) => axum::Json(v).into_response(),
         Ok(None) => error(
             StatusCode::NOT_FOUND,
             "not committed on this node (yet): unknown, or waiting for its block to be cut",
@@ -370,13 +487,23 @@ pub(super) async fn tx_proof(
     State(api): State<Arc<Api>>,
     who: Who,
     Path((channel, tx)): Path<(String, String)>,
+    Query(q): Query<TxQuery>,
 ) -> Response {
+    let creator = match parse_creator(&q) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     let bytes = read(&api, &who, &channel, move |c| {
-        Ok(c.prove_tx(&tx)?
-            .map(|p| postcard::to_stdvec(&p).unwrap_or_default()))
+        Ok(match find(c, &tx, creator)? {
+            Ok(s) => Ok(c
+                .prove_tx(s)?
+                .map(|p| postcard::to_stdvec(&p).unwrap_or_default())),
+            Err(why) => Err(why),
+        })
     });
     match bytes.await {
-        Ok(b) => octets(b, "not committed on this node (yet)"),
+        Ok(Ok(b)) => octets(b, "not committed on this node (yet)"),
+        Ok(Err(why)) => missing(why),
         Err(r) => r,
     }
 }

@@ -59,6 +59,10 @@ pub fn router(notary_key: ed25519_dalek::SigningKey) -> Router<Arc<Api>> {
             "/v1/channels/{channel}/transactions/{tx}",
             get(channels::tx_status),
         )
+        .route(
+            "/v1/channels/{channel}/hashes/{hash}",
+            get(channels::tx_by_hash),
+        )
         .route("/v1/channels/{channel}/keys/{key}", get(channels::key))
         .route(
             "/v1/channels/{channel}/transactions/{tx}/proof",
