@@ -248,16 +248,33 @@ fn channels_and_notaries_admit_only_the_identities_their_lists_name() {
     // A transaction with a bad signature is ordered (202) and judged in its block; its
     // submitter learns the outcome by the hash the 202 named, though it claims no id.
     let mut forged = tx(&signer, "t-forged", "k");
-    forged.body.writes.push(("stolen".into(), Some(Bytes::from_static(b"x"))));
+    forged
+        .body
+        .writes
+        .push(("stolen".into(), Some(Bytes::from_static(b"x"))));
     let ordered = alice.submit(api[1], "trade", &forged);
     assert_eq!(ordered.status, 202, "{}", ordered.body);
     let hash = ordered.body["hash"].as_str().unwrap().to_string();
     wait_until("the forgery's outcome is found by its hash", || {
-        let a = alice.call("GET", api[1], &format!("/v1/channels/trade/hashes/{hash}"), None);
+        let a = alice.call(
+            "GET",
+            api[1],
+            &format!("/v1/channels/trade/hashes/{hash}"),
+            None,
+        );
         a.status == 200 && a.body["code_name"] == "BAD_CREATOR_SIGNATURE"
     });
-    let by_id = alice.call("GET", api[1], "/v1/channels/trade/transactions/t-forged", None);
-    assert_eq!(by_id.status, 404, "a forgery claimed its id: {}", by_id.body);
+    let by_id = alice.call(
+        "GET",
+        api[1],
+        "/v1/channels/trade/transactions/t-forged",
+        None,
+    );
+    assert_eq!(
+        by_id.status, 404,
+        "a forgery claimed its id: {}",
+        by_id.body
+    );
     // Reading is granted to readers and, as roles nest, to writers and administrators.
     for (who, node) in [(&bob, 2), (&alice, 0), (&admin, 1)] {
         wait_until("t1 is committed and readable", || {

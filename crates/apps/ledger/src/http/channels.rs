@@ -233,17 +233,14 @@ enum Missing {
     Several(Vec<[u8; 32]>),
 }
 
-fn parse_creator(q: &TxQuery) -> Result<Option<[u8; 32]>, Response> {
+/// The creator a query names, or why it is not a public key.
+fn parse_creator(q: &TxQuery) -> Result<Option<[u8; 32]>, &'static str> {
     let Some(text) = &q.creator else {
         return Ok(None);
     };
     let mut creator = [0; 32];
-    hex::decode_to_slice(text, &mut creator).map_err(|_| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "creator is the creator's Ed25519 public key: 64 hex digits",
-        )
-    })?;
+    hex::decode_to_slice(text, &mut creator)
+        .map_err(|_| "creator is the creator's Ed25519 public key: 64 hex digits")?;
     Ok(Some(creator))
 }
 
@@ -310,7 +307,7 @@ pub(super) async fn tx_status(
 ) -> Response {
     let creator = match parse_creator(&q) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
     let answer = read(&api, &who, &channel, move |c| {
         Ok(match find(c, &tx, creator)? {
@@ -491,7 +488,7 @@ pub(super) async fn tx_proof(
 ) -> Response {
     let creator = match parse_creator(&q) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
     let bytes = read(&api, &who, &channel, move |c| {
         Ok(match find(c, &tx, creator)? {
