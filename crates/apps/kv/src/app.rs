@@ -35,14 +35,25 @@ pub enum KvLock {
     Tokens,
 }
 
-/// A read: one key, or every key under a prefix.
+/// A read: one key, or a page of the keys under a prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Query {
     /// The key, or the prefix.
     pub key: String,
-    /// Every key under `key` as a prefix.
+    /// The keys under `key` as a prefix, a page at a time.
     pub recurse: bool,
+    /// A recursive read starts after this key (the `next` of the page before).
+    pub after: Option<String>,
+    /// Most entries in a page (at most [`PAGE_MAX`]); a page also ends before its keys and
+    /// values pass [`PAGE_BYTES_MAX`] (but holds at least one entry).
+    pub limit: usize,
 }
+
+/// Most entries one page of a recursive read holds.
+pub const PAGE_MAX: usize = 10_000;
+/// Most bytes of keys and values one page holds (beyond its first entry): a listing never
+/// builds more than this in memory, however much lies under the prefix.
+pub const PAGE_BYTES_MAX: usize = 4 << 20;
 
 /// The result of a read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,8 +62,10 @@ pub struct ReadResult {
     pub gsn: Slot,
     /// The entry, if the key exists (single-key reads).
     pub entry: Option<Entry>,
-    /// Every entry under the prefix, in key order (recursive reads).
+    /// A page of the entries under the prefix, in key order (recursive reads).
     pub entries: Vec<(String, Entry)>,
+    /// The page stopped short: the next one starts after this key.
+    pub next: Option<String>,
 }
 
 /// The result of a write.
@@ -85,20 +98,36 @@ pub enum KvResult {
 impl Query {
     fn run(&self, gsn: Slot, kv: &Kv) -> ReadResult {
         if self.recurse {
-            let entries = kv
+            let limit = self.limit.clamp(1, PAGE_MAX);
+            let mut entries = Vec::new();
+            let mut bytes = 0;
+            let mut next = None;
+            let after = self.after.as_deref();
+            for (k, e) in kv
                 .prefix(&self.key)
-                .map(|(k, e)| (k.clone(), e.clone()))
-                .collect();
+                .filter(|(k, _)| after.is_none_or(|a| k.as_str() > a))
+            {
+                let size = k.len() + e.value.len();
+                if entries.len() == limit || (!entries.is_empty() && bytes + size > PAGE_BYTES_MAX)
+                {
+                    next = entries.last().map(|(k, _): &(String, Entry)| k.clone());
+                    break;
+                }
+                bytes += size;
+                entries.push((k.clone(), e.clone()));
+            }
             ReadResult {
                 gsn,
                 entry: None,
                 entries,
+                next,
             }
         } else {
             ReadResult {
                 gsn,
                 entry: kv.get(&self.key).cloned(),
                 entries: Vec::new(),
+                next: None,
             }
         }
     }
@@ -246,7 +275,8 @@ pub trait KvNode {
         linearizable: bool,
     ) -> Result<ReadResult, RequestError>;
 
-    /// Lists every key under `prefix`: linearizable or from local state.
+    /// Lists the keys under `prefix`, the first page of them ([`PAGE_MAX`] entries,
+    /// [`PAGE_BYTES_MAX`] bytes): linearizable or from local state.
     ///
     /// # Errors
     /// [`RequestError`].
@@ -254,6 +284,23 @@ pub trait KvNode {
         &self,
         group: GroupId,
         prefix: &str,
+        linearizable: bool,
+    ) -> Result<ReadResult, RequestError> {
+        self.list_page(group, prefix, None, PAGE_MAX, linearizable)
+            .await
+    }
+
+    /// One page of the keys under `prefix`: at most `limit` entries after `after` (the
+    /// `next` of the page before); `next` in the result continues it.
+    ///
+    /// # Errors
+    /// [`RequestError`].
+    async fn list_page(
+        &self,
+        group: GroupId,
+        prefix: &str,
+        after: Option<String>,
+        limit: usize,
         linearizable: bool,
     ) -> Result<ReadResult, RequestError>;
 }
@@ -285,13 +332,21 @@ impl KvNode for Node {
         query(self, group, key, false, linearizable).await
     }
 
-    async fn list(
+    async fn list_page(
         &self,
         group: GroupId,
         prefix: &str,
+        after: Option<String>,
+        limit: usize,
         linearizable: bool,
     ) -> Result<ReadResult, RequestError> {
-        query(self, group, prefix, true, linearizable).await
+        let query = Query {
+            key: prefix.to_string(),
+            recurse: true,
+            after,
+            limit,
+        };
+        run(self, group, query, linearizable).await
     }
 }
 
@@ -305,7 +360,18 @@ async fn query(
     let query = Query {
         key: key.to_string(),
         recurse,
+        after: None,
+        limit: PAGE_MAX,
     };
+    run(node, group, query, linearizable).await
+}
+
+async fn run(
+    node: &Node,
+    group: GroupId,
+    query: Query,
+    linearizable: bool,
+) -> Result<ReadResult, RequestError> {
     if !linearizable {
         let (app, applied) = node.app_of::<KvApp>(group).await?;
         return Ok(app.read_stale(&query, applied));
@@ -313,5 +379,77 @@ async fn query(
     match node.query_to::<KvApp>(group, query).await? {
         (_, KvResult::Read(r)) => Ok(r),
         (_, KvResult::Written(_)) => Err(RequestError::WrongKind),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::KvCommand;
+
+    fn put(kv: &mut Kv, gsn: u64, key: &str, len: usize) {
+        kv.apply(
+            gsn,
+            &KvCommand::Put {
+                key: key.into(),
+                value: Bytes::from(vec![b'v'; len]),
+                cas: None,
+            },
+        );
+    }
+
+    fn page(kv: &Kv, prefix: &str, after: Option<&str>, limit: usize) -> ReadResult {
+        Query {
+            key: prefix.into(),
+            recurse: true,
+            after: after.map(Into::into),
+            limit,
+        }
+        .run(Slot(1), kv)
+    }
+
+    #[test]
+    fn a_listing_comes_in_pages_bounded_in_entries_and_bytes() {
+        let mut kv = Kv::default();
+        for i in 0..25 {
+            put(&mut kv, i, &format!("a/{i:02}"), 10);
+        }
+        put(&mut kv, 30, "b/other", 10);
+        // By count: 10, 10, then the last 5 with no continuation.
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let p = page(&kv, "a/", after.as_deref(), 10);
+            assert!(p.entries.len() <= 10);
+            seen.extend(p.entries.iter().map(|(k, _)| k.clone()));
+            match p.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        let all: Vec<String> = (0..25).map(|i| format!("a/{i:02}")).collect();
+        assert_eq!(
+            seen, all,
+            "every key once, in order, nothing from another prefix"
+        );
+        // By bytes: values of 1 MiB make pages of three (a fourth would pass 4 MiB), however
+        // high the limit.
+        let mut big = Kv::default();
+        for i in 0..9 {
+            put(&mut big, i, &format!("big/{i}"), 1 << 20);
+        }
+        let first = page(&big, "big/", None, PAGE_MAX);
+        assert_eq!(
+            first.entries.len(),
+            3,
+            "a page holds at most 4 MiB of keys and values"
+        );
+        assert_eq!(first.next.as_deref(), Some("big/2"));
+        // A value larger than the cap still comes, alone.
+        let mut huge = Kv::default();
+        put(&mut huge, 1, "h/1", PAGE_BYTES_MAX + 1);
+        put(&mut huge, 2, "h/2", 1);
+        let p = page(&huge, "h/", None, PAGE_MAX);
+        assert_eq!((p.entries.len(), p.next.as_deref()), (1, Some("h/1")));
     }
 }

@@ -1,6 +1,8 @@
 //! The store's HTTP routes, following Consul's KV conventions: `PUT/GET/DELETE
 //! /v1/kv/{key}` in the default group (`?cas=GSN`, `?stale`, `?raw`, `?recurse`) and the same
-//! under `/v1/groups/{group}/kv` for any key-value group. Every answer carries the GSN it
+//! under `/v1/groups/{group}/kv` for any key-value group. A recursive read answers a page
+//! (`?limit=`, default 1,000 entries, and at most 4 MiB of keys and values); `X-Synod-Next`
+//! names the key to continue after (`?after=`). Every answer carries the GSN it
 //! reflects in `X-Synod-Gsn`. A write carrying an `Idempotency-Key` header is applied at most
 //! once however often it is retried. Key-value groups have no access list: any identity from
 //! the cluster CA reads and writes them.
@@ -49,7 +51,14 @@ struct KvQuery {
     stale: Option<String>,
     raw: Option<String>,
     recurse: Option<String>,
+    /// A recursive read starts after this key (the `X-Synod-Next` of the page before).
+    after: Option<String>,
+    /// Most entries in a recursive read's page (default 1,000; at most 10,000).
+    limit: Option<usize>,
 }
+
+/// Entries in a page of a recursive read when the caller names no limit.
+const PAGE_DEFAULT: usize = 1_000;
 
 /// The id of the key-value group named `name`, or the 404 answer: channels and notaries are
 /// reached through their own routes, under their access lists.
@@ -218,9 +227,22 @@ async fn read(api: &Api, group: GroupId, key: String, q: KvQuery) -> Response {
     }
     let linearizable = q.stale.is_none();
     let recurse = q.recurse.is_some();
+    // Listings are the expensive reads: a few at a time (one per core), so that a flood of
+    // them leaves the node's writes their latency.
+    let _permit = if recurse {
+        match api.readers.acquire().await {
+            Ok(p) => Some(p),
+            Err(_) => return request_error(&synod_node::RequestError::Stopped),
+        }
+    } else {
+        None
+    };
+    let limit = q.limit.unwrap_or(PAGE_DEFAULT).clamp(1, crate::PAGE_MAX);
     let fut = async {
         if recurse {
-            api.node.list(group, &key, linearizable).await
+            api.node
+                .list_page(group, &key, q.after.clone(), limit, linearizable)
+                .await
         } else {
             api.node.read(group, &key, linearizable).await
         }
@@ -235,7 +257,14 @@ async fn read(api: &Api, group: GroupId, key: String, q: KvQuery) -> Response {
         Ok(Err(e)) => return request_error(&e),
         Ok(Ok(r)) => r,
     };
-    let headers = gsn_header(read.gsn.0);
+    let mut headers = gsn_header(read.gsn.0);
+    if let Some(next) = read
+        .next
+        .as_deref()
+        .and_then(|n| axum::http::HeaderValue::from_str(n).ok())
+    {
+        headers.insert("x-synod-next", next);
+    }
     if recurse {
         if read.entries.is_empty() {
             return (

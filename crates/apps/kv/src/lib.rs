@@ -22,5 +22,8 @@ pub mod cli;
 pub mod http;
 pub mod store;
 
-pub use app::{KIND, KvApp, KvLock, KvNode, KvOp, KvResult, Query, ReadResult, WriteResult};
+pub use app::{
+    KIND, KvApp, KvLock, KvNode, KvOp, KvResult, PAGE_BYTES_MAX, PAGE_MAX, Query, ReadResult,
+    WriteResult,
+};
 pub use store::{Entry, Kv, KvCommand, KvOutput, KvRequest, TOKEN_MAX, TOKENS_KEPT};

@@ -335,6 +335,13 @@ impl Channel {
     /// # Errors
     /// The database failed.
     pub fn checkpoint(&mut self, applied: Position) -> Result<LedgerView, StoreError> {
+        if applied < self.tip.applied {
+            // Recording it would make the commands between replay twice after a crash.
+            return Err(StoreError::Corrupt(format!(
+                "a checkpoint at {applied:?} is behind the state, at {:?}",
+                self.tip.applied
+            )));
+        }
         self.tip.applied = applied;
         let txn = self.db.begin_write()?;
         self.commit(txn, true)?;

@@ -172,16 +172,42 @@ impl std::fmt::Debug for ChannelApp {
 
 /// The database file in a channel's directory.
 const DATABASE: &str = "ledger.redb";
-/// Where a checkpoint received from a peer is built before it replaces the database.
-const STAGED: &str = "staged.redb";
+/// Where a checkpoint received from a peer is built before it replaces the database:
+/// `staged-<slot>.redb`, one name per checkpoint.
+const STAGED: &str = "staged-";
+
+/// A staged database's file, removed unless it was installed.
+#[derive(Debug)]
+pub struct StagedFile(Option<std::path::PathBuf>);
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Removes staged databases left by a run that stopped (they are rebuilt when needed).
+fn remove_staged(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(STAGED) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
 
 /// What a channel's snapshot is: a checkpoint to stream to peers, or one received and
 /// staged, to install.
 pub enum ChannelState {
     /// A consistent view of the database at a checkpoint.
     View(LedgerView),
-    /// A database built from a peer's checkpoint, in the staging file (`None`: in memory).
-    Staged(Channel, Option<std::path::PathBuf>),
+    /// A database built from a peer's checkpoint, in its staging file (none: in memory),
+    /// removed if it is never installed.
+    Staged(Channel, StagedFile),
 }
 
 /// What a channel's checkpoint says of itself in the node's snapshot record (its state is
@@ -237,7 +263,7 @@ impl ChannelApp {
     /// [`StateError::Store`]: its database cannot be opened or read.
     pub fn open(spec: &GroupSpec, dir: &AppDir) -> Result<ChannelApp, StateError> {
         let batch = decode_channel_params(&spec.params).unwrap_or_default();
-        let _ = std::fs::remove_file(dir.path.join(STAGED));
+        remove_staged(&dir.path);
         let db = open_database(&dir.path.join(DATABASE), dir.power_cut_test_mode)
             .map_err(|e| store_error(&e))?;
         let channel = Channel::open_or_create(db, batch, || genesis_of(spec, batch))
@@ -346,16 +372,20 @@ impl Application for ChannelApp {
     }
 
     fn snapshot(&self) -> ChannelState {
-        let applied = lock(&self.channel).durable().unwrap_or_default();
-        self.checkpoint_at(applied)
+        // A view of what is committed, writing nothing (the node takes checkpoints through
+        // `Hosted::checkpoint`, which makes one durable at a slot's start).
+        match lock(&self.channel).view() {
+            Ok(view) => ChannelState::View(view),
+            Err(e) => panic!("channel view failed: {e}"),
+        }
     }
 
     fn restore(&self, state: ChannelState) {
-        let ChannelState::Staged(staged, path) = state else {
+        let ChannelState::Staged(staged, mut file) = state else {
             panic!("a channel is restored from a staged checkpoint, not from a view");
         };
         let mut channel = lock(&self.channel);
-        if let (Some(path), Some(dir)) = (path, &self.dir) {
+        if let (Some(path), Some(dir)) = (file.0.take(), &self.dir) {
             // The staged database replaces the old one under its name; readers of the old
             // one keep their open file until they finish.
             let installed = std::fs::rename(&path, dir.path.join(DATABASE))
@@ -433,9 +463,9 @@ impl Hosted for ChannelApp {
     }
 
     fn durable(&self) -> Option<Position> {
-        // Read once, when the node opens the group; a database that cannot be read stops the
-        // group at its first command instead.
-        Some(lock(&self.channel).durable().unwrap_or_default())
+        // Read once, when the node opens the group: the tip as the database was opened with,
+        // which is what is durable then.
+        Some(lock(&self.channel).tip_state().applied)
     }
 
     fn checkpoint(&self, next_gsn: u64) -> ChannelState {
@@ -455,15 +485,18 @@ impl Hosted for ChannelApp {
         rest: &mut dyn Read,
     ) -> Result<ChannelState, StateError> {
         let described: Described = decode_with_format(CHANNEL_FORMAT, inline)?;
-        let (db, path) = match &self.dir {
+        let (db, file) = match &self.dir {
             Some(dir) => {
-                let path = dir.path.join(STAGED);
+                let path = dir
+                    .path
+                    .join(format!("{STAGED}{}.redb", described.applied.gsn));
                 let _ = std::fs::remove_file(&path);
+                let file = StagedFile(Some(path.clone()));
                 let db =
                     open_database(&path, dir.power_cut_test_mode).map_err(|e| store_error(&e))?;
-                (db, Some(path))
+                (db, file)
             }
-            None => (crate::store::memory_database(), None),
+            None => (crate::store::memory_database(), StagedFile(None)),
         };
         crate::store::read_checkpoint(&db, rest).map_err(|e| store_error(&e))?;
         let channel = Channel::open(db).map_err(|e| store_error(&e))?;
@@ -472,7 +505,7 @@ impl Hosted for ChannelApp {
                 "the streamed channel is not the checkpoint its snapshot describes".into(),
             ));
         }
-        Ok(ChannelState::Staged(channel, path))
+        Ok(ChannelState::Staged(channel, file))
     }
 }
 
@@ -645,9 +678,9 @@ mod tests {
         // The eight verdicts of the cut blocks were taken; the pending one waits.
         assert_eq!(app.verdicts_waiting(), 1);
         assert_eq!(
-            app.durable(),
-            Some(Position { gsn: 8, index: 1 }),
-            "the last block was cut at 8"
+            lock(&app.channel).durable().unwrap(),
+            Position { gsn: 8, index: 1 },
+            "the last block was cut at 8: what is on disk stands there"
         );
     }
 
@@ -739,7 +772,13 @@ mod tests {
         let b = open(&dirs[1]);
         assert_eq!(digest(&b), digest(&a));
         assert_eq!(b.durable(), Some(Position::slot(11)));
-        assert!(!dirs[1].path().join(STAGED).exists());
+        assert!(
+            std::fs::read_dir(dirs[1].path())
+                .unwrap()
+                .flatten()
+                .all(|e| !e.file_name().to_string_lossy().starts_with(STAGED)),
+            "a staged database was left behind"
+        );
     }
 
     fn tempdir() -> tempfile::TempDir {

@@ -295,8 +295,12 @@ fn read_part(input: &mut impl Read) -> Result<Vec<u8>, StoreError> {
             "checkpoint stream: a record of {len} bytes"
         )));
     }
-    let mut part = vec![0; len];
-    input.read_exact(&mut part)?;
+    // Grown as the bytes arrive, so a length that lies costs no more than the stream holds.
+    let mut part = Vec::with_capacity(len.min(64 << 10));
+    input.take(len as u64).read_to_end(&mut part)?;
+    if part.len() != len {
+        return Err(StoreError::Corrupt("checkpoint stream: cut short".into()));
+    }
     Ok(part)
 }
 

@@ -30,6 +30,8 @@ pub(super) struct Group {
     pub(super) receiving: Option<Incoming>,
     /// A received snapshot's state is being built off the event loop.
     pub(super) staging: bool,
+    /// The peer this node last asked for a snapshot: only its transfer is received.
+    pub(super) asked: Option<ReplicaId>,
     /// Deliveries below this GSN are already in the state (an installed snapshot covers them;
     /// readies produced before the install may still carry some).
     pub(super) applied_floor: Slot,
@@ -147,6 +149,7 @@ impl Group {
             host,
             receiving: None,
             staging: false,
+            asked: None,
             applied_floor: resumed_at,
             snapshotting: false,
             handed_to: resumed_at,
@@ -281,10 +284,15 @@ impl Runtime {
             };
             match self.host(info, state) {
                 Ok(()) => tracing::info!(group = %info.id, name = %info.name, "hosting group"),
-                // Another version's snapshot, or a kind of application this binary lacks: the
-                // data may be sound, so nothing is wiped; the group is not served here until a
-                // binary that reads it runs.
-                Err(e @ (NodeError::SnapshotFormat { .. } | NodeError::UnknownKind { .. })) => {
+                // Another version's snapshot, a kind of application this binary lacks, or an
+                // application store that cannot be opened (another version's, permissions): the
+                // data may be sound, and every node may fail alike, so nothing is wiped; the
+                // group is not served here until the cause is fixed.
+                Err(
+                    e @ (NodeError::SnapshotFormat { .. }
+                    | NodeError::UnknownKind { .. }
+                    | NodeError::AppStore { .. }),
+                ) => {
                     tracing::error!(group = %info.id, error = %e, "group not served");
                     self.corrupt.insert(info.id, e.to_string());
                 }

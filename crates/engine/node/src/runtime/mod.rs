@@ -655,6 +655,10 @@ impl Runtime {
         if g.snapshotting
             || g.since_snapshot < self.snapshot_every
             || g.handed_to != g.replica.applied()
+            // After a restart in the middle of a slot (a disk-backed application resumed at
+            // a command past the slot's first), the state is not that of a slot's start until
+            // that slot has been handed over whole.
+            || synod_exec::Position::slot(g.handed_to.0) < g.host.resumed_at()
         {
             return;
         }
@@ -795,6 +799,7 @@ impl Runtime {
                 if stale {
                     tracing::info!(group = %group, from = req.from.0, "fetching a snapshot");
                     g.receiving = None;
+                    g.asked = Some(req.from);
                     let ask = Frame::SnapshotRequest {
                         group,
                         min_next_slot: req.min_next_slot.0,

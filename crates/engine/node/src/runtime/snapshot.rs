@@ -31,9 +31,18 @@ pub(super) struct Incoming {
     pub(super) next_slot: u64,
     pub(super) total: u64,
     file: File,
-    path: PathBuf,
+    /// Removed when the transfer is dropped unfinished (`None` once handed to staging).
+    path: Option<PathBuf>,
     received: u64,
     pub(super) last: Instant,
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        if let Some(path) = &self.path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// This node's latest snapshot of a group, as served to peers.
@@ -131,6 +140,15 @@ fn write_rest(export: &dyn Export, path: &Path) -> std::io::Result<Written> {
     })
 }
 
+/// [`write_rest`], leaving no file behind when it fails.
+fn write_rest_or_remove(export: &dyn Export, path: &Path) -> std::io::Result<Written> {
+    let written = write_rest(export, path);
+    if written.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    written
+}
+
 /// Reads a received stream from `path` and builds its state (on a blocking thread).
 fn stage(
     path: &Path,
@@ -192,7 +210,7 @@ impl Runtime {
                 let background = self.background.clone();
                 tokio::task::spawn_blocking(move || {
                     let started = Instant::now();
-                    let result = write_rest(&*export, &path);
+                    let result = write_rest_or_remove(&*export, &path);
                     tracing::info!(group = %group, ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "checkpoint written for a peer");
                     let _ = background.send(Background::Exported {
                         group,
@@ -288,8 +306,10 @@ impl Runtime {
             .as_ref()
             .is_some_and(|r| r.from == from && r.next_slot == next_slot && r.total == total);
         if !same {
-            if offset != 0 {
-                return; // the middle of a transfer this node is not receiving
+            if offset != 0 || g.asked != Some(from) {
+                // The middle of a transfer this node is not receiving, or a snapshot it did
+                // not ask this peer for: nothing is written for it.
+                return;
             }
             // A different snapshot: start over with this one.
             let file = match File::create(&path) {
@@ -303,7 +323,7 @@ impl Runtime {
                 next_slot,
                 total,
                 file,
-                path: path.clone(),
+                path: Some(path.clone()),
                 received: 0,
                 last: Instant::now(),
             });
@@ -329,17 +349,25 @@ impl Runtime {
             let _ = self.transport.send(from, &ask);
             return;
         }
-        let Some(incoming) = g.receiving.take() else {
+        let Some(mut incoming) = g.receiving.take() else {
             return;
         };
-        drop(incoming.file);
+        let Some(path) = incoming.path.take() else {
+            return;
+        };
+        drop(incoming);
         g.staging = true;
+        g.asked = None;
         let stager = g.host.stager();
         let background = self.background.clone();
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let result = stage(&incoming.path, total, stager);
-            let _ = std::fs::remove_file(&incoming.path);
+            // A panic while staging (a bug) must not leave the group waiting for ever.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                stage(&path, total, stager)
+            }))
+            .unwrap_or_else(|_| Err("staging the snapshot panicked".to_string()));
+            let _ = std::fs::remove_file(&path);
             tracing::info!(group = %group, bytes = total, ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "received a snapshot");
             let _ = background.send(Background::Staged {
                 group,
