@@ -386,6 +386,33 @@ fn channels_and_notaries_admit_only_the_identities_their_lists_name() {
             answer.body
         );
     }
+    // A listing comes in pages, continued after the key X-Synod-Next names.
+    for k in ["page/a", "page/b", "page/c"] {
+        assert_eq!(
+            admin
+                .call("PUT", api[0], &format!("/v1/kv/{k}"), Some(json!("v")))
+                .status,
+            200
+        );
+    }
+    let list = |after: &str| {
+        let mut r = admin
+            .agent
+            .get(&format!(
+                "https://{}/v1/kv/page/?recurse&limit=2{after}",
+                api[0]
+            ))
+            .call()
+            .unwrap();
+        let next = r
+            .headers()
+            .get("x-synod-next")
+            .map(|v| v.to_str().unwrap().to_string());
+        let body: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        (body.as_array().unwrap().len(), next)
+    };
+    assert_eq!(list(""), (2, Some("page/b".to_string())));
+    assert_eq!(list("&after=page/b"), (1, None));
     // And /v1/whoami carries the GSN it reflects, as every answer does.
     let whoami = admin
         .agent
