@@ -311,7 +311,9 @@ impl Runtime {
                 // not ask this peer for: nothing is written for it.
                 return;
             }
-            // A different snapshot: start over with this one.
+            // A different snapshot: start over with this one (the old one's file is removed
+            // first, as it goes: it has the same name).
+            g.receiving = None;
             let file = match File::create(&path) {
                 Ok(f) => f,
                 Err(e) => {
