@@ -103,8 +103,14 @@ async fn a_node_down_past_the_truncation_point_installs_a_snapshot_from_a_peer()
         "node 2 caught up through a snapshot"
     );
     let metrics = n2.metrics().await;
+    // At least one: catching up may take a second snapshot when the first falls behind.
+    let installed = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("synod_snapshots_installed_total{group=\"0\"} "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
     assert!(
-        metrics.contains("synod_snapshots_installed_total{group=\"0\"} 1"),
+        installed > 0,
         "node 2 must have installed a snapshot, not replayed the log:\n{metrics}"
     );
     let s = n2.status().await;
