@@ -45,9 +45,14 @@ scenario_mutations=(
 )
 for m in "${scenario_mutations[@]}"; do
   IFS='|' read -r package feature target what <<<"$m"
+  # An application's planted bug builds in the main target directory: only that crate is
+  # rebuilt there (nothing the tests just built depends on it), where a separate directory
+  # would build its whole dependency tree again.
+  dir=$target_dir
+  case $package in synod-ledger) dir=target ;; esac
   # shellcheck disable=SC2086 # $target is two words on purpose
   if cargo test --quiet --locked -p "$package" --features "$feature" $target \
-      --target-dir "$target_dir" >/dev/null 2>&1; then
+      --target-dir "$dir" >/dev/null 2>&1; then
     printf '%-50s %29s\n' "$what" "NOT caught by $package $target"
     missed=$((missed + 1))
   else
