@@ -329,7 +329,13 @@ impl KvNode for Node {
         key: &str,
         linearizable: bool,
     ) -> Result<ReadResult, RequestError> {
-        query(self, group, key, false, linearizable).await
+        let query = Query {
+            key: key.to_string(),
+            recurse: false,
+            after: None,
+            limit: PAGE_MAX,
+        };
+        run(self, group, query, linearizable).await
     }
 
     async fn list_page(
@@ -348,22 +354,6 @@ impl KvNode for Node {
         };
         run(self, group, query, linearizable).await
     }
-}
-
-async fn query(
-    node: &Node,
-    group: GroupId,
-    key: &str,
-    recurse: bool,
-    linearizable: bool,
-) -> Result<ReadResult, RequestError> {
-    let query = Query {
-        key: key.to_string(),
-        recurse,
-        after: None,
-        limit: PAGE_MAX,
-    };
-    run(node, group, query, linearizable).await
 }
 
 async fn run(

@@ -233,6 +233,10 @@ enum Missing {
     Several(Vec<[u8; 32]>),
 }
 
+/// The answer to a status query for a transaction this node has not committed.
+const NOT_COMMITTED: &str =
+    "not committed on this node (yet): unknown, or waiting for its block to be cut";
+
 /// The creator a query names, or why it is not a public key.
 fn parse_creator(q: &TxQuery) -> Result<Option<[u8; 32]>, &'static str> {
     let Some(text) = &q.creator else {
@@ -281,10 +285,7 @@ fn status_json(c: &LedgerView, s: TxStatus) -> Result<serde_json::Value, StoreEr
 
 fn missing(why: Missing) -> Response {
     match why {
-        Missing::None => error(
-            StatusCode::NOT_FOUND,
-            "not committed on this node (yet): unknown, or waiting for its block to be cut",
-        ),
+        Missing::None => error(StatusCode::NOT_FOUND, NOT_COMMITTED),
         Missing::Several(creators) => (
             StatusCode::CONFLICT,
             axum::Json(json!({
@@ -339,10 +340,7 @@ pub(super) async fn tx_by_hash(
     });
     match answer.await {
         Ok(Some(v)) => axum::Json(v).into_response(),
-        Ok(None) => error(
-            StatusCode::NOT_FOUND,
-            "not committed on this node (yet): unknown, or waiting for its block to be cut",
-        ),
+        Ok(None) => error(StatusCode::NOT_FOUND, NOT_COMMITTED),
         Err(r) => r,
     }
 }
