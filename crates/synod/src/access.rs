@@ -112,35 +112,95 @@ pub(crate) fn configure_http(
 /// it once nothing has passed in either direction for the idle timeout: hyper's header
 /// timeout only starts at a request's first byte, so a client that connects and says nothing
 /// (or stops between requests) would otherwise hold its place for ever.
-pub(crate) struct Held<S> {
-    inner: S,
-    _places: Vec<OwnedSemaphorePermit>,
+///
+/// When the server is done with a connection, it lingers ([`linger`]): the server may have
+/// answered before reading a request's body (404, 413), and closing a socket with unread
+/// bytes makes the kernel reset it, which throws away the answer the client has not read yet.
+pub(crate) struct Held<S: Lingering> {
+    /// `None` only once dropped.
+    inner: Option<S>,
+    places: Vec<OwnedSemaphorePermit>,
     idle: Duration,
     last: tokio::time::Instant,
     timer: Pin<Box<tokio::time::Sleep>>,
 }
 
-impl<S> Held<S> {
+/// A stream a closed connection can linger on.
+pub(crate) trait Lingering: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Lingering for S {}
+
+/// How much of a closed connection's unread request a node reads and throws away, and for
+/// how long, so that the client reads the answer first (nginx's lingering close): enough for
+/// any body under the API's limits that a client sends before looking at the answer.
+const LINGER_BYTES: usize = 8 << 20;
+const LINGER_TIME: Duration = Duration::from_secs(2);
+
+impl<S: Lingering> Held<S> {
     fn new(inner: S, places: Vec<OwnedSemaphorePermit>, idle: Duration) -> Held<S> {
         let last = tokio::time::Instant::now();
         Held {
-            inner,
-            _places: places,
+            inner: Some(inner),
+            places,
             idle,
             last,
             timer: Box::pin(tokio::time::sleep_until(last + idle)),
         }
     }
+
+    fn stream(&mut self) -> Pin<&mut S> {
+        Pin::new(
+            self.inner
+                .as_mut()
+                .expect("invariant: a held stream is only taken when dropped"),
+        )
+    }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Held<S> {
+impl<S: Lingering> Drop for Held<S> {
+    fn drop(&mut self) {
+        let (Some(stream), Ok(runtime)) =
+            (self.inner.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        // The places stay held while the connection lingers: it is still open.
+        let places = std::mem::take(&mut self.places);
+        runtime.spawn(async move {
+            linger(stream).await;
+            drop(places);
+        });
+    }
+}
+
+/// Finishes sending, then reads and discards what the client still sends until it closes,
+/// [`LINGER_BYTES`] have come, or [`LINGER_TIME`] has passed.
+async fn linger<S: Lingering>(mut stream: S) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let drained = async {
+        // Sends what is buffered (a TLS close_notify) and the end of the stream.
+        if stream.shutdown().await.is_err() {
+            return;
+        }
+        let mut buf = vec![0; 64 * 1024];
+        let mut read = 0;
+        while read < LINGER_BYTES {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => read += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drained).await;
+}
+
+impl<S: Lingering> AsyncRead for Held<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+        match self.stream().poll_read(cx, buf) {
             Poll::Ready(result) => {
                 if buf.filled().len() > before {
                     self.last = tokio::time::Instant::now();
@@ -164,13 +224,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for Held<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Held<S> {
+impl<S: Lingering> AsyncWrite for Held<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        let written = self.stream().poll_write(cx, buf);
         if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
             self.last = tokio::time::Instant::now();
         }
@@ -178,11 +238,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Held<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        self.stream().poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        self.stream().poll_shutdown(cx)
     }
 }
 

@@ -1,6 +1,7 @@
 //! What one certificate holder can hold of a node's API, on a real `synod` process over
 //! mutual TLS: connections that say nothing are closed after the header timeout (after the
-//! handshake, before it, and between requests on a kept-alive connection); an identity
+//! handshake, before it, and between requests on a kept-alive connection); an answer given
+//! before a large body was read reaches the client (no reset); an identity
 //! holds at most its cap of connections while another identity still gets in; the node as a
 //! whole holds at most its cap; HTTP/2 is not served.
 
@@ -221,5 +222,72 @@ fn connections_are_bounded_per_identity_and_per_node_and_silent_ones_are_closed(
         "answered an HTTP/2 preface with {:?}",
         String::from_utf8_lossy(&answer[..answer.len().min(64)])
     );
+    n.kill9();
+}
+
+/// Sends `head` and then `body_len` bytes of body on `tls` (stopping quietly if the server
+/// stops taking them), then reads the answer: what a client such as curl sees.
+fn answer_to_large_body(tls: &mut Tls, head: &str, body_len: usize) -> std::io::Result<String> {
+    tls.write_all(head.as_bytes())?;
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut sent = 0;
+    while sent < body_len {
+        let n = chunk.len().min(body_len - sent);
+        if tls.write_all(&chunk[..n]).is_err() {
+            break;
+        }
+        sent += n;
+    }
+    let mut answer = Vec::new();
+    let mut buf = [0; 4096];
+    loop {
+        match tls.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            // A close without TLS close_notify after the answer is whole is still an answer.
+            Err(e) if !answer.is_empty() && e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+#[test]
+fn an_answer_given_before_a_large_body_is_read_reaches_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    certs(dir);
+    let mut n = node(dir, 0, &[0], free_port(), &[], "");
+    n.start();
+    let api = n.api;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !whoami(&mut connect(dir, api, "client-alice", &[]), true).contains("200 OK") {
+        assert!(Instant::now() < deadline, "the node did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let body = 2 << 20;
+    // Over the value limit (413), and a route that does not exist (404): both are answered
+    // before the body is read, and the answer must not be lost to a connection reset.
+    for (head, status) in [
+        (
+            format!("PUT /v1/kv/big HTTP/1.1\r\nhost: x\r\ncontent-length: {body}\r\n\r\n"),
+            "HTTP/1.1 413",
+        ),
+        (
+            format!("POST /v1/nowhere HTTP/1.1\r\nhost: x\r\ncontent-length: {body}\r\n\r\n"),
+            "HTTP/1.1 404",
+        ),
+    ] {
+        for attempt in 0..3 {
+            let mut tls = connect(dir, api, "client-alice", &[]);
+            let answer = answer_to_large_body(&mut tls, &head, body);
+            assert!(
+                matches!(&answer, Ok(a) if a.starts_with(status) && a.contains("\"error\"")),
+                "attempt {attempt}: {head:?} was answered {answer:?}, not {status}"
+            );
+        }
+    }
     n.kill9();
 }
