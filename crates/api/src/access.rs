@@ -98,8 +98,8 @@ pub fn holds_any(who: &Who, access: &Access) -> bool {
         .any(|r| who.0.holds(access, r))
 }
 
-/// The 403 answer if `caller` does not hold `role` under `access` (`None`: a key-value group,
-/// open to every identity).
+/// The 403 answer if `caller` does not hold `role` under `access` (`None`: a group open to
+/// every identity, such as the default group until it is given a list).
 pub fn refusal(
     caller: &Caller,
     access: Option<&Access>,
@@ -111,7 +111,7 @@ pub fn refusal(
             StatusCode::FORBIDDEN,
             format!(
                 "{caller} may not {role} {name:?} (its administrators can grant it: PUT \
-                 /v1/channels/{name}/access or /v1/notaries/{name}/access)"
+                 /v1/groups/{name}/access)"
             ),
         )),
         _ => None,

@@ -15,7 +15,7 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use serde::Deserialize;
 use serde_json::json;
 use synod_core::{ConfigChange, GroupId, ReplicaId};
@@ -33,6 +33,7 @@ pub fn router() -> Router<Arc<Api>> {
         .route("/v1/whoami", get(access::whoami))
         .route("/v1/groups", get(list).post(create))
         .route("/v1/groups/{group}", get(show).delete(remove))
+        .route("/v1/groups/{group}/access", put(put_group_access))
         .route("/v1/groups/{group}/members", post(add_member))
         .route("/v1/groups/{group}/members/{id}", delete(remove_member))
 }
@@ -79,6 +80,9 @@ const MEMBERS_MAX: usize = 64;
 struct CreateGroup {
     name: String,
     members: Vec<u16>,
+    /// Who may read, write and administer it: every role to the creator if left out (to
+    /// anyone on a plain-HTTP API), as for channels.
+    access: Option<access::AccessJson>,
 }
 
 /// `POST .../members`: the body.
@@ -202,12 +206,16 @@ async fn create(
     if let Some(bad) = bad_new_group(&req.name, &req.members) {
         return bad;
     }
+    let access = access::access_or_default(&who, req.access);
+    if let Err(why) = access.check() {
+        return error(StatusCode::BAD_REQUEST, why);
+    }
     let cmd = AdminCommand::CreateGroup {
         name: req.name,
         members: req.members.into_iter().map(ReplicaId).collect(),
         kind: api.default_kind.clone(),
         params: Default::default(),
-        access: None,
+        access: Some(access),
     };
     create_answer(&api, &who, cmd).await
 }
@@ -296,9 +304,13 @@ async fn remove(State(api): State<Arc<Api>>, who: Who, Path(name): Path<String>)
     remove_group(&api, who, name).await
 }
 
-/// The 403 answer if `who` may not administer group `name`: a channel or notary by its own
-/// access list, any other group (key-value groups, the default group) as part of the cluster.
+/// The 403 answer if `who` may not administer group `name`: a group with an access list by its
+/// administrators, a group open to everyone and the default group (whose members hold the
+/// catalog, whatever its key-value access list says) as part of the cluster.
 fn not_administrator(api: &Api, who: &Who, name: &str) -> Option<Response> {
+    if name == DEFAULT_GROUP_NAME {
+        return access::not_cluster_admin(api, who);
+    }
     let catalog = api.node.catalog();
     match catalog.group(name).and_then(|g| g.access.as_ref()) {
         Some(access) if !access::holds_any(who, access) => Some(error(
@@ -459,6 +471,44 @@ pub async fn set_access(
     if let Err(r) = access::authorize(&api, &who, &name, kind, Role::Admin).await {
         return r;
     }
+    agree_access(&api, who, name, named).await
+}
+
+/// `PUT /v1/groups/{group}/access`: any group's access list, key-value groups' included. A
+/// group with a list is changed by its administrators; a group open to every identity (and
+/// the default group, whose list covers only its keys) by the cluster's administrators.
+async fn put_group_access(
+    State(api): State<Arc<Api>>,
+    who: Who,
+    Path(name): Path<String>,
+    body: Result<axum::Json<access::AccessJson>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let axum::Json(named) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
+    };
+    if let Err(r) = barrier(&api).await {
+        return r;
+    }
+    if let Err(r) = group_id(&api, &name).await {
+        return r;
+    }
+    let catalog = api.node.catalog();
+    let open = catalog.group(&name).is_some_and(|g| g.access.is_none());
+    let refused = if open {
+        access::not_cluster_admin(&api, &who)
+    } else {
+        not_administrator(&api, &who, &name)
+    };
+    if let Some(r) = refused {
+        return r;
+    }
+    agree_access(&api, who, name, named).await
+}
+
+/// Agrees on `named` as group `name`'s access list (checked again where it is agreed) and
+/// answers with the group as the catalog then holds it.
+async fn agree_access(api: &Api, who: Who, name: String, named: access::AccessJson) -> Response {
     // A list without administrators keeps the current ones (not the caller alone).
     let admins_left_out = named.admins.is_none();
     let current = api
@@ -478,7 +528,7 @@ pub async fn set_access(
         access,
         by: who.0,
     };
-    match agree(&api, cmd).await {
+    match agree(api, cmd).await {
         Err(r) => r,
         Ok((gsn, AdminOutput::Group(g))) => {
             (gsn_header(gsn), axum::Json(group_json(&g, false))).into_response()

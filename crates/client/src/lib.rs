@@ -161,3 +161,36 @@ fn text_of(resp: &mut ureq::http::Response<ureq::Body>) -> Result<String> {
     }
     Ok(text)
 }
+
+/// An access list on the command line; what is left out is left to the node's defaults (on
+/// create: every role to the caller; on `access`: administrators stay the caller).
+#[derive(clap::Args)]
+pub struct AccessArgs {
+    /// Identities that may administer (comma-separated; default: you).
+    #[arg(long, value_delimiter = ',')]
+    pub admins: Option<Vec<String>>,
+    /// Identities that may write: submit transactions, or notarise.
+    #[arg(long, value_delimiter = ',')]
+    pub writers: Vec<String>,
+    /// Identities that may read.
+    #[arg(long, value_delimiter = ',')]
+    pub readers: Vec<String>,
+}
+
+impl AccessArgs {
+    /// Whether any part of the list was given.
+    #[must_use]
+    pub fn given(&self) -> bool {
+        self.admins.is_some() || !self.writers.is_empty() || !self.readers.is_empty()
+    }
+
+    /// The list as the API takes it.
+    #[must_use]
+    pub fn json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({ "writers": self.writers, "readers": self.readers });
+        if let Some(admins) = &self.admins {
+            v["admins"] = serde_json::json!(admins);
+        }
+        v
+    }
+}

@@ -133,13 +133,25 @@ enum Command {
 
 #[derive(Subcommand)]
 enum GroupOp {
-    /// Create a group voted on by the given nodes.
+    /// Create a key-value group voted on by the given nodes.
     Create {
         /// Its name (a-z, 0-9, '-', '_').
         name: String,
         /// Node ids of its members.
         #[arg(long, value_delimiter = ',', required = true)]
         members: Vec<u16>,
+        #[command(flatten)]
+        /// Who may read, write and administer it (default: every role to you).
+        access: synod_client::AccessArgs,
+    },
+    /// Replace a group's access list (its administrators; a group open to everyone, such as
+    /// the default group, by the cluster's administrators).
+    Access {
+        /// Its name.
+        name: String,
+        #[command(flatten)]
+        /// The new list.
+        access: synod_client::AccessArgs,
     },
     /// List every group in the cluster.
     List,
@@ -219,10 +231,21 @@ fn main() -> Result<()> {
         Command::Group { op } => {
             let c = client()?;
             match op {
-                GroupOp::Create { name, members } => c.call(
-                    "POST",
-                    "/v1/groups",
-                    Some(serde_json::json!({ "name": name, "members": members }).to_string()),
+                GroupOp::Create {
+                    name,
+                    members,
+                    access,
+                } => {
+                    let mut body = serde_json::json!({ "name": name, "members": members });
+                    if access.given() {
+                        body["access"] = access.json();
+                    }
+                    c.call("POST", "/v1/groups", Some(body.to_string()))?
+                }
+                GroupOp::Access { name, access } => c.call(
+                    "PUT",
+                    &format!("/v1/groups/{name}/access"),
+                    Some(access.json().to_string()),
                 )?,
                 GroupOp::List => c.call("GET", "/v1/groups", None)?,
                 GroupOp::Show { name } => c.call("GET", &format!("/v1/groups/{name}"), None)?,

@@ -590,3 +590,121 @@ fn channels_and_notaries_admit_only_the_identities_their_lists_name() {
         (0..3).all(|n| admin.call("GET", api[n], "/v1/channels/trade", None).status == 404)
     });
 }
+
+#[test]
+fn key_value_groups_admit_only_the_identities_their_lists_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = certs(dir.path());
+    let ids = [0u16, 1, 2];
+    let peers: Vec<(u16, SocketAddr)> = ids.iter().map(|i| (*i, free_port())).collect();
+    let admins = r#"cluster_admins = ["client-admin"]"#;
+    let mut nodes: Vec<Proc> = ids
+        .iter()
+        .map(|id| node(dir.path(), *id, &ids, peers[*id as usize].1, &peers, admins))
+        .collect();
+    for n in &mut nodes {
+        n.start();
+    }
+    let api: Vec<SocketAddr> = nodes.iter().map(|n| n.api).collect();
+    let [admin, alice, bob, eve] = ["client-admin", "client-alice", "client-bob", "client-eve"]
+        .map(|n| Client::new(&certs, n));
+    let put =
+        |c: &Client, node: usize, path: &str| c.call("PUT", api[node], path, Some(json!("v")));
+
+    // A key-value group made by the administrator for alice (writer) and bob (reader).
+    let create = json!({
+        "name": "team", "members": [0, 1, 2],
+        "access": { "writers": ["client-alice"], "readers": ["client-bob"] },
+    });
+    wait_until("the group is created", || {
+        admin
+            .call("POST", api[0], "/v1/groups", Some(create.clone()))
+            .status
+            == 201
+    });
+    wait_until("alice writes on node 1", || {
+        put(&alice, 1, "/v1/groups/team/kv/plan").status == 200
+    });
+    let read = bob.call("GET", api[2], "/v1/groups/team/kv/plan?raw", None);
+    assert_eq!(read.status, 200, "{}", read.body);
+    forbidden(
+        &put(&bob, 2, "/v1/groups/team/kv/plan"),
+        "client-bob",
+        "write",
+    );
+    forbidden(
+        &bob.call("DELETE", api[0], "/v1/groups/team/kv/plan", None),
+        "client-bob",
+        "write",
+    );
+    // Eve holds no role: the group is as absent to her as one that does not exist, on every
+    // route and node, listings included.
+    for (n, node) in api.iter().enumerate() {
+        unseen(&eve.call("GET", *node, "/v1/groups/team/kv/plan", None));
+        unseen(&eve.call("GET", *node, "/v1/groups/team/kv/?recurse", None));
+        unseen(&put(&eve, n, "/v1/groups/team/kv/plan"));
+    }
+    let absent = eve.call("GET", api[0], "/v1/groups/nothing/kv/plan", None);
+    assert_eq!(absent.status, 404);
+    assert!(
+        !eve.call("GET", api[0], "/v1/groups", None)
+            .body
+            .to_string()
+            .contains("team")
+    );
+    // Only its administrators change the list; the change holds on every node.
+    forbidden(
+        &bob.call(
+            "PUT",
+            api[0],
+            "/v1/groups/team/access",
+            Some(json!({ "writers": ["client-bob"] })),
+        ),
+        "client-bob",
+        "admin",
+    );
+    let granted = admin.call(
+        "PUT",
+        api[0],
+        "/v1/groups/team/access",
+        Some(json!({ "writers": ["client-alice", "client-bob"] })),
+    );
+    assert_eq!(granted.status, 200, "{}", granted.body);
+    wait_until("bob writes on node 2", || {
+        put(&bob, 2, "/v1/groups/team/kv/plan").status == 200
+    });
+
+    // The default group is open to every identity of the CA until a cluster administrator
+    // gives it a list; then it is enforced like any other's, and only they change it.
+    assert_eq!(put(&eve, 0, "/v1/kv/open").status, 200);
+    let list = json!({
+        "admins": ["client-admin", "client-alice"], "writers": ["client-alice"], "readers": ["*"],
+    });
+    forbidden(
+        &bob.call(
+            "PUT",
+            api[0],
+            "/v1/groups/default/access",
+            Some(list.clone()),
+        ),
+        "client-bob",
+        "administer the cluster",
+    );
+    let set = admin.call("PUT", api[1], "/v1/groups/default/access", Some(list));
+    assert_eq!(set.status, 200, "{}", set.body);
+    wait_until(
+        "eve may no longer write the default group on node 2",
+        || put(&eve, 2, "/v1/kv/open").status == 403,
+    );
+    forbidden(&put(&eve, 0, "/v1/kv/open"), "client-eve", "write");
+    assert_eq!(eve.call("GET", api[0], "/v1/kv/open?raw", None).status, 200);
+    assert_eq!(put(&alice, 0, "/v1/kv/open").status, 200);
+    // Its list covers its keys only: its members stay the cluster administrators' to change,
+    // whoever administers its keys.
+    assert_eq!(
+        alice
+            .call("DELETE", api[0], "/v1/groups/default/members/2", None)
+            .status,
+        403
+    );
+}

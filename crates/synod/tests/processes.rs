@@ -156,7 +156,7 @@ fn the_http_api_follows_its_conventions_and_rejects_bad_input_clearly() {
         r.body_mut()
             .read_to_string()
             .unwrap()
-            .contains(r#"no group named \"nine\""#)
+            .contains(r#"\"nine\" is not a key-value group"#)
     );
     // Missing key, oversized key and oversized value are clear 4xx errors.
     assert_eq!(

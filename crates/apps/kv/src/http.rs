@@ -4,8 +4,14 @@
 //! (`?limit=`, default 1,000 entries, and at most 4 MiB of keys and values); `X-Synod-Next`
 //! names the key to continue after (`?after=`). Every answer carries the GSN it
 //! reflects in `X-Synod-Gsn`. A write carrying an `Idempotency-Key` header is applied at most
-//! once however often it is retried. Key-value groups have no access list: any identity from
-//! the cluster CA reads and writes them.
+//! once however often it is retried.
+//!
+//! A key-value group has an access list like a channel's (readers, writers, administrators;
+//! every role to its creator unless the creation names one), set with `PUT
+//! /v1/groups/{group}/access`. A caller with no role in a group is answered 404, as if it did
+//! not exist. The default group is open to every identity of the cluster CA until a cluster
+//! administrator gives it a list; the group is the unit of access (no per-prefix roles: keep
+//! what different people may touch in different groups).
 
 use std::sync::Arc;
 
@@ -18,9 +24,11 @@ use axum::routing::get;
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
+use synod_api::access::Who;
 use synod_api::{Api, error, gsn_header, request_error, timed_out};
 use synod_core::GroupId;
-use synod_node::DEFAULT_GROUP;
+use synod_node::access::Role;
+use synod_node::catalog::DEFAULT_GROUP_NAME;
 
 use crate::{KvCommand, KvNode, KvOutput, TOKEN_MAX};
 
@@ -60,14 +68,15 @@ struct KvQuery {
 /// Entries in a page of a recursive read when the caller names no limit.
 const PAGE_DEFAULT: usize = 1_000;
 
-/// The id of the key-value group named `name`, or the 404 answer: channels and notaries are
-/// reached through their own routes, under their access lists.
-async fn kv_group_id(api: &Api, name: &str) -> Result<GroupId, Response> {
+/// The id of the key-value group named `name` if `who` holds `role` in it, or the answer: 404
+/// for no such group, a group of another kind (channels and notaries are reached through
+/// their own routes) or one where `who` holds no role at all, 403 for another role.
+async fn kv_group(api: &Api, who: &Who, name: &str, role: Role) -> Result<GroupId, Response> {
     let kind = synod_api::access::Kind {
         name: crate::KIND,
         noun: "a key-value group (see /v1/channels, /v1/notaries)",
     };
-    synod_api::group_of_kind(api, name, &kind).await
+    synod_api::access::authorize(api, who, name, &kind, role).await
 }
 
 /// The error answer for a key outside the limits, if it is.
@@ -111,22 +120,27 @@ async fn write(api: &Api, group: GroupId, cmd: KvCommand, headers: &HeaderMap) -
 
 async fn kv_put(
     State(api): State<Arc<Api>>,
+    who: Who,
     Path(key): Path<String>,
     Query(q): Query<KvQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    put(&api, DEFAULT_GROUP, key, q, &headers, body).await
+    match kv_group(&api, &who, DEFAULT_GROUP_NAME, Role::Write).await {
+        Ok(group) => put(&api, group, key, q, &headers, body).await,
+        Err(r) => r,
+    }
 }
 
 async fn group_kv_put(
     State(api): State<Arc<Api>>,
+    who: Who,
     Path((group, key)): Path<(String, String)>,
     Query(q): Query<KvQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match kv_group_id(&api, &group).await {
+    match kv_group(&api, &who, &group, Role::Write).await {
         Ok(group) => put(&api, group, key, q, &headers, body).await,
         Err(r) => r,
     }
@@ -161,20 +175,25 @@ fn cas(q: &KvQuery) -> Result<Option<u64>, &'static str> {
 
 async fn kv_delete(
     State(api): State<Arc<Api>>,
+    who: Who,
     Path(key): Path<String>,
     Query(q): Query<KvQuery>,
     headers: HeaderMap,
 ) -> Response {
-    delete_key(&api, DEFAULT_GROUP, key, q, &headers).await
+    match kv_group(&api, &who, DEFAULT_GROUP_NAME, Role::Write).await {
+        Ok(group) => delete_key(&api, group, key, q, &headers).await,
+        Err(r) => r,
+    }
 }
 
 async fn group_kv_delete(
     State(api): State<Arc<Api>>,
+    who: Who,
     Path((group, key)): Path<(String, String)>,
     Query(q): Query<KvQuery>,
     headers: HeaderMap,
 ) -> Response {
-    match kv_group_id(&api, &group).await {
+    match kv_group(&api, &who, &group, Role::Write).await {
         Ok(group) => delete_key(&api, group, key, q, &headers).await,
         Err(r) => r,
     }
@@ -199,18 +218,23 @@ async fn delete_key(
 
 async fn kv_get(
     State(api): State<Arc<Api>>,
+    who: Who,
     Path(key): Path<String>,
     Query(q): Query<KvQuery>,
 ) -> Response {
-    read(&api, DEFAULT_GROUP, key, q).await
+    match kv_group(&api, &who, DEFAULT_GROUP_NAME, Role::Read).await {
+        Ok(group) => read(&api, group, key, q).await,
+        Err(r) => r,
+    }
 }
 
 async fn group_kv_get(
     State(api): State<Arc<Api>>,
+    who: Who,
     Path((group, key)): Path<(String, String)>,
     Query(q): Query<KvQuery>,
 ) -> Response {
-    match kv_group_id(&api, &group).await {
+    match kv_group(&api, &who, &group, Role::Read).await {
         Ok(group) => read(&api, group, key, q).await,
         Err(r) => r,
     }

@@ -47,8 +47,10 @@ pub enum AdminCommand {
         /// Who asks.
         by: Caller,
     },
-    /// Replace a group's access list, if `by` administers it (groups created without one,
-    /// such as key-value groups, have none to replace).
+    /// Replace a group's access list, if `by` administers it. A group open to every cluster
+    /// identity (no access list: the default group unless given one) gets its first list
+    /// from a cluster administrator, checked where the request is served: the catalog does
+    /// not know the nodes' `cluster_admins`.
     SetAccess {
         /// The group's name.
         name: String,
@@ -120,14 +122,6 @@ pub enum Refusal {
     /// Catalog changes are agreed in the default group only.
     #[error("catalog changes go to the default group")]
     NotTheDefaultGroup,
-    /// The group has no access list to replace.
-    #[error("{group:?} is a {kind} group, open to every cluster identity: it has no access list")]
-    NoAccessList {
-        /// The group.
-        group: String,
-        /// Its kind.
-        kind: String,
-    },
     /// A group of this name exists with other settings.
     #[error(
         "a group named {name:?} exists with members {:?}",
@@ -279,14 +273,10 @@ impl Catalog {
                     return AdminOutput::Refused(Refusal::Invalid(why));
                 }
                 match self.groups.get_mut(name) {
-                    Some(g) if g.access.is_some() => {
+                    Some(g) => {
                         g.access = Some(access.clone());
                         AdminOutput::Group(g.clone())
                     }
-                    Some(g) => AdminOutput::Refused(Refusal::NoAccessList {
-                        group: name.clone(),
-                        kind: g.kind.clone(),
-                    }),
                     None => AdminOutput::Refused(Refusal::NoSuchGroup(name.clone())),
                 }
             }
@@ -568,7 +558,7 @@ mod tests {
             },
             AdminCommand::SetAccess {
                 name: DEFAULT_GROUP_NAME.into(),
-                access: Access::open(),
+                access: Access::default(),
                 by: Caller::Unauthenticated,
             },
             AdminCommand::CreateGroup {
@@ -715,11 +705,25 @@ mod tests {
             c.apply(6, &remove(&admin)),
             AdminOutput::Removed(_)
         ));
-        // Key-value groups have no access list: any caller may remove them.
+        // A group open to everyone (no list) is the cluster administrators', checked where
+        // the request is served: the catalog lets any caller remove it or give it a list.
         c.apply(7, &create("kv", &[0]));
+        let listed = AdminCommand::SetAccess {
+            name: "kv".into(),
+            access: Access::only("client-alice"),
+            by: alice.clone(),
+        };
+        assert!(matches!(c.apply(8, &listed), AdminOutput::Group(_)));
+        let bob = Caller::Identity("client-bob".into());
+        let taken = AdminCommand::SetAccess {
+            name: "kv".into(),
+            access: Access::only("client-bob"),
+            by: bob,
+        };
+        assert!(matches!(c.apply(9, &taken), AdminOutput::Refused(_)));
         assert!(matches!(
             c.apply(
-                8,
+                10,
                 &AdminCommand::RemoveGroup {
                     name: "kv".into(),
                     by: alice.clone()

@@ -3,39 +3,10 @@
 //! `/v1/notaries`). Identities are certificate common names (`client-alice`); `*` is anyone.
 
 use anyhow::Result;
-use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use clap::Subcommand;
+use serde_json::json;
 
-use synod_client::Client;
-
-/// An access list on the command line; what is left out is left to the node's defaults (on
-/// create: every role to the caller; on `access`: administrators stay the caller).
-#[derive(Args)]
-pub struct AccessArgs {
-    /// Identities that may administer (comma-separated; default: you).
-    #[arg(long, value_delimiter = ',')]
-    admins: Option<Vec<String>>,
-    /// Identities that may write: submit transactions, or notarise.
-    #[arg(long, value_delimiter = ',')]
-    writers: Vec<String>,
-    /// Identities that may read.
-    #[arg(long, value_delimiter = ',')]
-    readers: Vec<String>,
-}
-
-impl AccessArgs {
-    fn given(&self) -> bool {
-        self.admins.is_some() || !self.writers.is_empty() || !self.readers.is_empty()
-    }
-
-    fn json(&self) -> Value {
-        let mut v = json!({ "writers": self.writers, "readers": self.readers });
-        if let Some(admins) = &self.admins {
-            v["admins"] = json!(admins);
-        }
-        v
-    }
-}
+use synod_client::{AccessArgs, Client};
 
 /// `synod channel ...`.
 #[derive(Subcommand)]

@@ -9,7 +9,7 @@ use synod_client::ApiArgs;
 mod admin;
 mod audit;
 
-pub use admin::{AccessArgs, ChannelOp, NotaryOp, channel, notary};
+pub use admin::{ChannelOp, NotaryOp, channel, notary};
 
 /// An audit of a channel's chain.
 #[derive(Subcommand)]
