@@ -240,6 +240,52 @@ async fn group_kv_get(
     }
 }
 
+/// A page of a recursive read as a JSON array, encoded as the body is sent, some 64 KiB at a
+/// time: the encoded page (a third larger than its values, in base64) is never held whole.
+struct PageChunks {
+    entries: std::vec::IntoIter<(String, crate::Entry)>,
+    started: bool,
+    done: bool,
+}
+
+impl PageChunks {
+    const CHUNK: usize = 64 * 1024;
+
+    fn new(entries: Vec<(String, crate::Entry)>) -> PageChunks {
+        PageChunks {
+            entries: entries.into_iter(),
+            started: false,
+            done: false,
+        }
+    }
+}
+
+impl Iterator for PageChunks {
+    type Item = Result<Bytes, std::convert::Infallible>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let mut chunk = Vec::with_capacity(Self::CHUNK);
+        while chunk.len() < Self::CHUNK {
+            let Some((key, entry)) = self.entries.next() else {
+                if !self.started {
+                    chunk.push(b'[');
+                }
+                chunk.push(b']');
+                self.done = true;
+                break;
+            };
+            chunk.push(if self.started { b',' } else { b'[' });
+            self.started = true;
+            serde_json::to_writer(&mut chunk, &entry_json(&key, &entry))
+                .expect("invariant: a JSON value encodes into memory");
+        }
+        Some(Ok(Bytes::from(chunk)))
+    }
+}
+
 fn entry_json(key: &str, e: &crate::Entry) -> serde_json::Value {
     let value = base64::engine::general_purpose::STANDARD.encode(&e.value);
     json!({ "Key": key, "Value": value, "CreateIndex": e.create_gsn, "ModifyIndex": e.modify_gsn })
@@ -298,8 +344,12 @@ async fn read(api: &Api, group: GroupId, key: String, q: KvQuery) -> Response {
             )
                 .into_response();
         }
-        let body: Vec<_> = read.entries.iter().map(|(k, e)| entry_json(k, e)).collect();
-        return (headers, axum::Json(body)).into_response();
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        );
+        let page = futures_util::stream::iter(PageChunks::new(read.entries));
+        return (headers, axum::body::Body::from_stream(page)).into_response();
     }
     let Some(entry) = read.entry else {
         return (
@@ -313,4 +363,43 @@ async fn read(api: &Api, group: GroupId, key: String, q: KvQuery) -> Response {
         return (headers, entry.value).into_response();
     }
     (headers, axum::Json(json!([entry_json(&key, &entry)]))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(n: usize, size: usize) -> Vec<(String, crate::Entry)> {
+        (0..n)
+            .map(|i| {
+                let entry = crate::Entry {
+                    value: Bytes::from(vec![b'a' + (i % 26) as u8; size]),
+                    create_gsn: i as u64,
+                    modify_gsn: i as u64 + 1,
+                };
+                (format!("k/{i:05}"), entry)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_page_streamed_in_chunks_is_the_json_array_of_its_entries() {
+        for (n, size) in [(0, 0), (1, 10), (3_000, 100), (5, 200_000)] {
+            let entries = page(n, size);
+            let whole: Vec<_> = entries.iter().map(|(k, e)| entry_json(k, e)).collect();
+            let chunks: Vec<Bytes> = PageChunks::new(entries).map(|c| c.unwrap()).collect();
+            assert!(
+                chunks
+                    .iter()
+                    .all(|c| c.len() < PageChunks::CHUNK + 2 * size + 200),
+                "a chunk holds about 64 KiB, not the page"
+            );
+            if n * size > 4 * PageChunks::CHUNK {
+                assert!(chunks.len() > 1, "{n} entries of {size} bytes in one chunk");
+            }
+            let body: Vec<u8> = chunks.concat();
+            let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(parsed, serde_json::Value::Array(whole));
+        }
+    }
 }
