@@ -39,6 +39,7 @@ done
 # the tests written for them: the property test and the shuttle tests, the ledger's crash test.
 scenario_mutations=(
   "synod-core|mutation-early-skip|--test replica|apply past an own skip before it is durable"
+  "synod-core|mutation-quiesce-ignores-peers|--test quiet|go quiet while a member is behind"
   "synod-exec|mutation-reads-ignore-writers|--test equivalence|read granted past a queued write (proptest)"
   "synod-exec|mutation-reads-ignore-writers|--lib|read granted past a queued write (shuttle)"
   "synod-ledger|mutation-commit-forgets-pending|--test crash|ledger commit without its pending batch"

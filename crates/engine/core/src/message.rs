@@ -78,6 +78,8 @@ pub enum Message {
         applied: Slot,
         /// Highest slot the sender knows to be in use.
         highest_seen: Slot,
+        /// The sender has nothing to do and sends no more heartbeats until it wakes.
+        quiet: bool,
     },
     /// Ask for decided slots in `from..to`.
     CatchUp {

@@ -92,9 +92,12 @@ fn message() -> impl Strategy<Value = Message> {
             .prop_map(|(ballot, entries)| Message::Rejected { ballot, entries }),
         proptest::collection::vec((slot(), value()), 0..4)
             .prop_map(|entries| Message::Decided { entries }),
-        (slot(), slot()).prop_map(|(applied, highest_seen)| Message::Heartbeat {
-            applied,
-            highest_seen
+        (slot(), slot(), any::<bool>()).prop_map(|(applied, highest_seen, quiet)| {
+            Message::Heartbeat {
+                applied,
+                highest_seen,
+                quiet,
+            }
         }),
         (slot(), slot()).prop_map(|(from, to)| Message::CatchUp { from, to }),
         slot().prop_map(|log_start| Message::SnapshotNeeded { log_start }),

@@ -114,6 +114,7 @@ mod tests {
                 message: Message::Heartbeat {
                     applied: Slot(4),
                     highest_seen: Slot(9),
+                    quiet: false,
                 },
             },
         };

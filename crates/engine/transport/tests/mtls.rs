@@ -34,6 +34,7 @@ fn heartbeat(from: u16, to: u16, n: u64) -> Frame {
             message: Message::Heartbeat {
                 applied: Slot(n),
                 highest_seen: Slot(n),
+                quiet: false,
             },
         },
     }

@@ -57,6 +57,11 @@ pub struct Scenario {
     pub takeover_us: u64,
     /// Heartbeat (and retransmission) interval, microseconds.
     pub heartbeat_us: u64,
+    /// Replicas go quiet when the group is idle (`Options::quiesce`).
+    pub quiesce: bool,
+    /// The client falls silent this long after every 50 commands (0: never), so that the
+    /// group goes quiet and wakes again, under whatever faults run meanwhile.
+    pub idle_spell_ms: u64,
 }
 
 impl Scenario {
@@ -88,6 +93,8 @@ impl Scenario {
             liveness_ms: 20_000,
             takeover_us: 5_000,
             heartbeat_us: 2_000,
+            quiesce: true,
+            idle_spell_ms: 0,
         }
     }
 
@@ -133,6 +140,12 @@ impl Scenario {
                 rng.random_range(0.05..=0.5)
             } else {
                 0.0
+            },
+            quiesce: rng.random_bool(0.8),
+            idle_spell_ms: if rng.random_bool(0.5) {
+                rng.random_range(50..=500)
+            } else {
+                0
             },
         }
     }

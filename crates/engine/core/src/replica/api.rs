@@ -46,6 +46,8 @@ pub struct Options {
     pub revoke_lookahead: u64,
     /// Entries per protocol message; a peer's message with more is dropped.
     pub message_entries_max: usize,
+    /// Stop heartbeats and timers while the group has nothing to do (see `quiet.rs`).
+    pub quiesce: bool,
 }
 
 impl Options {
@@ -71,6 +73,7 @@ impl Options {
             catchup_slots_max: 512,
             revoke_lookahead: 64,
             message_entries_max: 4096,
+            quiesce: true,
         }
     }
 }
@@ -206,6 +209,10 @@ pub struct Metrics {
     pub fenced_votes: u64,
     /// Rejoin requests of peers this replica proposed.
     pub rejoins_proposed: u64,
+    /// Times this replica went quiet (nothing to do: no heartbeats, no timer).
+    pub quiesced: u64,
+    /// Times it woke from quiet.
+    pub woken: u64,
 }
 
 /// Where a replica that lost its state stands in rejoining its group.

@@ -230,7 +230,8 @@ impl Replica {
 
     // ----- Heartbeats and catch-up --------------------------------------------------------
 
-    pub(super) fn send_heartbeats(&mut self) {
+    /// Sends every peer where this replica stands; `quiet`: the last until it wakes.
+    pub(super) fn send_heartbeats(&mut self, quiet: bool) {
         self.request_rejoin();
         let applied = self.next_deliver;
         let highest_seen = self.highest_seen;
@@ -240,6 +241,7 @@ impl Replica {
                 Message::Heartbeat {
                     applied,
                     highest_seen,
+                    quiet,
                 },
             );
         }
@@ -328,6 +330,7 @@ impl Replica {
     /// driver restores the application state from `snapshot.app` when this returns true.
     pub fn install_snapshot(&mut self, now: Time, snapshot: Arc<Snapshot>) -> bool {
         self.advance(now);
+        self.wake();
         let next = snapshot.next_slot;
         if next <= self.next_deliver {
             self.after_input();

@@ -17,6 +17,7 @@ mod acceptor;
 mod api;
 mod learner;
 mod proposer;
+mod quiet;
 mod rejoin;
 
 pub use api::{
@@ -101,6 +102,8 @@ pub struct Replica {
     last_heard: BTreeMap<ReplicaId, Time>,
     peer_applied: BTreeMap<ReplicaId, Slot>,
     next_heartbeat: Time,
+    /// Nothing to do: no heartbeats, no timer, until an input wakes it (`quiet.rs`).
+    quiet: bool,
     takeover_at: Option<Time>,
     /// When the frontier stalled at `stall_slot`.
     stall_started: Time,
@@ -227,6 +230,7 @@ impl Replica {
             last_heard: BTreeMap::new(),
             peer_applied: BTreeMap::new(),
             next_heartbeat: now.add_nanos(jitter),
+            quiet: false,
             takeover_at: None,
             stall_started: now,
             stall_slot: None,
@@ -276,6 +280,7 @@ impl Replica {
     /// [`ProposeError`] when refused; nothing was recorded.
     pub fn propose(&mut self, now: Time, payload: Payload) -> Result<ProposalId, ProposeError> {
         self.advance(now);
+        self.wake();
         let result = self.try_propose(payload);
         match &result {
             Ok(_) => self.metrics.proposals += 1,
@@ -347,6 +352,7 @@ impl Replica {
                         Message::Heartbeat {
                             applied,
                             highest_seen,
+                            quiet: self.quiet,
                         },
                     );
                 }
@@ -367,6 +373,11 @@ impl Replica {
                 self.suspected.remove(&envelope.from);
                 self.revoked_upto.remove(&envelope.from);
             }
+            if self.quiet && self.stays_quiet_for(envelope.from, &envelope.message) {
+                self.after_input();
+                return;
+            }
+            self.wake();
             self.dispatch(envelope.from, envelope.message);
         }
         self.after_input();
@@ -375,8 +386,13 @@ impl Replica {
     /// Handles the timer armed from [`Self::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Time) {
         self.advance(now);
+        if self.quiet {
+            // Nothing is due while quiet (a driver may still call, on a timer armed before).
+            self.after_input();
+            return;
+        }
         if now >= self.next_heartbeat {
-            self.send_heartbeats();
+            self.heartbeat_or_quiesce();
             self.next_heartbeat = now.add_nanos(self.opts.heartbeat_interval_ns);
         }
         if self.next_retransmit().is_some_and(|t| now >= t) {
@@ -427,6 +443,9 @@ impl Replica {
     /// When to call [`Self::handle_timeout`].
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Time> {
+        if self.quiet {
+            return None;
+        }
         let mut t = self.next_heartbeat;
         let deadlines = [
             self.takeover_at,
@@ -479,6 +498,11 @@ impl Replica {
     /// True if this replica has heard from a quorum within the liveness timeout.
     #[must_use]
     pub fn has_quorum(&self) -> bool {
+        if self.quiet {
+            // Every peer was heard, at our position, when it went quiet; nothing since says
+            // otherwise (a write wakes it and finds out).
+            return true;
+        }
         let config = self.core.configs.at(self.next_deliver);
         let mut voters = BTreeSet::from([self.id]);
         for (peer, t) in &self.last_heard {
@@ -612,6 +636,7 @@ impl Replica {
             Message::Heartbeat {
                 applied,
                 highest_seen,
+                ..
             } => self.on_heartbeat(from, applied, highest_seen),
             Message::CatchUp { from: start, to } => self.on_catchup(from, start, to),
             Message::SnapshotNeeded { log_start } => self.on_snapshot_needed(from, log_start),

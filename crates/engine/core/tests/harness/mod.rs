@@ -51,6 +51,10 @@ impl Net {
         for id in ids(n) {
             let mut o = Options::new(id, Config::majority(ids(n)));
             o.params.config_lag = 16;
+            // This harness has no node-level liveness to tell a woken replica its peers are
+            // there (`Replica::heard_from`): groups stay awake unless a test asks otherwise
+            // (`tests/quiet.rs`; the simulator runs with quiescence on).
+            o.quiesce = false;
             tweak(&mut o);
             net.opts.insert(id, o.clone());
             net.replicas.insert(id, Replica::new(o, net.now));

@@ -61,6 +61,19 @@ pub(super) struct Hosting<'a> {
 }
 
 impl Group {
+    /// Passes on to a quiet replica when this node last heard each peer (see `node_heard`),
+    /// before an input that may wake it: it heard nothing itself while quiet.
+    pub(super) fn tell_what_the_node_heard(
+        &mut self,
+        heard: &BTreeMap<ReplicaId, synod_core::Time>,
+    ) {
+        if self.replica.is_quiet() {
+            for (peer, at) in heard {
+                self.replica.heard_from(*peer, *at);
+            }
+        }
+    }
+
     /// Opens a group running an application of `kind` from what its storage recovered.
     /// `catalog` is the default group's publisher (with the catalog of a new cluster), `None`
     /// for other groups.
@@ -219,7 +232,7 @@ impl Runtime {
     /// # Errors
     /// Its state cannot be used (a snapshot whose application state does not decode).
     pub(super) fn host(&mut self, info: &GroupInfo, state: DurableState) -> Result<(), NodeError> {
-        let opts = self.options(&info.genesis);
+        let opts = self.options(info.id, &info.genesis);
         let group = Group::open(&info.spec(), &info.kind, opts, state, None, &self.hosting())?;
         self.groups.insert(info.id, group);
         self.collect(info.id);
@@ -239,8 +252,11 @@ impl Runtime {
         }
     }
 
-    /// Replica options for a group whose first configuration has `genesis` as members.
-    pub(super) fn options(&self, genesis: &[ReplicaId]) -> synod_core::Options {
+    /// Replica options for group `group`, whose first configuration has `genesis` as members.
+    /// Every group but the default one goes quiet when idle: the default group's heartbeats
+    /// are how this node keeps hearing its peers (`node_heard`), which it tells a quiet
+    /// group's replica before waking it.
+    pub(super) fn options(&self, group: GroupId, genesis: &[ReplicaId]) -> synod_core::Options {
         let mut opts =
             synod_core::Options::new(self.node, Config::majority(genesis.iter().copied()));
         opts.seed = u64::from(self.node.0) ^ now().0;
@@ -248,6 +264,7 @@ impl Runtime {
         opts.heartbeat_interval_ns = self.timing.heartbeat_ms * 1_000_000;
         opts.retransmit_interval_ns = 2 * self.timing.heartbeat_ms * 1_000_000;
         opts.liveness_timeout_ns = self.timing.liveness_ms * 1_000_000;
+        opts.quiesce = group != super::DEFAULT_GROUP;
         opts
     }
 

@@ -100,6 +100,7 @@ impl Node {
             dormant,
             corrupt: BTreeMap::new(),
             known_peers: config.peers.clone(),
+            node_heard: BTreeMap::new(),
             timing: Timing {
                 takeover_ms: config.takeover_ms,
                 heartbeat_ms: config.heartbeat_ms,
@@ -126,7 +127,7 @@ impl Node {
             catalog: catalog_rx.clone(),
             apps: config.apps.clone(),
         };
-        let opts = runtime.options(&genesis);
+        let opts = runtime.options(DEFAULT_GROUP, &genesis);
         let spec = GroupSpec {
             id: DEFAULT_GROUP,
             name: DEFAULT_GROUP_NAME.to_string(),

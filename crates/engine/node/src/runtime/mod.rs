@@ -277,6 +277,9 @@ struct Runtime {
     corrupt: BTreeMap<GroupId, String>,
     /// Peer addresses the transport dials.
     known_peers: BTreeMap<ReplicaId, std::net::SocketAddr>,
+    /// When each peer node was last heard from, through any group: what a quiet group's
+    /// replica, which hears nothing itself, is told before it wakes.
+    node_heard: BTreeMap<ReplicaId, Time>,
     timing: Timing,
     transport: Arc<Transport>,
     /// Readies produced since the last commit started, in order.
@@ -466,6 +469,7 @@ impl Runtime {
 
     fn on_inbound(&mut self, inb: Inbound) {
         self.catch_up_with_catalog();
+        self.node_heard.insert(inb.from, now());
         let (group, envelope) = match inb.frame {
             Frame::Group { group, envelope } => (group, envelope),
             Frame::SnapshotRequest {
@@ -493,6 +497,7 @@ impl Runtime {
             return;
         }
         if let Some(g) = self.groups.get_mut(&group) {
+            g.tell_what_the_node_heard(&self.node_heard);
             g.replica.handle_message(now(), envelope);
             self.collect(group);
         }
@@ -606,6 +611,7 @@ impl Runtime {
         let Some(g) = self.groups.get_mut(&group) else {
             return waiter.fail(unavailable);
         };
+        g.tell_what_the_node_heard(&self.node_heard);
         match g.replica.propose(now(), payload) {
             Ok(id) => {
                 g.waiting.insert(id, waiter);

@@ -131,6 +131,8 @@ pub struct Stats {
     pub longest_stall_before_kill_ns: u64,
     /// Highest GSN delivered.
     pub gsn: u64,
+    /// Times the replicas alive at the end went quiet (idle groups stop their heartbeats).
+    pub quiesced: u64,
 }
 
 /// The outcome of one run.
@@ -248,6 +250,7 @@ impl Sim {
         // Fsync takes up to 2 ms here, on both ends of a round trip.
         o.retransmit_interval_ns = self.sc.heartbeat_us * US + rtt + 4 * MS;
         o.heartbeat_interval_ns = self.sc.heartbeat_us * US;
+        o.quiesce = self.sc.quiesce;
         o.liveness_timeout_ns = 10 * self.sc.heartbeat_us * US;
         o.catchup_timeout_ns = 5 * self.sc.heartbeat_us * US
             + 4 * (self.sc.delay_min_us + self.sc.delay_jitter_us) * US;
@@ -346,6 +349,12 @@ impl Sim {
                 next_check = self.now.add_nanos(100 * MS);
                 if self.converged()? {
                     self.final_checks()?;
+                    self.stats.quiesced = self
+                        .nodes
+                        .values()
+                        .filter_map(|n| n.replica.as_ref())
+                        .map(|r| r.metrics().quiesced)
+                        .sum();
                     return Ok(Report {
                         seed: self.seed,
                         trace: self.trace,
@@ -426,7 +435,11 @@ impl Sim {
                 Ok(())
             }
             Kind::FaultTick => {
-                if !self.healing {
+                if self.healing {
+                    // A clock for the convergence check: once every group is quiet, nothing
+                    // else may be scheduled.
+                    self.schedule(100 * MS, Kind::FaultTick);
+                } else {
                     self.fault_step();
                     self.schedule(10 * MS, Kind::FaultTick);
                 }
@@ -541,7 +554,10 @@ impl Sim {
         if self.stats.submitted as usize >= self.sc.commands {
             return;
         }
-        let gap = self.rng.random_range(0..=2 * self.sc.client_gap_us) * US;
+        let mut gap = self.rng.random_range(0..=2 * self.sc.client_gap_us) * US;
+        if self.sc.idle_spell_ms > 0 && self.next_command % 50 == 49 {
+            gap = self.sc.idle_spell_ms * MS;
+        }
         self.schedule(gap.max(US), Kind::Client);
         let candidates: Vec<ReplicaId> = self
             .nodes
