@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Idle groups: hosts GROUPS (10,000) key-value groups of three members on a 3-node
+# Idle groups: hosts IDLE_GROUPS (10,000) key-value groups of three members on a 3-node
 # `synod dev` cluster (separate processes, fsync on), lets them settle, then measures each
 # node's CPU while nothing is written (the goal: under 5% of a core per node) and the latency
 # of a first write to groups that were idle (woken) against a second write right after it
 # (awake). Prints one table; docs/BENCHMARKS.md keeps the figures.
 #
-#   scripts/bench-idle-groups.sh                 # GROUPS=10000 SECS=20
-#   GROUPS=1000 SECS=10 scripts/bench-idle-groups.sh
+#   scripts/bench-idle-groups.sh                 # IDLE_GROUPS=10000 SECS=20
+#   IDLE_GROUPS=1000 SECS=10 scripts/bench-idle-groups.sh
 #   SYNOD=/path/to/synod scripts/bench-idle-groups.sh   # a binary built elsewhere
 set -euo pipefail
 cd "$(dirname "$0")/.."
-groups=${GROUPS:-10000}
+groups=${IDLE_GROUPS:-10000}
 secs=${SECS:-20}
 if [ -z "${SYNOD:-}" ]; then
   cargo build -q --release -p synod

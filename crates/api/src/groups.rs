@@ -54,7 +54,7 @@ async fn status(State(api): State<Arc<Api>>, who: Who) -> Response {
                 "group": g.name, "id": g.group, "applied_gsn": g.applied.0, "members": g.members,
                 "has_quorum": g.has_quorum, "kind": g.kind, "items": g.items,
                 "content_hash": format!("{:016x}", g.content_hash), "pending": g.pending,
-                "corrupt": g.corrupt, "rejoining": g.rejoining,
+                "corrupt": g.corrupt, "rejoining": g.rejoining, "quiet": g.quiet,
             })
         })
         .collect();

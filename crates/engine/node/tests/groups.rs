@@ -562,3 +562,68 @@ async fn a_group_of_a_kind_the_binary_lacks_is_listed_unserved_and_the_rest_goes
     write_in(&n2, GroupId(1), put("o1", "v")).await;
     assert!(converged_in(&[&n0, &n1, &n2], GroupId(1)).await);
 }
+
+/// Whether `node` reports every group of `groups` quiet, and its default group awake.
+async fn all_quiet(node: &Node, groups: &[GroupId]) -> bool {
+    let status = node.status().await;
+    let quiet = |g: &GroupId| status.iter().any(|s| s.group == *g && s.quiet);
+    groups.iter().all(quiet) && !quiet(&DEFAULT_GROUP)
+}
+
+/// Idle groups go quiet on every node (no heartbeats, no timers: the loop does not even look
+/// at them), while the default group stays awake; a write through any node wakes a group at
+/// once (its first attempt is not refused for want of a quorum), and it goes quiet again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_groups_go_quiet_and_a_write_wakes_one_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs::generate_ca("test").unwrap();
+    let addrs = free_ports(3);
+    let cfg = |n| config(&ca, n, &addrs, dir.path());
+    let nodes = [
+        Node::start(cfg(0)).await.unwrap(),
+        Node::start(cfg(1)).await.unwrap(),
+        Node::start(cfg(2)).await.unwrap(),
+    ];
+    let mut groups = Vec::new();
+    for i in 0..12 {
+        let create = common::create_kv(&format!("idle-{i}"), &[0, 1, 2]);
+        let AdminOutput::Group(info) = admin(&nodes[i % 3], create).await else {
+            panic!("not created")
+        };
+        groups.push(info.id);
+    }
+    for (i, g) in groups.iter().enumerate() {
+        assert!(hosts(&nodes[0], *g, true).await && hosts(&nodes[2], *g, true).await);
+        write_in(&nodes[i % 3], *g, put("k", "first")).await;
+    }
+    let settle = async |groups: &[GroupId]| {
+        for _ in 0..200 {
+            let mut quiet = true;
+            for n in &nodes {
+                quiet &= all_quiet(n, groups).await;
+            }
+            if quiet {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    };
+    assert!(settle(&groups).await, "idle groups did not go quiet");
+
+    // Long enough for a peer to count as gone by a quiet replica's own reckoning (liveness
+    // 0.5 s here): the node's default group tells it otherwise.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    for (i, g) in groups.iter().enumerate() {
+        let node = &nodes[(i + 1) % 3];
+        let written = node.write(*g, put("k", "second")).await;
+        assert!(
+            written.is_ok(),
+            "a write to a woken group failed: {written:?}"
+        );
+    }
+    for g in &groups {
+        assert!(converged_in(&[&nodes[0], &nodes[1], &nodes[2]], *g).await);
+    }
+    assert!(settle(&groups).await, "woken groups did not go quiet again");
+}

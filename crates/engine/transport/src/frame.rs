@@ -7,8 +7,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use synod_core::{Envelope, GroupId, ReplicaId};
 
-/// Wire format version; bumped on any incompatible change.
-pub const VERSION: u8 = 3;
+/// Wire format version; bumped on any incompatible change (4: heartbeats say whether their
+/// sender went quiet).
+pub const VERSION: u8 = 4;
 /// Largest frame accepted or sent, in bytes.
 pub const FRAME_MAX: usize = 16 << 20;
 

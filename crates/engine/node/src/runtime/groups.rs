@@ -61,6 +61,12 @@ pub(super) struct Hosting<'a> {
 }
 
 impl Group {
+    /// Whether the event loop must look at this group on every turn: its replica is awake,
+    /// its executor runs something, or its application has a timer set.
+    pub(super) fn needs_turns(&self) -> bool {
+        !self.replica.is_quiet() || self.host.backlog() > 0 || self.host.timer().is_some()
+    }
+
     /// Passes on to a quiet replica when this node last heard each peer (see `node_heard`),
     /// before an input that may wake it: it heard nothing itself while quiet.
     pub(super) fn tell_what_the_node_heard(
@@ -235,6 +241,7 @@ impl Runtime {
         let opts = self.options(info.id, &info.genesis);
         let group = Group::open(&info.spec(), &info.kind, opts, state, None, &self.hosting())?;
         self.groups.insert(info.id, group);
+        self.awake.insert(info.id);
         self.collect(info.id);
         Ok(())
     }

@@ -97,6 +97,7 @@ impl Node {
         let mut runtime = Runtime {
             node: config.node,
             groups: BTreeMap::new(),
+            awake: std::collections::BTreeSet::from([DEFAULT_GROUP]),
             dormant,
             corrupt: BTreeMap::new(),
             known_peers: config.peers.clone(),

@@ -6,7 +6,7 @@
 //! readies' messages sent and deliveries applied (the core's contract), in the order the
 //! readies were produced.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -184,6 +184,9 @@ pub struct GroupStatus {
     /// why, and how far it has come. It casts no vote below its fence and refuses writes
     /// (503) until it has caught up past it.
     pub rejoining: Option<String>,
+    /// Idle: its replica here sends no heartbeats and arms no timer until a write or a peer
+    /// wakes it (every group but the default one goes quiet when nothing is left to do).
+    pub quiet: bool,
 }
 
 fn now() -> Time {
@@ -271,6 +274,11 @@ enum Background {
 struct Runtime {
     node: ReplicaId,
     groups: BTreeMap<GroupId, Group>,
+    /// The groups the loop looks at on every turn (backlogs, timers): all but those with
+    /// nothing to do (a quiet replica, nothing applying, no application timer), so that a
+    /// node's idle groups cost it nothing per turn. A group joins on any input to its replica
+    /// (`collect`); it leaves only in `flush_backlogs`, once its backlog is drained.
+    awake: BTreeSet<GroupId>,
     /// Groups in storage that the catalog has not claimed yet.
     dormant: Dormant,
     /// Groups whose log on this node is corrupt, with the error: they neither vote nor serve.
@@ -372,17 +380,27 @@ impl Runtime {
     fn flush_backlogs(&mut self) -> bool {
         let mut drained = true;
         let mut failed = Vec::new();
-        for (id, g) in &mut self.groups {
-            // Checked on every turn, not only when something is backlogged: an idle group
-            // whose application failed must stop serving at once.
+        let mut settled = Vec::new();
+        for id in &self.awake {
+            let Some(g) = self.groups.get_mut(id) else {
+                settled.push(*id);
+                continue;
+            };
+            // Checked on every turn, not only when something is backlogged: a group whose
+            // application failed must stop serving at once. (A group leaves `awake` only once
+            // nothing runs in its executor: an application fails only while running.)
             if let Some(e) = g.host.failure() {
                 failed.push((*id, e));
                 continue;
             }
             match g.host.flush() {
+                Ok(true) if !g.needs_turns() => settled.push(*id),
                 Ok(done) => drained &= done,
                 Err(e) => failed.push((*id, e)),
             }
+        }
+        for id in settled {
+            self.awake.remove(&id);
         }
         for (id, e) in failed {
             tracing::error!(group = %id, error = %e, "group quarantined: its application failed");
@@ -400,9 +418,9 @@ impl Runtime {
     fn next_timer(&self) -> tokio::time::Instant {
         let now_wall = now();
         let earliest = self
-            .groups
-            .values()
-            .filter_map(|g| g.replica.poll_timeout())
+            .awake
+            .iter()
+            .filter_map(|id| self.groups.get(id)?.replica.poll_timeout())
             .min();
         let delay = earliest.map_or(Duration::from_millis(100), |t| {
             Duration::from_nanos(t.since(now_wall))
@@ -413,10 +431,15 @@ impl Runtime {
     fn on_timers(&mut self) {
         let t = now();
         let due: Vec<GroupId> = self
-            .groups
+            .awake
             .iter()
-            .filter(|(_, g)| g.replica.poll_timeout().is_some_and(|d| d <= t))
-            .map(|(id, _)| *id)
+            .filter(|id| {
+                self.groups
+                    .get(id)
+                    .and_then(|g| g.replica.poll_timeout())
+                    .is_some_and(|d| d <= t)
+            })
+            .copied()
             .collect();
         for id in due {
             if let Some(g) = self.groups.get_mut(&id) {
@@ -437,9 +460,10 @@ impl Runtime {
     fn propose_due_timers(&mut self, now: Time) {
         const RETRY_NS: u64 = 1_000_000_000;
         let due: Vec<(GroupId, u64, Bytes)> = self
-            .groups
+            .awake
             .iter()
-            .filter_map(|(id, g)| {
+            .filter_map(|id| {
+                let g = self.groups.get(id)?;
                 let timer = g.host.timer()?;
                 let fresh = match g.timer_for {
                     Some((due, tried)) => {
@@ -577,6 +601,7 @@ impl Runtime {
                     pending: g.replica.pending_proposals(),
                     corrupt: None,
                     rejoining: self.rejoin_note(g),
+                    quiet: g.replica.is_quiet(),
                 }
             })
             .chain(self.corrupt.iter().map(|(id, e)| {
@@ -593,6 +618,7 @@ impl Runtime {
                     pending: 0,
                     corrupt: Some(e.clone()),
                     rejoining: None,
+                    quiet: false,
                 }
             }))
             .collect()
@@ -628,6 +654,11 @@ impl Runtime {
     /// earlier ready of the group still holds deliveries: a write's answer then waits for
     /// the acceptors' fsync but not for this node's decision record.
     fn collect(&mut self, group: GroupId) {
+        // Every input to a replica ends here: the group is looked at again on every turn
+        // until `flush_backlogs` finds it has nothing left to do.
+        if self.groups.contains_key(&group) {
+            self.awake.insert(group);
+        }
         while let Some(g) = self.groups.get_mut(&group) {
             let Some(mut ready) = g.replica.poll_ready() else {
                 break;
