@@ -33,7 +33,7 @@ def call(method, url, body=None):
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method,
                                  headers={"content-type": "application/json"})
-    for attempt in range(50):
+    for attempt in range(600):
         try:
             with urllib.request.urlopen(req, timeout=30) as r:
                 return r.status, r.read()
@@ -42,7 +42,7 @@ def call(method, url, body=None):
                 return e.code, e.read()
         except OSError:
             pass
-        time.sleep(0.1)
+        time.sleep(0.2)
     raise SystemExit(f"{method} {url} kept failing")
 
 def cpu(pid):
@@ -57,7 +57,7 @@ def create(i):
     status, body = call("POST", f"{urls[i % 3]}/v1/groups", {"name": f"idle-{i}", "members": [0, 1, 2]})
     if status not in (200, 201):
         raise SystemExit(f"creating idle-{i}: {status} {body[:200]}")
-with cf.ThreadPoolExecutor(16) as pool:
+with cf.ThreadPoolExecutor(4) as pool:
     list(pool.map(create, range(groups)))
 created = time.time() - start
 # Every node hosts every group (its status lists them), then the groups settle.
