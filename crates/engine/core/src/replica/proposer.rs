@@ -382,6 +382,17 @@ impl Replica {
         self.highest_seen = self.highest_seen.max(slot);
     }
 
+    /// The highest slot known in use: seen in use anywhere, or decided here. An owner skips
+    /// its slots as far as a peer's revocation reaches, past anything in use; those no-ops,
+    /// decided past an undecided slot, hold the frontier as stalled as a slot in use does
+    /// (else an idle group keeps them undelivered for ever, and never goes quiet). Not folded
+    /// into `highest_seen`, from which revocations look ahead: that would ratchet.
+    pub(super) fn highest_in_use(&self) -> Slot {
+        self.decided
+            .last_key_value()
+            .map_or(self.highest_seen, |(s, _)| self.highest_seen.max(*s))
+    }
+
     /// Weak reservations: decides our own unused slots below `bound` as no-ops. Safe without a
     /// round trip because only the owner may propose anything but a no-op in its slots, and it
     /// records that it never will before anyone hears of the skip.
@@ -500,7 +511,8 @@ impl Replica {
 
     /// Arms (or clears) the take-over timer for a stalled delivery frontier.
     pub(super) fn update_takeover_timer(&mut self) {
-        let stalled = self.next_deliver <= self.highest_seen && self.next_deliver < self.horizon();
+        let stalled =
+            self.next_deliver <= self.highest_in_use() && self.next_deliver < self.horizon();
         if !stalled {
             self.takeover_at = None;
             self.stall_slot = None;
@@ -592,7 +604,7 @@ impl Replica {
             return;
         }
         let end = self
-            .highest_seen
+            .highest_in_use()
             .min(Slot(self.horizon().0.saturating_sub(1)));
         // Our own unused slots in the range need no phase 1.
         self.skip_own_below(end.next());
