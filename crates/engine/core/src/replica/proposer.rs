@@ -199,7 +199,9 @@ impl Replica {
                 .max()
                 .unwrap_or(0),
         );
-        let ballot = self.fresh_ballot(counter + 1);
+        // Saturating: a peer's ballot at the largest counter (no correct replica reaches it)
+        // must not overflow here; the slot then waits for that peer, it is not decided twice.
+        let ballot = self.fresh_ballot(counter.saturating_add(1));
         for &slot in &slots {
             if own.is_some() {
                 self.observe_slot(slot);
