@@ -23,11 +23,13 @@
 # input is in fuzz/artifacts/<target>/: see docs/FUZZING.md for making it a regression).
 set -euo pipefail
 
+# The whole script is read before it runs (a block), so editing it meanwhile is safe.
+{
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 TARGETS=(frame record snapshot app_state app_command ledger http)
-# cargo-fuzz is what the docs say: pinned, so a fresh machine builds the same way.
+# Pinned, so that a fresh machine (CI's) builds the same way.
 CARGO_FUZZ_VERSION=0.13.2
 TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
 BIN_DIR="$ROOT/fuzz/target/$TRIPLE/release"
@@ -39,7 +41,7 @@ export RUSTC_BOOTSTRAP=1
 mode=fuzz
 case "${1:-}" in
     replay | seeds | list) mode=$1; shift ;;
-    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h | --help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
 esac
 if [[ $mode == list ]]; then
     printf '%s\n' "${TARGETS[@]}"
@@ -91,7 +93,7 @@ for t in "${TARGETS[@]}"; do
     for f in "${files[@]}"; do
         # One at a time: libFuzzer stops at the first input that crashes.
         replay_log=fuzz/target/replay-$t-$(basename "$f").log
-        if env -u SYNOD_FUZZ_SKIP_KNOWN "$BIN_DIR/$t" -timeout=60 "$f" >"$replay_log" 2>&1; then
+        if env -u SYNOD_FUZZ_SKIP_KNOWN "$BIN_DIR/$t" -timeout=60 -rss_limit_mb=1024 "$f" >"$replay_log" 2>&1; then
             echo "passes: $f"
         else
             echo "FAILS:  $f"
@@ -149,3 +151,5 @@ if ((${#failed[@]} > 0)); then
     exit 1
 fi
 echo "no crash"
+exit 0
+}
