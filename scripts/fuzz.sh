@@ -138,6 +138,11 @@ for t in "${TARGETS[@]}"; do
     cov=$(grep -oE 'cov: [0-9]+' "$out" | tail -n 1 | cut -d' ' -f2)
     summary+=("$(printf '%-12s %-6s %10s runs %8s exec/s %7s edges' "$t" "$status" "${runs:-?}" "${rate:-?}" "${cov:-?}")")
     tail -n 3 "$out"
+    if [[ $t == http ]]; then
+        # Its one-node cluster keeps its data in a temporary directory for the life of the
+        # process, which libFuzzer ends without dropping it.
+        rm -rf /dev/shm/synod-fuzz-http* "${TMPDIR:-/tmp}"/synod-fuzz-http* 2>/dev/null || true
+    fi
     if [[ ${FUZZ_MERGE:-0} == 1 ]]; then
         SYNOD_FUZZ_SKIP_KNOWN=1 "$BIN_DIR/$t" -merge=1 -timeout=60 "fuzz/corpus/$t" "$work" >"fuzz/target/merge-$t.log" 2>&1 ||
             echo "merging $t's corpus failed: fuzz/target/merge-$t.log"

@@ -67,12 +67,6 @@ fuzz_target!(|data: &[u8]| {
                     first = false;
                     codec.set_max_frame_length(FRAME_MAX);
                 } else if let Some(Frame::Group { envelope, .. }) = f {
-                    // Open finding (fuzz/regressions/frame/ballot-counter-max).
-                    if synod_fuzz::skip_known()
-                        && synod_fuzz::carries_max_counter(&envelope.message)
-                    {
-                        continue;
-                    }
                     let r = replica.get_or_insert_with(Driven::new);
                     r.tick(1);
                     r.message(envelope);

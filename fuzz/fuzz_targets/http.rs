@@ -51,12 +51,14 @@ struct Server {
 }
 
 fn data_dir() -> tempfile::TempDir {
-    // In memory where there is a tmpfs: the node syncs every commit.
-    let shm = std::path::Path::new("/dev/shm");
-    let builder = tempfile::Builder::new()
-        .prefix("synod-fuzz-http")
-        .tempdir_in(shm);
-    builder.unwrap_or_else(|_| tempfile::tempdir().expect("a temporary directory"))
+    // In memory where there is a tmpfs: the node syncs every commit. libFuzzer ends the
+    // process without dropping it: scripts/fuzz.sh removes `synod-fuzz-http*` after a run.
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("synod-fuzz-http");
+    builder
+        .tempdir_in("/dev/shm")
+        .or_else(|_| builder.tempdir())
+        .expect("a temporary directory")
 }
 
 fn start() -> Server {

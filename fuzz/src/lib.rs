@@ -111,28 +111,6 @@ pub fn kv_lengths_held(state: &[u8]) -> bool {
     }
 }
 
-/// Whether `message` carries a ballot whose counter is the largest there is. The open finding
-/// `fuzz/regressions/frame/ballot-counter-max`: a replica that saw such a ballot overflows
-/// computing the next one (`counter + 1`) when it takes the slot over.
-#[must_use]
-pub fn carries_max_counter(message: &synod_core::Message) -> bool {
-    use synod_core::Message;
-    let max = |b: &synod_core::Ballot| b.counter == u32::MAX;
-    match message {
-        Message::Prepare { ballot, .. }
-        | Message::Accept { ballot, .. }
-        | Message::Accepted { ballot, .. } => max(ballot),
-        Message::Promise { ballot, entries } => {
-            max(ballot)
-                || entries
-                    .iter()
-                    .any(|e| e.accepted.as_ref().is_some_and(|(b, _)| max(b)))
-        }
-        Message::Rejected { ballot, entries } => max(ballot) || entries.iter().any(|(_, b)| max(b)),
-        _ => false,
-    }
-}
-
 /// The members of the group the fuzzed replica belongs to; it is the first.
 pub const MEMBERS: [u16; 3] = [1, 2, 3];
 
