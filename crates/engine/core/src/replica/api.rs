@@ -46,7 +46,12 @@ pub struct Options {
     pub revoke_lookahead: u64,
     /// Entries per protocol message; a peer's message with more is dropped.
     pub message_entries_max: usize,
-    /// Stop heartbeats and timers while the group has nothing to do (see `quiet.rs`).
+    /// Stop heartbeats and timers while the group has nothing to do (see `quiet.rs`). A quiet
+    /// replica hears nothing from its peers, so a driver that turns this on tells it what its
+    /// node hears from theirs ([`crate::Replica::heard_from`]) before each proposal and
+    /// message: without that, a proposal to a replica quiet for longer than the liveness
+    /// timeout is refused for want of a quorum, and the group may go quiet again before the
+    /// client's next try.
     pub quiesce: bool,
 }
 
@@ -205,6 +210,9 @@ pub struct Metrics {
     pub catchup_requests: u64,
     /// Snapshots installed.
     pub snapshots_installed: u64,
+    /// Snapshots from peers refused because their engine state is impossible
+    /// ([`crate::Replica::check_snapshot`]).
+    pub snapshots_refused: u64,
     /// Prepares and accepts this replica left unanswered because they fell below its fence.
     pub fenced_votes: u64,
     /// Rejoin requests of peers this replica proposed.

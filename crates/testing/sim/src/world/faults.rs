@@ -271,6 +271,7 @@ impl Sim {
         };
         self.log(|| format!("reconfigure via {at}: {change:?}"));
         self.stats.reconfigs += 1;
+        self.tell_what_the_node_heard(at);
         let node = self.nodes.get_mut(&at).expect("exists");
         let replica = node.replica.as_mut().expect("live");
         if let Ok(pid) = replica.propose(self.now, Payload::Config(change)) {

@@ -398,10 +398,10 @@ impl Sim {
                 let Some(node) = self.nodes.get_mut(&to) else {
                     return Ok(());
                 };
-                let Some(replica) = node.replica.as_mut() else {
+                if node.replica.is_none() {
                     self.stats.dropped += 1;
                     return Ok(());
-                };
+                }
                 if node.paused {
                     node.inbox.push(env);
                     return Ok(());
@@ -413,7 +413,11 @@ impl Sim {
                         env.message
                     );
                 }
-                replica.handle_message(self.now, env);
+                self.tell_what_the_node_heard(to);
+                let replica = self.nodes.get_mut(&to).and_then(|n| n.replica.as_mut());
+                replica
+                    .expect("live, as checked above")
+                    .handle_message(self.now, env);
                 self.drain(to)
             }
             Kind::Timer(id, generation) => {
@@ -571,6 +575,7 @@ impl Sim {
         let id = candidates[self.rng.random_range(0..candidates.len())];
         self.next_command += 1;
         let body = Bytes::from(format!("cmd-{}-{}", self.seed, self.next_command));
+        self.tell_what_the_node_heard(id);
         let node = self.nodes.get_mut(&id).expect("exists");
         let replica = node.replica.as_mut().expect("live");
         match replica.propose(self.now, Payload::Command(body.clone())) {
@@ -582,6 +587,30 @@ impl Sim {
         }
         let r = self.drain(id);
         self.note(r);
+    }
+
+    /// What a node does before it hands a group a proposal or a message: tells the replica
+    /// which peers' nodes it hears from (`Replica::heard_from`), since a quiet replica hears
+    /// nothing itself. A node hears its peers through the groups that are awake (its default
+    /// group never goes quiet); the simulator, with one group per node, answers from the
+    /// network instead: a peer is heard now if it is running and its link to `id` is open.
+    fn tell_what_the_node_heard(&mut self, id: ReplicaId) {
+        let heard: Vec<ReplicaId> = self
+            .nodes
+            .iter()
+            .filter(|(peer, n)| {
+                **peer != id
+                    && n.replica.is_some()
+                    && !n.paused
+                    && !self.blocked.contains_key(&(**peer, id))
+            })
+            .map(|(peer, _)| *peer)
+            .collect();
+        if let Some(replica) = self.nodes.get_mut(&id).and_then(|n| n.replica.as_mut()) {
+            for peer in heard {
+                replica.heard_from(peer, self.now);
+            }
+        }
     }
 
     /// True when every acknowledged proposal is applied by every live member.
