@@ -399,6 +399,37 @@ mod tests {
     }
 
     #[test]
+    fn a_state_announcing_more_entries_than_it_holds_is_refused_without_allocating_them() {
+        // Found by fuzzing (fuzz/regressions/app_state/kv-huge-map-length): format 1, then a
+        // map length of about 1.3 × 10^18 and nothing behind it. This aborted the process.
+        let bomb = [FORMAT, 0xa1, 0xa1, 0xa1, 0xa1, 0xa1, 0xa1, 0xa1, 0xa1, 0x00];
+        let decoded: Result<Kv, _> = decode_with_format(FORMAT, &bomb);
+        assert!(matches!(decoded, Err(StateError::Undecodable(_))));
+        // The same for the token list behind two empty maps.
+        let bomb = [FORMAT, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+        let decoded: Result<Kv, _> = decode_with_format(FORMAT, &bomb);
+        assert!(matches!(decoded, Err(StateError::Undecodable(_))));
+
+        // A real state still goes round.
+        let mut kv = Kv::default();
+        for i in 0..50 {
+            put(&mut kv, i, &format!("k{i}"), 3);
+        }
+        kv.apply_request(
+            60,
+            &crate::KvRequest {
+                token: Some("t".into()),
+                cmd: KvCommand::Delete {
+                    key: "k1".into(),
+                    cas: None,
+                },
+            },
+        );
+        let again: Kv = decode_with_format(FORMAT, &KvApp::encode_state(&kv)).unwrap();
+        assert_eq!(again, kv);
+    }
+
+    #[test]
     fn a_listing_comes_in_pages_bounded_in_entries_and_bytes() {
         let mut kv = Kv::default();
         for i in 0..25 {

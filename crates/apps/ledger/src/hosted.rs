@@ -701,8 +701,8 @@ mod tests {
         Ok(())
     }
 
-    #[test]
-    fn a_checkpoint_streams_to_another_node_and_damage_is_refused() {
+    /// A channel of blocks of three on disk in `dir`.
+    fn open_channel(dir: &tempfile::TempDir) -> ChannelApp {
         let spec = GroupSpec {
             id: GroupId(1),
             name: "ch".into(),
@@ -713,18 +713,17 @@ mod tests {
                 ..BatchConfig::default()
             }),
         };
-        let dirs = [tempdir(), tempdir()];
-        let open = |d: &tempfile::TempDir| {
-            ChannelApp::open(
-                &spec,
-                &AppDir {
-                    path: d.path().to_path_buf(),
-                    power_cut_test_mode: false,
-                },
-            )
-            .unwrap()
+        let dir = AppDir {
+            path: dir.path().to_path_buf(),
+            power_cut_test_mode: false,
         };
-        let (a, b) = (open(&dirs[0]), open(&dirs[1]));
+        ChannelApp::open(&spec, &dir).unwrap()
+    }
+
+    /// Two nodes' channels on disk: `a` with ten envelopes applied, `b` empty.
+    fn two_channels() -> ([tempfile::TempDir; 2], ChannelApp, ChannelApp) {
+        let dirs = [tempdir(), tempdir()];
+        let (a, b) = (open_channel(&dirs[0]), open_channel(&dirs[1]));
         for n in 1..=10u8 {
             let locks = a.locks(
                 &a.decode(
@@ -750,6 +749,55 @@ mod tests {
                 .unwrap();
             a.apply(&ctx, cmd);
         }
+        (dirs, a, b)
+    }
+
+    #[test]
+    fn a_checkpoint_whose_tables_disagree_with_its_tip_is_refused() {
+        let (_dirs, a, b) = two_channels();
+        let state = a.checkpoint(11);
+        let inline = ChannelApp::encode_state(&state);
+        let ChannelState::View(view) = &state else {
+            panic!("a checkpoint of a channel is a view");
+        };
+        let before = b.tip();
+        use crate::store::{BLOCKS, BY_HASH, CHAIN, HASHES, HISTORY, META, STATE, TXS};
+        // Whole streams (their digests right) whose tables are not the chain the tip names.
+        // The first was found by fuzzing (fuzz/regressions/app_state/): a channel with a tip
+        // and no chain was installed, and a proof over it panicked.
+        for (what, tables) in [
+            ("only the tip", &[META][..]),
+            (
+                "no hash index",
+                &[META, BLOCKS, CHAIN, STATE, HISTORY, TXS, HASHES][..],
+            ),
+            (
+                "no chain table",
+                &[META, BLOCKS, BY_HASH, STATE, HISTORY, TXS, HASHES][..],
+            ),
+        ] {
+            let mut stream = Vec::new();
+            crate::store::write_tables(view.read(), &mut stream, tables).unwrap();
+            match b.read_checkpoint(&inline, &mut &stream[..]) {
+                Err(e) => assert!(
+                    e.to_string().contains("a received checkpoint"),
+                    "{what}: {e}"
+                ),
+                Ok(_) => panic!("{what}: installed"),
+            }
+        }
+        assert_eq!(b.tip(), before);
+        // The whole stream still installs.
+        let mut stream = Vec::new();
+        ChannelApp::write_checkpoint(&state, &mut stream).unwrap();
+        let staged = b.read_checkpoint(&inline, &mut &stream[..]).unwrap();
+        b.restore(staged);
+        assert_eq!(b.tip(), a.tip());
+    }
+
+    #[test]
+    fn a_checkpoint_streams_to_another_node_and_damage_is_refused() {
+        let (dirs, a, b) = two_channels();
         // Damaged or cut short: refused, and the receiver is unchanged.
         let before = b.tip();
         assert!(
@@ -769,7 +817,7 @@ mod tests {
         assert_eq!(b.durable(), Some(Position::slot(11)));
         // The installed database is the receiver's own from now on: it reopens there.
         drop(b);
-        let b = open(&dirs[1]);
+        let b = open_channel(&dirs[1]);
         assert_eq!(digest(&b), digest(&a));
         assert_eq!(b.durable(), Some(Position::slot(11)));
         assert!(

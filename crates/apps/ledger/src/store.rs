@@ -187,7 +187,7 @@ pub(crate) fn content_digest(read: &ReadTransaction) -> Result<[u8; 32], StoreEr
     Ok(digest.digest())
 }
 
-fn write_tables(
+pub(crate) fn write_tables(
     read: &ReadTransaction,
     out: &mut dyn Write,
     tables: &[Table],

@@ -276,6 +276,13 @@ impl LedgerView {
             return Ok(None);
         };
         let hashes = self.header_hashes(height)?;
+        if hashes.len() as u64 != height || status.block >= height {
+            // The chain table and the tip disagree: a store this node must not prove from.
+            return Err(StoreError::Corrupt(format!(
+                "the chain table holds {} of the tip's {height} header hashes",
+                hashes.len()
+            )));
+        }
         Ok(Some(TxProof {
             header: block.header,
             size: block.data.len() as u64,

@@ -155,6 +155,42 @@ pub enum ConfigError {
     EmptySchedule,
 }
 
+/// Why a configuration history received from a peer is not one a replica could hold
+/// ([`ConfigHistory::check`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HistoryError {
+    /// No configuration at all.
+    #[error("the configuration history is empty")]
+    Empty,
+    /// The first configuration starts after the slot it must govern.
+    #[error("the first configuration starts at {first}, after the snapshot's slot {next_slot}")]
+    StartsAfter {
+        /// Where the first configuration starts.
+        first: Slot,
+        /// The snapshot's first undelivered slot.
+        next_slot: Slot,
+    },
+    /// A configuration starts further ahead than a delivered change can put one.
+    #[error("a configuration starts at {last}, too far past the snapshot's slot {next_slot}")]
+    TooFarAhead {
+        /// Where the newest configuration starts.
+        last: Slot,
+        /// The snapshot's first undelivered slot.
+        next_slot: Slot,
+    },
+    /// Two configurations out of slot order.
+    #[error("the configuration starting at {0} is out of slot order")]
+    OutOfOrder(Slot),
+    /// A configuration that is not valid.
+    #[error("the configuration starting at {from}: {error}")]
+    Invalid {
+        /// Where it starts.
+        from: Slot,
+        /// What is wrong with it.
+        error: ConfigError,
+    },
+}
+
 impl Config {
     /// A configuration with a majority policy.
     #[must_use]
@@ -282,6 +318,41 @@ impl ConfigHistory {
         } else {
             self.push(from, config);
         }
+    }
+
+    /// Checks a history received in a peer's snapshot at `next_slot` (its first undelivered
+    /// slot) against what a replica's own history always is: not empty, in increasing slot
+    /// order, its first entry governing `next_slot` or earlier, none starting `config_lag` or
+    /// more slots past it (a change delivered below `next_slot` takes effect less than that
+    /// far on), and every configuration valid.
+    ///
+    /// # Errors
+    /// The first way in which the history is not one a replica could hold.
+    pub fn check(&self, next_slot: Slot, config_lag: u64) -> Result<(), HistoryError> {
+        let (Some(first), Some(last)) = (self.entries.first(), self.entries.last()) else {
+            return Err(HistoryError::Empty);
+        };
+        if first.0 > next_slot {
+            return Err(HistoryError::StartsAfter {
+                first: first.0,
+                next_slot,
+            });
+        }
+        if last.0.0 >= next_slot.0.saturating_add(config_lag) {
+            return Err(HistoryError::TooFarAhead {
+                last: last.0,
+                next_slot,
+            });
+        }
+        if let Some(w) = self.entries.windows(2).find(|w| w[0].0 >= w[1].0) {
+            return Err(HistoryError::OutOfOrder(w[1].0));
+        }
+        for (from, config) in &self.entries {
+            config
+                .validate()
+                .map_err(|error| HistoryError::Invalid { from: *from, error })?;
+        }
+        Ok(())
     }
 
     /// Drops entries that no slot at or above `slot` can use any more.

@@ -34,7 +34,9 @@ mod replica;
 pub mod snapshot;
 pub mod types;
 
-pub use config::{Config, ConfigChange, ConfigError, GroupParams, SunRole, SunSchedule, SunShift};
+pub use config::{
+    Config, ConfigChange, ConfigError, GroupParams, HistoryError, SunRole, SunSchedule, SunShift,
+};
 pub use message::{Envelope, Message, PromiseEntry};
 pub use quorum::{PolicyError, QuorumPolicy};
 pub use record::{DurableState, Record};
@@ -42,7 +44,7 @@ pub use replica::{
     ConfigOutcome, Delivery, Metrics, Options, ProposeError, Ready, RejoinStatus, Replica,
     SnapshotRequest,
 };
-pub use snapshot::{CoreState, DeliveredSet, Rejoined, Snapshot};
+pub use snapshot::{CoreState, DeliveredSet, Rejoined, Snapshot, SnapshotError};
 pub use types::{
     Ballot, Batch, GroupId, Lsn, Payload, Proposal, ProposalId, ReplicaId, Slot, Time, Value,
 };

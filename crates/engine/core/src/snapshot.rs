@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigHistory;
+use crate::config::{ConfigHistory, GroupParams, HistoryError};
 use crate::types::{Lsn, Proposal, ReplicaId, Slot, Time};
 
 /// Which LSNs of one proposer have been delivered: everything up to `contiguous`, plus a
@@ -75,6 +75,92 @@ pub struct Snapshot {
     pub core: CoreState,
     /// Application state at that point, opaque to the engine.
     pub app: Bytes,
+}
+
+/// Why a snapshot received from a peer is refused ([`Snapshot::check`]): its engine state is
+/// not one a replica could have made. Peers are authenticated nodes, so this guards against a
+/// bug or a corrupt transfer, never routine: installing such a state would stop the group on
+/// this node (a panic, or a fence that marks a trillion slots in use).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// The configuration history.
+    #[error("{0}")]
+    History(#[from] HistoryError),
+    /// A rejoin recorded at or past the snapshot's slot, or with a fence further past its
+    /// delivery than a rejoin puts one.
+    #[error(
+        "{member}'s rejoin, delivered at {at} with its fence at {fence}, is impossible at slot {next_slot}"
+    )]
+    Rejoin {
+        /// The member.
+        member: ReplicaId,
+        /// Where it says the rejoin was delivered.
+        at: Slot,
+        /// The fence it names.
+        fence: Slot,
+        /// The snapshot's first undelivered slot.
+        next_slot: Slot,
+    },
+    /// A delivered set whose sparse part is not above its contiguous part.
+    #[error("{0}'s delivered set lists an LSN at or below its contiguous prefix")]
+    Delivered(ReplicaId),
+    /// A proposal held back under another proposer or LSN than its own, or already delivered.
+    #[error(
+        "a proposal held back under {proposer} at {lsn:?} is not that proposer's undelivered proposal of that LSN"
+    )]
+    Held {
+        /// The proposer it is filed under.
+        proposer: ReplicaId,
+        /// The LSN it is filed under.
+        lsn: Lsn,
+    },
+}
+
+impl Snapshot {
+    /// Checks the engine's part against what a replica of a group with `params` could have
+    /// made (its configuration history, the rejoins' fences, the delivered and held-back
+    /// proposals). The application's part is the application's to check.
+    ///
+    /// # Errors
+    /// The first inconsistency found.
+    pub fn check(&self, params: &GroupParams) -> Result<(), SnapshotError> {
+        let next_slot = self.next_slot;
+        let core = &self.core;
+        core.configs.check(next_slot, params.config_lag)?;
+        // A rejoin delivered at `at` fences its member at `at` plus the vote reach.
+        let reach = 4 * params.config_lag;
+        for (member, r) in &core.rejoined {
+            if r.at >= next_slot || r.fence.0 > r.at.0.saturating_add(reach) {
+                return Err(SnapshotError::Rejoin {
+                    member: *member,
+                    at: r.at,
+                    fence: r.fence,
+                    next_slot,
+                });
+            }
+        }
+        for (proposer, d) in &core.delivered {
+            if d.sparse.first().is_some_and(|l| *l <= d.contiguous) {
+                return Err(SnapshotError::Delivered(*proposer));
+            }
+        }
+        for (proposer, held) in &core.held {
+            for (lsn, p) in held {
+                let delivered = core
+                    .delivered
+                    .get(proposer)
+                    .is_some_and(|d| d.contains(*lsn));
+                if p.id.proposer != *proposer || p.id.lsn != *lsn || delivered {
+                    return Err(SnapshotError::Held {
+                        proposer: *proposer,
+                        lsn: *lsn,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

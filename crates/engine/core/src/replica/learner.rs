@@ -8,7 +8,7 @@ use bytes::Bytes;
 use crate::config::ConfigChange;
 use crate::message::Message;
 use crate::record::Record;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, SnapshotError};
 use crate::types::{Lsn, Payload, Proposal, ProposalId, ReplicaId, Slot, Time, Value};
 
 use super::{ConfigOutcome, Delivery, Replica, SnapshotRequest};
@@ -325,14 +325,35 @@ impl Replica {
 
     // ----- Snapshots and compaction -------------------------------------------------------
 
+    /// Checks a snapshot fetched from a peer before anything of it is used: whether its engine
+    /// state is one a replica of this group could have made ([`Snapshot::check`]). The driver
+    /// calls this before it restores the application's part; [`Self::install_snapshot`]
+    /// refuses a snapshot that fails it.
+    ///
+    /// # Errors
+    /// Why the snapshot is refused.
+    pub fn check_snapshot(&self, snapshot: &Snapshot) -> Result<(), SnapshotError> {
+        if cfg!(feature = "mutation-snapshot-unchecked") {
+            // Planted bug: a peer's snapshot is installed whatever its engine state says.
+            return Ok(());
+        }
+        snapshot.check(&self.opts.params)
+    }
+
     /// Installs a snapshot fetched from a peer (after [`crate::Ready::snapshot_needed`]).
-    /// Returns false, changing nothing, if it is not ahead of what is delivered here. The
-    /// driver restores the application state from `snapshot.app` when this returns true.
+    /// Returns false, changing nothing, if it is not ahead of what is delivered here or
+    /// [`Self::check_snapshot`] refuses it (counted in [`crate::Metrics::snapshots_refused`]).
+    /// The driver restores the application state from `snapshot.app` when this returns true.
     pub fn install_snapshot(&mut self, now: Time, snapshot: Arc<Snapshot>) -> bool {
         self.advance(now);
         self.wake();
         let next = snapshot.next_slot;
         if next <= self.next_deliver {
+            self.after_input();
+            return false;
+        }
+        if self.check_snapshot(&snapshot).is_err() {
+            self.metrics.snapshots_refused += 1;
             self.after_input();
             return false;
         }

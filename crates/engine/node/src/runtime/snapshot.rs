@@ -397,6 +397,11 @@ impl Runtime {
                 return tracing::warn!(group = %group, from = %from, error = %e, "an unusable snapshot; will ask again");
             }
         };
+        // A snapshot whose engine state no replica could have made (a bug or a corrupt
+        // transfer on the peer's side) is refused before the application's state is touched.
+        if let Err(e) = g.replica.check_snapshot(&snapshot) {
+            return tracing::error!(group = %group, from = %from, error = %e, "refused a peer's snapshot; will ask again");
+        }
         // The replica installs a snapshot only past what it has delivered (`applied`).
         if snapshot.next_slot > g.replica.applied() {
             // The state is replaced at this place in the order: commands handed over before
