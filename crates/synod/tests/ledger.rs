@@ -366,6 +366,26 @@ fn a_notary_through_the_api_refuses_a_double_spend_and_signs_the_winner() {
         post_json(apis[0], "/v1/notaries/notary/notarise", &bad).0,
         400
     );
+    // A state both consumed and referred to is refused with a reason, and consumes nothing
+    // (found by fuzzing: such a request was notarised, and its own retry then conflicted).
+    let both = serde_json::json!({
+        "tx_id": "dave", "inputs": [{ "tx": "issue", "index": 2 }],
+        "references": [{ "tx": "issue", "index": 2 }]
+    });
+    let (status, answer) = post_json(apis[0], "/v1/notaries/notary/notarise", &both);
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("both an input and a reference"),
+        "{answer}"
+    );
+    let only = serde_json::json!({ "tx_id": "erin", "inputs": [{ "tx": "issue", "index": 2 }] });
+    assert_eq!(
+        post_json(apis[0], "/v1/notaries/notary/notarise", &only).0,
+        200
+    );
 }
 
 #[test]

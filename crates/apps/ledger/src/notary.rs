@@ -60,7 +60,13 @@ impl Notary {
         let mut inputs: Vec<&StateRef> = req.inputs.iter().collect();
         inputs.sort();
         let twice = inputs.windows(2).any(|w| w[0] == w[1]);
-        if req.tx_id.is_empty() || req.inputs.is_empty() || twice {
+        // A state is consumed or referred to, not both (as in Corda): one that was both made
+        // the request's own retry conflict with it.
+        let both = req
+            .references
+            .iter()
+            .any(|r| inputs.binary_search(&r).is_ok());
+        if req.tx_id.is_empty() || req.inputs.is_empty() || twice || both {
             return NotaryOutcome::Invalid;
         }
         if let Some((from, until)) = req.time_window {
@@ -153,4 +159,40 @@ pub fn verify_notarisation(
     signature: &Signature,
 ) -> bool {
     key.verify(&notarised_bytes(notary, req), signature).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(index: u32) -> StateRef {
+        StateRef {
+            tx: "issue".into(),
+            index,
+        }
+    }
+
+    #[test]
+    fn a_state_both_consumed_and_referred_to_is_invalid_and_a_retry_is_the_same_success() {
+        let mut notary = Notary::default();
+        let both = NotariseRequest {
+            tx_id: "t".into(),
+            inputs: vec![state(0)],
+            references: vec![state(0)],
+            time_window: None,
+        };
+        assert_eq!(notary.notarise(&both, 1), NotaryOutcome::Invalid);
+        assert!(notary.is_empty(), "nothing consumed");
+        let fine = NotariseRequest {
+            references: vec![state(1)],
+            ..both
+        };
+        assert_eq!(notary.notarise(&fine, 2), NotaryOutcome::Notarised);
+        assert_eq!(
+            notary.notarise(&fine, 3),
+            NotaryOutcome::Notarised,
+            "a retry"
+        );
+        assert_eq!(notary.consumed_by(&state(0)), Some("t"));
+    }
 }

@@ -152,3 +152,45 @@ proptest! {
         }
     }
 }
+
+/// Found by fuzzing (`fuzz/regressions/frame/ballot-counter-max`): one `Rejected` naming a
+/// ballot whose counter is `u32::MAX` made the replica's next take-over overflow its counter
+/// (a panic with overflow checks, a wrap to a low ballot without). The counter saturates.
+#[test]
+fn a_peers_ballot_at_the_counters_end_does_not_overflow_a_take_over() {
+    let ids: Vec<ReplicaId> = (1..=3).map(ReplicaId).collect();
+    let mut now = Time(1_000_000_000);
+    let mut r = Replica::new(Options::new(ReplicaId(1), Config::majority(ids)), now);
+    let top = Ballot {
+        counter: u32::MAX,
+        random: 0,
+        proposer: ReplicaId(3),
+    };
+    r.handle_message(
+        now,
+        Envelope {
+            from: ReplicaId(3),
+            to: ReplicaId(1),
+            message: Message::Rejected {
+                ballot: top,
+                entries: vec![(Slot(0), top)],
+            },
+        },
+    );
+    let _ = r.propose(now, Payload::Command(Bytes::from_static(b"x")));
+    let mut prepares = 0;
+    for _ in 0..40 {
+        now = now.add_nanos(100_000_000);
+        r.handle_timeout(now);
+        while let Some(ready) = r.poll_ready() {
+            for m in &ready.messages {
+                if let Message::Prepare { ballot, .. } = &m.message {
+                    prepares += 1;
+                    assert!(ballot.counter >= top.counter, "{ballot:?} below {top:?}");
+                }
+            }
+            r.handle_persisted(now, ready.seq);
+        }
+    }
+    assert!(prepares > 0, "the replica tried to take slot 0 over");
+}

@@ -22,6 +22,10 @@ use synod_api::{Api, error, gsn_header, request_error, timed_out};
 
 use super::{NOTARY, NotaryKey};
 
+/// Why a request whose states overlap is refused.
+const INVALID_STATES: &str =
+    "an input is listed twice, or a state is both an input and a reference";
+
 /// Most inputs plus references one request may name.
 const STATES_MAX: usize = 1_024;
 
@@ -132,6 +136,16 @@ pub(super) async fn notarise(
         );
     }
     let ms = |t: Option<u64>| t.map(|ms| ms.saturating_mul(1_000_000));
+    let mut inputs: Vec<(&str, u32)> = req.inputs.iter().map(|s| (&*s.tx, s.index)).collect();
+    inputs.sort_unstable();
+    if inputs.windows(2).any(|w| w[0] == w[1])
+        || req
+            .references
+            .iter()
+            .any(|r| inputs.binary_search(&(&*r.tx, r.index)).is_ok())
+    {
+        return error(StatusCode::BAD_REQUEST, INVALID_STATES);
+    }
     let request = NotariseRequest {
         tx_id: req.tx_id,
         inputs: refs(req.inputs),
@@ -189,9 +203,7 @@ pub(super) async fn notarise(
                     })),
                 )
                     .into_response(),
-                NotaryOutcome::Invalid => {
-                    error(StatusCode::BAD_REQUEST, "an input is listed twice")
-                }
+                NotaryOutcome::Invalid => error(StatusCode::BAD_REQUEST, INVALID_STATES),
             }
         }
     }
