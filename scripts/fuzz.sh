@@ -5,7 +5,7 @@
 # target for a bounded time from the seed corpus in fuzz/corpus/.
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]   fuzz (default: 600 s, every target)
-#   FUZZ_SECS=15 scripts/fuzz.sh                       the short run CI does
+#   FUZZ_SECS=10 scripts/fuzz.sh                       the short run CI does
 #   scripts/fuzz.sh replay                             only replay fuzz/regressions/
 #   scripts/fuzz.sh seeds                              rewrite the seed corpus from real values
 #   scripts/fuzz.sh list                               the targets
