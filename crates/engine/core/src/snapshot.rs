@@ -31,8 +31,11 @@ impl DeliveredSet {
             return false;
         }
         self.sparse.insert(lsn);
-        while self.sparse.remove(&Lsn(self.contiguous.0 + 1)) {
-            self.contiguous = Lsn(self.contiguous.0 + 1);
+        // (The last LSN has no successor: a peer may name one, see `ProposeError::Exhausted`.)
+        while let Some(next) = self.contiguous.0.checked_add(1)
+            && self.sparse.remove(&Lsn(next))
+        {
+            self.contiguous = Lsn(next);
         }
         true
     }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use synod_core::{
     Ballot, Batch, Config, ConfigChange, Envelope, Lsn, Message, Options, Payload, PromiseEntry,
-    Proposal, ProposalId, QuorumPolicy, Replica, ReplicaId, Slot, Time, Value,
+    Proposal, ProposalId, ProposeError, QuorumPolicy, Replica, ReplicaId, Slot, Time, Value,
 };
 
 fn replica_id() -> impl Strategy<Value = ReplicaId> {
@@ -193,4 +193,53 @@ fn a_peers_ballot_at_the_counters_end_does_not_overflow_a_take_over() {
         }
     }
     assert!(prepares > 0, "the replica tried to take slot 0 over");
+}
+
+/// Found by fuzzing (`fuzz/regressions/frame/own-lsn-max`): a peer's `Decided` delivering a
+/// proposal under this replica's own id at the last LSN made its next proposal overflow the
+/// LSN. The proposal is refused instead, and delivery of held or sparse LSNs at the top of the
+/// range stops there.
+#[test]
+fn a_peer_naming_our_last_lsn_exhausts_our_proposals_without_a_panic() {
+    let ids: Vec<ReplicaId> = (1..=3).map(ReplicaId).collect();
+    for preserve_local_order in [false, true] {
+        let mut opts = Options::new(ReplicaId(1), Config::majority(ids.clone()));
+        opts.params.preserve_local_order = preserve_local_order;
+        let now = Time(1_000_000_000);
+        let mut r = Replica::new(opts, now);
+        let ours = |lsn| Proposal {
+            id: ProposalId {
+                proposer: ReplicaId(1),
+                lsn: Lsn(lsn),
+            },
+            payload: Payload::Command(Bytes::from_static(b"x")),
+        };
+        let batch = |proposals| {
+            Value::Batch(Arc::new(Batch {
+                time: now,
+                proposals,
+            }))
+        };
+        r.handle_message(
+            now,
+            Envelope {
+                from: ReplicaId(2),
+                to: ReplicaId(1),
+                message: Message::Decided {
+                    entries: vec![
+                        (Slot(0), batch(vec![ours(u64::MAX - 1), ours(1)])),
+                        (Slot(1), batch(vec![ours(u64::MAX)])),
+                    ],
+                },
+            },
+        );
+        while let Some(ready) = r.poll_ready() {
+            r.handle_persisted(now, ready.seq);
+        }
+        assert_eq!(
+            r.propose(now, Payload::Command(Bytes::from_static(b"y"))),
+            Err(ProposeError::Exhausted),
+            "preserve_local_order {preserve_local_order}"
+        );
+    }
 }

@@ -112,6 +112,11 @@ pub enum ProposeError {
     /// A configuration change that would leave the group unsafe.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Every LSN of this replica's proposal sequence is used: never in practice (2^64
+    /// proposals), only when a peer's message named one of this replica's proposals at the
+    /// last LSN (found by fuzzing: `fuzz/regressions/frame/own-lsn-max`).
+    #[error("this replica's proposal sequence is exhausted")]
+    Exhausted,
 }
 
 /// The outcome of one delivered configuration change.

@@ -108,7 +108,10 @@ impl Replica {
         }
         self.emit(gsn, p.clone(), delivery);
         loop {
-            let next = Lsn(self.core.delivered[&proposer].contiguous.0 + 1);
+            let Some(next) = self.core.delivered[&proposer].contiguous.0.checked_add(1) else {
+                break;
+            };
+            let next = Lsn(next);
             let Some(p) = self
                 .core
                 .held

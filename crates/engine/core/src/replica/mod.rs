@@ -314,7 +314,10 @@ impl Replica {
             self.core.configs.latest().apply(change)?;
         }
         // After a rejoin the proposal log no longer knows our old LSNs; what was delivered does.
-        let lsn = Lsn(self.last_lsn.max(self.own_lsn_floor()).0 + 1);
+        let Some(lsn) = self.last_lsn.max(self.own_lsn_floor()).0.checked_add(1) else {
+            return Err(ProposeError::Exhausted);
+        };
+        let lsn = Lsn(lsn);
         self.last_lsn = lsn;
         self.proposals.insert(lsn, payload.clone());
         self.out.persist.push(Record::Proposal { lsn, payload });
