@@ -107,19 +107,14 @@ impl Replica {
             return;
         }
         self.emit(gsn, p.clone(), delivery);
-        loop {
-            let Some(next) = self.core.delivered[&proposer].contiguous.0.checked_add(1) else {
-                break;
-            };
-            let next = Lsn(next);
-            let Some(p) = self
+        // The held proposals that follow on, up to the last LSN (which has no successor).
+        while let Some(next) = self.core.delivered[&proposer].contiguous.0.checked_add(1)
+            && let Some(p) = self
                 .core
                 .held
                 .get_mut(&proposer)
-                .and_then(|h| h.remove(&next))
-            else {
-                break;
-            };
+                .and_then(|h| h.remove(&Lsn(next)))
+        {
             self.emit(gsn, p, delivery);
         }
         if self.core.held.get(&proposer).is_some_and(|h| h.is_empty()) {
