@@ -6,14 +6,14 @@
 # Before the fix 40 such readers took node 0 from 0.64 GB to 3.36 GB and the writes to 4-9 s.
 # Prints write latency, node 0's peak resident memory and what the readers got.
 #
-#   scripts/bench-reads-vs-writes.sh                  # BIG=100 READERS=40 WRITES=200
+#   scripts/bench-reads-vs-writes.sh                  # BIG=100 READERS=40 WRITES=1000
 #   READERS=10 scripts/bench-reads-vs-writes.sh
 #   SYNOD=/path/to/synod scripts/bench-reads-vs-writes.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 big=${BIG:-100}
 readers=${READERS:-40}
-writes=${WRITES:-200}
+writes=${WRITES:-1000}
 if [ -z "${SYNOD:-}" ]; then
   cargo build -q --release -p synod
   SYNOD=target/release/synod
@@ -98,8 +98,12 @@ for t in threads:
     t.start()
 time.sleep(2)
 started = time.time()
+with lock:
+    bytes_before, listings_before = got["bytes"], got["listings"]
 loaded = write_latencies("loaded")
 elapsed = time.time() - started
+with lock:
+    read_bytes, listings = got["bytes"] - bytes_before, got["listings"] - listings_before
 stop.set()
 for t in threads:
     t.join(timeout=150)
@@ -107,5 +111,5 @@ print(f"values listed: {big} of 512 KiB under big/ ({big / 2:.0f} MB); {readers}
 print(f"writes alone        p50 {pct(alone, .5):6.2f} ms  p99 {pct(alone, .99):7.2f} ms  max {max(alone):7.2f} ms")
 print(f"writes with readers p50 {pct(loaded, .5):6.2f} ms  p99 {pct(loaded, .99):7.2f} ms  max {max(loaded):7.2f} ms")
 print(f"node 0 resident memory: {alone_rss:.0f} MB before the readers, peak {peak[0]:.0f} MB with them")
-print(f"readers got {got['bytes'] / elapsed / 1e6:.0f} MB/s ({got['listings']} whole listings, {got['refused']} pages refused) while the writes ran ({elapsed:.1f} s)")
+print(f"readers got {read_bytes / elapsed / 1e6:.0f} MB/s ({listings} whole listings, {got['refused']} pages refused) while the writes ran ({elapsed:.1f} s)")
 PY

@@ -27,6 +27,7 @@ pub mod groups;
 /// route is described.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -46,9 +47,11 @@ pub struct Api {
     pub cluster_admins: Option<synod_node::access::Access>,
     /// The kind of group `POST /v1/groups` creates (the default group's).
     pub default_kind: String,
-    /// Bounds the costly reads that run at once on blocking threads (a proof walks a whole
-    /// chain): one per core, the rest wait their turn.
-    pub readers: tokio::sync::Semaphore,
+    /// Bounds the costly reads that run at once (a proof walks a whole chain; a key-value
+    /// listing encodes megabytes as it is sent, and holds its place until it is): one per two
+    /// cores, at least one, so that the other cores stay free for writes. The rest wait their
+    /// turn.
+    pub readers: Arc<tokio::sync::Semaphore>,
 }
 
 impl Api {
@@ -66,7 +69,7 @@ impl Api {
             timeout,
             cluster_admins,
             default_kind: default_kind.to_string(),
-            readers: tokio::sync::Semaphore::new(cores),
+            readers: Arc::new(tokio::sync::Semaphore::new((cores / 2).max(1))),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! handshake, before it, and between requests on a kept-alive connection); an answer given
 //! before a large body was read reaches the client (no reset); an identity
 //! holds at most its cap of connections while another identity still gets in; the node as a
-//! whole holds at most its cap; HTTP/2 is not served.
+//! whole holds at most its cap; HTTP/2 is not served; a client that stops reading a listing
+//! holds its place among the costly reads only until the idle timeout closes its connection.
 
 #![allow(clippy::unwrap_used)]
 
@@ -289,5 +290,122 @@ fn an_answer_given_before_a_large_body_is_read_reaches_the_client() {
             );
         }
     }
+    n.kill9();
+}
+
+/// A TLS connection as `name` over a socket with a receive buffer of a few kilobytes: once
+/// the client stops reading, the server's writes stall within a few kilobytes.
+fn connect_small_window(dir: &Path, api: SocketAddr, name: &str) -> Tls {
+    let read = |f: &str| std::fs::read_to_string(dir.join("certs").join(f)).unwrap();
+    let identity = synod_transport::tls::TlsIdentity::from_pem(
+        &read("ca.pem"),
+        &read(&format!("{name}.pem")),
+        &read(&format!("{name}.key")),
+    )
+    .unwrap();
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&api.into()).unwrap();
+    let tcp: TcpStream = socket.into();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let server = ServerName::try_from(api.ip().to_string()).unwrap();
+    let conn = rustls::ClientConnection::new(identity.client_config().unwrap(), server).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).unwrap();
+    }
+    tls
+}
+
+/// Sends a request with `body` on `tls` and reads the whole answer (`connection: close`).
+fn request(tls: &mut Tls, method: &str, path: &str, body: &[u8]) -> Vec<u8> {
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).unwrap();
+    tls.write_all(body).unwrap();
+    let mut answer = Vec::new();
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        match tls.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if !answer.is_empty() && e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => panic!("{method} {path}: {e}"),
+        }
+    }
+    answer
+}
+
+#[test]
+fn a_stalled_listing_gives_up_its_place_when_its_connection_goes_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    certs(dir);
+    let config = format!("api_header_timeout_ms = {HEADER_TIMEOUT_MS}\n");
+    let mut n = node(dir, 0, &[0], free_port(), &[], &config);
+    n.start();
+    let api = n.api;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !whoami(&mut connect(dir, api, "client-alice", &[]), true).contains("200 OK") {
+        assert!(Instant::now() < deadline, "the node did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Eight values of 512 KiB: a listing's page is megabytes of JSON.
+    let value = vec![b'v'; 512 * 1024];
+    for i in 0..8 {
+        let mut tls = connect(dir, api, "client-alice", &[]);
+        let answer = request(&mut tls, "PUT", &format!("/v1/kv/big/{i}"), &value);
+        assert!(answer.starts_with(b"HTTP/1.1 200"), "put {i}");
+    }
+    // As many readers as the node lets list at once (one per two cores) ask for the listing
+    // and read nothing: each holds its place while its answer cannot be sent.
+    let places = (std::thread::available_parallelism().map_or(2, |n| n.get()) / 2).max(1);
+    let stalled: Vec<Tls> = (0..places)
+        .map(|i| {
+            let name = ["client-alice", "client-bob"][i % 2];
+            let mut tls = connect_small_window(dir, api, name);
+            let head = "GET /v1/kv/big/?recurse HTTP/1.1\r\nhost: x\r\n\r\n";
+            tls.write_all(head.as_bytes()).unwrap();
+            tls
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // Another reader's listing waits for a place, and gets one once the stalled connections
+    // have been idle for the timeout and were closed; it is whole.
+    let started = Instant::now();
+    let mut tls = connect(dir, api, "client-carol", &[]);
+    tls.sock
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let answer = request(&mut tls, "GET", "/v1/kv/big/?recurse", b"");
+    let waited = started.elapsed();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.starts_with("HTTP/1.1 200"),
+        "{}",
+        &text[..text.len().min(300)]
+    );
+    // Its first page (the page's 4 MiB cap holds seven of the values), whole: the chunked
+    // body ends, and the continuation is named.
+    assert!(
+        text.matches("\"Key\"").count() >= 1,
+        "a page of the listing"
+    );
+    assert!(text.ends_with("]\r\n0\r\n\r\n"), "the page is whole");
+    assert!(
+        text.to_lowercase().contains("x-synod-next"),
+        "a continuation"
+    );
+    assert!(
+        waited >= Duration::from_millis(HEADER_TIMEOUT_MS / 2),
+        "the listing did not wait for the stalled ones ({waited:?}): their place was free"
+    );
+    assert!(
+        waited < Duration::from_millis(HEADER_TIMEOUT_MS * 10),
+        "the stalled listings held their places for {waited:?}"
+    );
+    drop(stalled);
     n.kill9();
 }

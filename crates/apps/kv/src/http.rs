@@ -242,20 +242,28 @@ async fn group_kv_get(
 
 /// A page of a recursive read as a JSON array, encoded as the body is sent, some 64 KiB at a
 /// time: the encoded page (a third larger than its values, in base64) is never held whole.
+/// It holds the listing's place among the costly reads (`Api::readers`) until it is sent or
+/// its connection closes: the encoding is most of a listing's cost. (A client that stops
+/// reading holds it until the connection's idle timeout closes the connection.)
 struct PageChunks {
     entries: std::vec::IntoIter<(String, crate::Entry)>,
     started: bool,
     done: bool,
+    _place: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl PageChunks {
     const CHUNK: usize = 64 * 1024;
 
-    fn new(entries: Vec<(String, crate::Entry)>) -> PageChunks {
+    fn new(
+        entries: Vec<(String, crate::Entry)>,
+        place: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> PageChunks {
         PageChunks {
             entries: entries.into_iter(),
             started: false,
             done: false,
+            _place: place,
         }
     }
 }
@@ -297,10 +305,11 @@ async fn read(api: &Api, group: GroupId, key: String, q: KvQuery) -> Response {
     }
     let linearizable = q.stale.is_none();
     let recurse = q.recurse.is_some();
-    // Listings are the expensive reads: a few at a time (one per core), so that a flood of
-    // them leaves the node's writes their latency.
-    let _permit = if recurse {
-        match api.readers.acquire().await {
+    // Listings are the expensive reads: a few at a time (one per two cores), from the page's
+    // read until its body is sent, so that a flood of them leaves the node's writes their
+    // latency.
+    let place = if recurse {
+        match api.readers.clone().acquire_owned().await {
             Ok(p) => Some(p),
             Err(_) => return request_error(&synod_node::RequestError::Stopped),
         }
@@ -348,7 +357,7 @@ async fn read(api: &Api, group: GroupId, key: String, q: KvQuery) -> Response {
             axum::http::header::CONTENT_TYPE,
             axum::http::HeaderValue::from_static("application/json"),
         );
-        let page = futures_util::stream::iter(PageChunks::new(read.entries));
+        let page = futures_util::stream::iter(PageChunks::new(read.entries, place));
         return (headers, axum::body::Body::from_stream(page)).into_response();
     }
     let Some(entry) = read.entry else {
@@ -387,7 +396,7 @@ mod tests {
         for (n, size) in [(0, 0), (1, 10), (3_000, 100), (5, 200_000)] {
             let entries = page(n, size);
             let whole: Vec<_> = entries.iter().map(|(k, e)| entry_json(k, e)).collect();
-            let chunks: Vec<Bytes> = PageChunks::new(entries).map(|c| c.unwrap()).collect();
+            let chunks: Vec<Bytes> = PageChunks::new(entries, None).map(|c| c.unwrap()).collect();
             assert!(
                 chunks
                     .iter()
