@@ -240,16 +240,32 @@ async fn group_kv_get(
     }
 }
 
+/// How long a listing's page keeps its place among the costly reads while it is sent: a
+/// client that reads slowly (a few bytes now and then, never idle long enough for its
+/// connection to be closed) must not keep the other listings and proofs waiting.
+const PLACE_HELD_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Keeps `place` until the returned sender is dropped (the page is sent, or its connection
+/// closed) or [`PLACE_HELD_MAX`] has passed, whichever comes first.
+fn hold_while_sent(place: tokio::sync::OwnedSemaphorePermit) -> tokio::sync::oneshot::Sender<()> {
+    let (sending, sent) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _place = place;
+        let _ = tokio::time::timeout(PLACE_HELD_MAX, sent).await;
+    });
+    sending
+}
+
 /// A page of a recursive read as a JSON array, encoded as the body is sent, some 64 KiB at a
 /// time: the encoded page (a third larger than its values, in base64) is never held whole.
-/// It holds the listing's place among the costly reads (`Api::readers`) until it is sent or
-/// its connection closes: the encoding is most of a listing's cost. (A client that stops
-/// reading holds it until the connection's idle timeout closes the connection.)
+/// While it is sent it keeps the listing's place among the costly reads (`Api::readers`),
+/// since the encoding is most of a listing's cost: until it is sent, its connection closes
+/// (a client that stops reading is closed by the idle timeout), or [`PLACE_HELD_MAX`].
 struct PageChunks {
     entries: std::vec::IntoIter<(String, crate::Entry)>,
     started: bool,
     done: bool,
-    _place: Option<tokio::sync::OwnedSemaphorePermit>,
+    _sending: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl PageChunks {
@@ -263,7 +279,7 @@ impl PageChunks {
             entries: entries.into_iter(),
             started: false,
             done: false,
-            _place: place,
+            _sending: place.map(hold_while_sent),
         }
     }
 }
@@ -389,6 +405,30 @@ mod tests {
                 (format!("k/{i:05}"), entry)
             })
             .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_page_keeps_its_place_while_it_is_sent_and_no_longer() {
+        let places = Arc::new(tokio::sync::Semaphore::new(1));
+        // Sent whole: the place is free again once the body is done.
+        let place = places.clone().acquire_owned().await.unwrap();
+        let chunks: Vec<_> = PageChunks::new(page(3, 10), Some(place)).collect();
+        assert_eq!(chunks.len(), 1);
+        tokio::task::yield_now().await;
+        assert_eq!(places.available_permits(), 1, "freed once sent");
+        // A body still being sent (a slow reader) keeps it, but not past PLACE_HELD_MAX.
+        let place = places.clone().acquire_owned().await.unwrap();
+        let mut slow = PageChunks::new(page(200, 1024), Some(place));
+        assert!(slow.next().is_some());
+        tokio::time::sleep(PLACE_HELD_MAX / 2).await;
+        assert_eq!(places.available_permits(), 0, "held while the page is sent");
+        tokio::time::sleep(PLACE_HELD_MAX).await;
+        assert_eq!(
+            places.available_permits(),
+            1,
+            "given up after PLACE_HELD_MAX"
+        );
+        drop(slow);
     }
 
     #[test]

@@ -214,7 +214,7 @@ impl Channel {
     }
 
     /// Opens the channel a database holds (a checkpoint received from a peer), once its chain
-    /// agrees with its tip ([`check_chain`]).
+    /// agrees with its tip (`check_chain`).
     ///
     /// # Errors
     /// The database failed, holds no channel, or its chain is not the one its tip describes.

@@ -326,16 +326,22 @@ impl Replica {
     /// Checks a snapshot fetched from a peer before anything of it is used: whether its engine
     /// state is one a replica of this group could have made ([`Snapshot::check`]). The driver
     /// calls this before it restores the application's part; [`Self::install_snapshot`]
-    /// refuses a snapshot that fails it.
+    /// refuses a snapshot that fails it. Each refusal is counted in
+    /// [`crate::Metrics::snapshots_refused`].
     ///
     /// # Errors
     /// Why the snapshot is refused.
-    pub fn check_snapshot(&self, snapshot: &Snapshot) -> Result<(), SnapshotError> {
-        if cfg!(feature = "mutation-snapshot-unchecked") {
+    pub fn check_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), SnapshotError> {
+        let checked = if cfg!(feature = "mutation-snapshot-unchecked") {
             // Planted bug: a peer's snapshot is installed whatever its engine state says.
-            return Ok(());
+            Ok(())
+        } else {
+            snapshot.check(&self.opts.params)
+        };
+        if checked.is_err() {
+            self.metrics.snapshots_refused += 1;
         }
-        snapshot.check(&self.opts.params)
+        checked
     }
 
     /// Installs a snapshot fetched from a peer (after [`crate::Ready::snapshot_needed`]).
@@ -351,7 +357,6 @@ impl Replica {
             return false;
         }
         if self.check_snapshot(&snapshot).is_err() {
-            self.metrics.snapshots_refused += 1;
             self.after_input();
             return false;
         }

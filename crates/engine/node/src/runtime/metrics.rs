@@ -48,7 +48,7 @@ impl NodeMetrics {
 /// A per-group metric: name, help, kind, and how to read it.
 type GroupMetric = (&'static str, &'static str, &'static str, fn(&Group) -> f64);
 
-const GROUP_METRICS: [GroupMetric; 15] = [
+const GROUP_METRICS: [GroupMetric; 16] = [
     (
         "synod_group_rejoining",
         "1 while this node's copy of the group rejoins after its state was lost or wiped: no \
@@ -136,6 +136,12 @@ const GROUP_METRICS: [GroupMetric; 15] = [
         "Snapshots installed from a peer.",
         "counter",
         |g| g.replica.metrics().snapshots_installed as f64,
+    ),
+    (
+        "synod_snapshots_refused_total",
+        "Snapshots from a peer refused: their engine state no replica could have made.",
+        "counter",
+        |g| g.replica.metrics().snapshots_refused as f64,
     ),
 ];
 

@@ -589,12 +589,22 @@ impl Sim {
         self.note(r);
     }
 
-    /// What a node does before it hands a group a proposal or a message: tells the replica
-    /// which peers' nodes it hears from (`Replica::heard_from`), since a quiet replica hears
-    /// nothing itself. A node hears its peers through the groups that are awake (its default
-    /// group never goes quiet); the simulator, with one group per node, answers from the
-    /// network instead: a peer is heard now if it is running and its link to `id` is open.
+    /// What a node does before it hands a quiet group a proposal or a message: tells the
+    /// replica which peers' nodes it hears from (`Replica::heard_from`), since a quiet replica
+    /// hears nothing itself (an awake one is told nothing: it hears its peers itself). A node
+    /// hears its peers through the groups that are awake (its default group never goes
+    /// quiet); the simulator, with one group per node, answers from the network instead: a
+    /// peer is heard now if it is running and its link to `id` is open (the node would say
+    /// when it last heard it, at most a heartbeat interval ago).
     fn tell_what_the_node_heard(&mut self, id: ReplicaId) {
+        if !self
+            .nodes
+            .get(&id)
+            .and_then(|n| n.replica.as_ref())
+            .is_some_and(Replica::is_quiet)
+        {
+            return;
+        }
         let heard: Vec<ReplicaId> = self
             .nodes
             .iter()
