@@ -78,12 +78,13 @@ impl Notary {
             }
         }
         for reference in &req.references {
-            // A reference this very transaction consumed is no conflict: a request naming a
-            // state as both input and reference (the API refuses those; the log may hold one
+            // A state this request both consumes and refers to is no conflict once this very
+            // transaction consumed it: such a request (the API refuses them; a log may hold one
             // from before) must find the same success on its retry as any other.
             match self.consumed.get(reference) {
-                Some(by) if *by != req.tx_id => conflicts.push((reference.clone(), by.clone())),
-                _ => {}
+                Some(by) if *by == req.tx_id && inputs.binary_search(&reference).is_ok() => {}
+                Some(by) => conflicts.push((reference.clone(), by.clone())),
+                None => {}
             }
         }
         if !conflicts.is_empty() {
@@ -186,7 +187,16 @@ mod tests {
             "a retry"
         );
         assert_eq!(notary.consumed_by(&state(0)), Some("t"));
-        // Another transaction referring to it conflicts, as before.
+        // The same transaction id referring to it without consuming it conflicts, as does
+        // another transaction referring to it.
+        let again = NotariseRequest {
+            inputs: vec![state(2)],
+            ..both.clone()
+        };
+        assert_eq!(
+            notary.notarise(&again, 3),
+            NotaryOutcome::Conflict(vec![(state(0), "t".into())])
+        );
         let other = NotariseRequest {
             tx_id: "u".into(),
             inputs: vec![state(1)],
