@@ -18,6 +18,7 @@ secs=${SECS:-8}
 clients=${CLIENTS:-64}
 profile=${PROFILE:-0}
 out=${OUT:-$(mktemp -d /tmp/synod-cpu-XXXX)}
+mkdir -p "$out"
 export CARGO_TARGET_DIR_LG=${CARGO_TARGET_DIR_LG:-/tmp/loadgen-target}
 command -v protoc >/dev/null || { apt-get update -qq && apt-get install -y -qq protobuf-compiler >/dev/null; }
 if [ "$profile" = 1 ]; then
@@ -84,7 +85,7 @@ if [ "$profile" = 1 ]; then
   for f in "$out"/*.perf.data; do
     echo "== top symbols, $(basename "$f" .perf.data) (self time, cpu-clock samples)"
     perf report -q -i "$f" --no-children --sort dso,symbol --percent-limit 1.5 --stdio 2>/dev/null \
-      | grep -vE '^$|^#' | head -25
+      | grep -vE '^$|^#' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//' | head -25
   done
   echo "perf data in $out"
 fi
