@@ -87,6 +87,9 @@ pub struct Snapshot {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SnapshotError {
+    /// A snapshot at or past [`Slot::LIMIT`].
+    #[error("a snapshot at slot {0}, past the highest slot a group can reach")]
+    TooFar(Slot),
     /// The configuration history.
     #[error("{0}")]
     History(#[from] HistoryError),
@@ -129,6 +132,9 @@ impl Snapshot {
     /// The first inconsistency found.
     pub fn check(&self, params: &GroupParams) -> Result<(), SnapshotError> {
         let next_slot = self.next_slot;
+        if next_slot >= Slot::LIMIT {
+            return Err(SnapshotError::TooFar(next_slot));
+        }
         let core = &self.core;
         core.configs.check(next_slot, params.config_lag)?;
         // A rejoin delivered at `at` fences its member at `at` plus the vote reach.

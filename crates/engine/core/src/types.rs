@@ -64,6 +64,12 @@ impl fmt::Display for GroupId {
 pub struct Slot(pub u64);
 
 impl Slot {
+    /// Above the highest slot a peer's message or snapshot may name (2^62): beyond any
+    /// group's life (146,000 years at a million slots a second), and low enough that no sum
+    /// the replica makes of a slot and its parameters overflows. A message naming a slot at or
+    /// past it is malformed (fuzzing found `u64::MAX` overflowing `next`).
+    pub const LIMIT: Slot = Slot(1 << 62);
+
     /// The next slot.
     #[must_use]
     pub fn next(self) -> Slot {

@@ -243,3 +243,50 @@ fn a_peer_naming_our_last_lsn_exhausts_our_proposals_without_a_panic() {
         );
     }
 }
+
+/// Found by fuzzing (`fuzz/regressions/frame/prepare-slot-max`): a `Prepare` naming slot
+/// `u64::MAX` overflowed `Slot::next` in the acceptor. Every slot a message names must lie
+/// below `Slot::LIMIT`; a message naming one past it is dropped as malformed.
+#[test]
+fn a_message_naming_a_slot_past_the_limit_is_dropped() {
+    let ids: Vec<ReplicaId> = (1..=3).map(ReplicaId).collect();
+    let now = Time(1_000_000_000);
+    let mut r = Replica::new(Options::new(ReplicaId(1), Config::majority(ids)), now);
+    let ballot = Ballot {
+        counter: 1,
+        random: 0,
+        proposer: ReplicaId(2),
+    };
+    for message in [
+        Message::Prepare {
+            ballot,
+            slots: vec![Slot(u64::MAX)],
+        },
+        Message::Decided {
+            entries: vec![(Slot::LIMIT, Value::Noop)],
+        },
+        Message::Heartbeat {
+            applied: Slot(0),
+            highest_seen: Slot(u64::MAX),
+            quiet: false,
+        },
+        Message::CatchUp {
+            from: Slot(0),
+            to: Slot(u64::MAX),
+        },
+    ] {
+        let before = r.metrics().dropped_messages;
+        r.handle_message(
+            now,
+            Envelope {
+                from: ReplicaId(2),
+                to: ReplicaId(1),
+                message: message.clone(),
+            },
+        );
+        while let Some(ready) = r.poll_ready() {
+            r.handle_persisted(now, ready.seq);
+        }
+        assert_eq!(r.metrics().dropped_messages, before + 1, "{message:?}");
+    }
+}

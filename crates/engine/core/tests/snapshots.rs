@@ -76,6 +76,14 @@ fn spoiled(sound: &Snapshot) -> Vec<(&'static str, Snapshot, SnapshotError)> {
     ));
 
     let mut s = sound.clone();
+    s.next_slot = Slot(u64::MAX);
+    out.push((
+        "a snapshot at the last slot",
+        s,
+        SnapshotError::TooFar(Slot(u64::MAX)),
+    ));
+
+    let mut s = sound.clone();
     let far = Slot(1_437_985_727_979);
     s.core.rejoined.insert(
         ReplicaId(0),
@@ -140,7 +148,7 @@ fn an_impossible_snapshot_is_refused_and_a_sound_one_installed_after_it() {
         assert_eq!(net.r(2).applied(), before, "{what}: nothing changed");
     }
     // Each refusal counts, the check's and the install's.
-    assert_eq!(net.r(2).metrics().snapshots_refused, 8);
+    assert_eq!(net.r(2).metrics().snapshots_refused, 10);
     assert_eq!(net.r(2).metrics().snapshots_installed, 0);
 
     // The sound snapshot still installs, and the replica takes part in the group after it.
@@ -188,5 +196,5 @@ fn the_fuzzers_snapshot_reproducers_are_refused() {
         }
         replayed += 1;
     }
-    assert_eq!(replayed, 5, "every reproducer in {}", dir.display());
+    assert_eq!(replayed, 6, "every reproducer in {}", dir.display());
 }

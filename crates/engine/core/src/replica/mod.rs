@@ -650,6 +650,32 @@ impl Replica {
     /// Structural checks on a peer's message, before any state is touched.
     fn well_formed(&self, from: ReplicaId, message: &Message) -> bool {
         let max = self.opts.message_entries_max;
+        let within = |s: &Slot| *s < Slot::LIMIT;
+        let slots_within = match message {
+            Message::Prepare { slots, .. } | Message::Accepted { slots, .. } => {
+                slots.len() <= max && slots.iter().all(within)
+            }
+            Message::Accept { entries, .. } | Message::Decided { entries } => {
+                entries.len() <= max && entries.iter().all(|(s, _)| within(s))
+            }
+            Message::Promise { entries, .. } => {
+                entries.len() <= max && entries.iter().all(|e| within(&e.slot))
+            }
+            Message::Rejected { entries, .. } => {
+                entries.len() <= max && entries.iter().all(|(s, _)| within(s))
+            }
+            Message::CatchUp { from: start, to } => within(start) && within(to),
+            Message::Heartbeat {
+                applied,
+                highest_seen,
+                ..
+            } => within(applied) && within(highest_seen),
+            Message::SnapshotNeeded { log_start } => within(log_start),
+            Message::RejoinRequest { .. } => true,
+        };
+        if !slots_within {
+            return false;
+        }
         match message {
             Message::Prepare { ballot, slots } => {
                 ballot.proposer == from
