@@ -44,6 +44,18 @@ fn connect(dir: &Path, api: SocketAddr, name: &str, alpn: &[&[u8]]) -> Tls {
 /// A TLS connection to the API as `name`, or `None` if the server closed it during the
 /// handshake.
 fn try_connect(dir: &Path, api: SocketAddr, name: &str, alpn: &[&[u8]]) -> Option<Tls> {
+    handshake(dir, TcpStream::connect(api).unwrap(), api, name, alpn)
+}
+
+/// The TLS handshake as `name` (offering `alpn`) over `tcp`, connected to `api`; `None` if
+/// the server closed it meanwhile.
+fn handshake(
+    dir: &Path,
+    tcp: TcpStream,
+    api: SocketAddr,
+    name: &str,
+    alpn: &[&[u8]],
+) -> Option<Tls> {
     let read = |f: &str| std::fs::read_to_string(dir.join("certs").join(f)).unwrap();
     let identity = synod_transport::tls::TlsIdentity::from_pem(
         &read("ca.pem"),
@@ -55,7 +67,6 @@ fn try_connect(dir: &Path, api: SocketAddr, name: &str, alpn: &[&[u8]]) -> Optio
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let server = ServerName::try_from(api.ip().to_string()).unwrap();
     let conn = rustls::ClientConnection::new(Arc::new(config), server).unwrap();
-    let tcp = TcpStream::connect(api).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     while tls.conn.is_handshaking() {
@@ -296,25 +307,10 @@ fn an_answer_given_before_a_large_body_is_read_reaches_the_client() {
 /// A TLS connection as `name` over a socket with a receive buffer of a few kilobytes: once
 /// the client stops reading, the server's writes stall within a few kilobytes.
 fn connect_small_window(dir: &Path, api: SocketAddr, name: &str) -> Tls {
-    let read = |f: &str| std::fs::read_to_string(dir.join("certs").join(f)).unwrap();
-    let identity = synod_transport::tls::TlsIdentity::from_pem(
-        &read("ca.pem"),
-        &read(&format!("{name}.pem")),
-        &read(&format!("{name}.key")),
-    )
-    .unwrap();
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     socket.connect(&api.into()).unwrap();
-    let tcp: TcpStream = socket.into();
-    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let server = ServerName::try_from(api.ip().to_string()).unwrap();
-    let conn = rustls::ClientConnection::new(identity.client_config().unwrap(), server).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    while tls.conn.is_handshaking() {
-        tls.conn.complete_io(&mut tls.sock).unwrap();
-    }
-    tls
+    handshake(dir, socket.into(), api, name, &[]).expect("the TLS handshake failed")
 }
 
 /// Sends a request with `body` on `tls` and reads the whole answer (`connection: close`).
