@@ -51,7 +51,8 @@ async fn status(State(api): State<Arc<Api>>, who: Who) -> Response {
         .filter(|g| catalog.group_by_id(g.group).is_none_or(&visible))
         .map(|g| {
             json!({
-                "group": g.name, "id": g.group, "applied_gsn": g.applied.0, "members": g.members,
+                "group": g.name, "id": g.group, "applied_gsn": g.applied.0,
+                "behind": g.peers_applied.0.saturating_sub(g.applied.0), "members": g.members,
                 "has_quorum": g.has_quorum, "kind": g.kind, "items": g.items,
                 "content_hash": format!("{:016x}", g.content_hash), "pending": g.pending,
                 "corrupt": g.corrupt, "rejoining": g.rejoining, "quiet": g.quiet,
@@ -384,11 +385,8 @@ pub async fn add_member(
         if let Some(r) = access::not_cluster_admin(&api, &who) {
             return r;
         }
-        if addr.parse::<std::net::SocketAddr>().is_err() {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("addr {addr:?} is not an ip:port address"),
-            );
+        if let Err(e) = addr.parse::<synod_node::PeerAddr>() {
+            return error(StatusCode::BAD_REQUEST, format!("addr: {e}"));
         }
         let cmd = AdminCommand::RegisterNode {
             node: ReplicaId(req.id),

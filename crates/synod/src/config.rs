@@ -21,14 +21,22 @@ pub(crate) struct FileConfig {
     pub(crate) listen_peer: SocketAddr,
     /// Address of the HTTP API.
     pub(crate) listen_api: SocketAddr,
+    /// Address of the probes' plain-HTTP listener (`/livez`, `/readyz`; nothing else is
+    /// served there). Left out: no such listener.
+    #[serde(default)]
+    pub(crate) listen_health: Option<SocketAddr>,
+    /// A group more than this many slots behind its furthest peer is not ready (`/readyz`).
+    #[serde(default = "default_ready_lag_slots")]
+    pub(crate) ready_lag_slots: u64,
     /// Members of the default group when the cluster was created (the same list on every
     /// node, including nodes added later).
     pub(crate) members: Vec<u16>,
     /// This node is not among `members`: it joins a running cluster (`synod member add`).
     #[serde(default)]
     pub(crate) join: bool,
-    /// Other nodes' peer addresses, by node id.
-    pub(crate) peers: BTreeMap<String, SocketAddr>,
+    /// Other nodes' peer addresses, by node id: `ip:port` or `dns-name:port` (a name is
+    /// resolved again at every connection attempt, from /etc/hosts and DNS).
+    pub(crate) peers: BTreeMap<String, synod_transport::PeerAddr>,
     /// TLS files.
     pub(crate) tls: TlsFiles,
     /// Lose unsynced writes on SIGKILL (tests only).
@@ -96,6 +104,10 @@ pub(crate) fn default_api_header_timeout_ms() -> u64 {
     10_000
 }
 
+pub(crate) fn default_ready_lag_slots() -> u64 {
+    1_000
+}
+
 fn default_takeover_ms() -> u64 {
     50
 }
@@ -152,7 +164,7 @@ impl FileConfig {
             if id == self.node {
                 bail!("node {id} lists itself as a peer");
             }
-            peers.insert(synod_node::ReplicaId(id), *addr);
+            peers.insert(synod_node::ReplicaId(id), addr.clone());
         }
         match (self.members.contains(&self.node), self.join) {
             (false, false) => bail!(

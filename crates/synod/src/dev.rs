@@ -36,7 +36,7 @@ pub(crate) fn write_certs(
         ca
     };
     for n in nodes {
-        let c = certs::issue_node_for_hosts(&ca, *n, hosts)?;
+        let c = certs::issue_node_for_hosts(&ca, *n, &hosts_of(hosts, *n))?;
         std::fs::write(out.join(format!("node-{n}.pem")), &c.cert)?;
         write_private(&out.join(format!("node-{n}.key")), &c.key)?;
     }
@@ -52,6 +52,15 @@ pub(crate) fn write_certs(
         out.display()
     );
     Ok(out.join("ca.pem"))
+}
+
+/// The names node `id`'s certificate carries: `hosts` with `{id}` replaced by the node's id
+/// (`synod-{id}.synod` gives each pod of a StatefulSet its own stable name).
+pub(crate) fn hosts_of(hosts: &[String], id: u16) -> Vec<String> {
+    hosts
+        .iter()
+        .map(|h| h.replace("{id}", &id.to_string()))
+        .collect()
 }
 
 /// Writes a private key readable by its owner only.
@@ -127,16 +136,18 @@ pub(crate) fn run(opts: &DevOptions) -> Result<()> {
     };
     let mut listing = Vec::new();
     for &id in &ids {
-        let peers: BTreeMap<String, SocketAddr> = ids
+        let peers: BTreeMap<String, synod_node::PeerAddr> = ids
             .iter()
             .filter(|p| **p != id)
-            .map(|p| (p.to_string(), peer_addrs[*p as usize]))
+            .map(|p| (p.to_string(), peer_addrs[*p as usize].into()))
             .collect();
         let cfg = FileConfig {
             node: id,
             data_dir: data.join(format!("node-{id}")),
             listen_peer: peer_addrs[id as usize],
             listen_api: api_addrs[id as usize],
+            listen_health: None,
+            ready_lag_slots: crate::config::default_ready_lag_slots(),
             members: ids.clone(),
             join: false,
             peers,

@@ -24,7 +24,7 @@ const BODY_MAX: usize = 512 * 1024;
 const OPENAPI_SERVER: &str = include_str!("openapi.json");
 
 /// The whole API of a node serving `api`; `notary_key` signs its notarisations.
-pub(crate) fn router(api: Api, notary_key: ed25519_dalek::SigningKey) -> Router {
+pub(crate) fn router(api: Arc<Api>, notary_key: ed25519_dalek::SigningKey) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
@@ -40,7 +40,7 @@ pub(crate) fn router(api: Api, notary_key: ed25519_dalek::SigningKey) -> Router 
         .layer(DefaultBodyLimit::max(BODY_MAX))
         .layer(axum::middleware::from_fn(access::require_identity))
         .layer(axum::middleware::from_fn(json_errors))
-        .with_state(Arc::new(api))
+        .with_state(api)
 }
 
 /// Every error answer in the documented form, `{"error": "..."}` as JSON: the extractors'

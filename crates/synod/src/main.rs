@@ -15,6 +15,7 @@ mod apps;
 mod config;
 mod delay_proxy;
 mod dev;
+mod health;
 mod http;
 mod ledger_bench;
 mod notary_key;
@@ -79,12 +80,24 @@ enum Command {
         /// Node ids to issue certificates for.
         #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
         nodes: Vec<u16>,
-        /// Names (DNS or IP) under which API clients reach the nodes, put in node certificates.
+        /// Names (DNS or IP) under which clients reach the nodes, put in node certificates;
+        /// `{id}` stands for each node's id (`synod-{id}.synod,synod,localhost,127.0.0.1`
+        /// for a StatefulSet named `synod` behind a headless service `synod`).
         #[arg(long, value_delimiter = ',', default_value = "localhost,127.0.0.1")]
         hosts: Vec<String>,
         /// API client identities to issue certificates for (`client-{name}.pem`).
         #[arg(long, value_delimiter = ',', default_value = "admin")]
         clients: Vec<String>,
+    },
+    /// Ask a node's probes' listener (`listen_health`): exit 0 if it is live, or ready
+    /// (caught up and serving); the answer is printed. For container health checks.
+    Probe {
+        /// Which probe.
+        #[arg(value_enum)]
+        which: health::Probe,
+        /// The probes' listener (ip:port).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
     },
     /// Show a node's groups.
     Status,
@@ -221,6 +234,7 @@ fn main() -> Result<()> {
             clients,
         } => return dev::write_certs(&out, &nodes, &hosts, &clients).map(|_| ()),
         Command::Workload(args) => return workload::run(&args),
+        Command::Probe { which, addr } => return health::probe(which, addr),
         Command::LedgerBench(args) => ledger_bench::run(&args)?,
         Command::DelayProxy(args) => return delay_proxy::run(&args),
         Command::Status => client()?.call("GET", "/v1/status", None)?,
@@ -320,22 +334,47 @@ fn start(path: &std::path::Path, rejoin: bool) -> Result<()> {
         }
         let notary_key = notary_key::notary_key(&file.data_dir)
             .with_context(|| format!("the notary key in {}", file.data_dir.display()))?;
-        let api = synod_api::Api::new(
+        let api = std::sync::Arc::new(synod_api::Api::new(
             node,
             Duration::from_millis(file.request_timeout_ms),
             cluster_admins,
             synod_kv::KIND,
-        );
-        let app = http::router(api, notary_key);
+        ));
+        let app = http::router(api.clone(), notary_key);
+        let health = std::sync::Arc::new(health::Health {
+            api,
+            ready_lag: file.ready_lag_slots,
+            stopping: std::sync::atomic::AtomicBool::new(false),
+        });
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
+        let stopping = health.clone();
         tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
+            // Ctrl-C, or SIGTERM from a container runtime or Kubernetes: report not ready at
+            // once, finish the requests in flight, then stop. (Everything acknowledged is
+            // already durable; SIGKILL loses nothing acknowledged either.)
+            stop_signal().await;
+            tracing::info!("stopping: not ready, finishing requests in flight (5 s at most)");
+            stopping.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
             stopper.graceful_shutdown(Some(Duration::from_secs(5)));
         });
         // SO_REUSEADDR, so a restarted node can bind its port while old connections linger.
         let listener = bind_reusable(file.listen_api)
             .with_context(|| format!("binding the API on {}", file.listen_api))?;
+        if let Some(addr) = file.listen_health {
+            // Bound after the API, so that a node is never reported ready before it serves.
+            let probes = bind_reusable(addr)
+                .with_context(|| format!("binding the probes' listener on {addr}"))?;
+            probes.set_nonblocking(true)?;
+            let probes = tokio::net::TcpListener::from_std(probes)?;
+            let routes = health::router(health.clone());
+            tracing::info!(%addr, "probes served: GET /livez, GET /readyz (plain HTTP)");
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(probes, routes).await {
+                    tracing::error!(error = %e, "the probes' listener failed");
+                }
+            });
+        }
         let limits = std::sync::Arc::new(access::ConnectionLimits::new(
             file.api_connections,
             file.api_connections_per_identity,
@@ -364,6 +403,22 @@ fn start(path: &std::path::Path, rejoin: bool) -> Result<()> {
         };
         served.context("serving the API")
     })
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM.
+async fn stop_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch for SIGTERM; Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }
 
 fn bind_reusable(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {

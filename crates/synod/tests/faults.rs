@@ -37,6 +37,7 @@ fn an_isolated_node_refuses_writes_the_majority_goes_on_and_it_recovers_after_th
         secs: 14.0,
         faults: vec![(4.0, Fault::Isolate(0)), (9.0, Fault::Heal(0))],
         window: (4.0, 9.0),
+        by_name: false,
     });
     let (cut, heal) = (run.at(0), run.at(1));
     // Two seconds cover failure detection and the clock offset between test and workload.
@@ -70,6 +71,7 @@ fn a_node_killed_with_sigkill_loses_nothing_acknowledged_and_rejoins() {
         secs: 12.0,
         faults: vec![(4.0, Fault::Kill(1)), (7.0, Fault::Restart(1))],
         window: (4.0, 7.0),
+        by_name: false,
     });
     let (killed, restarted) = (run.at(0), run.at(1));
     assert!(
@@ -108,6 +110,7 @@ fn a_paused_node_a_one_way_partition_and_lossy_links_keep_the_history_linearizab
             (13.0, Fault::NoLoss(2)),
         ],
         window: (2.0, 13.0),
+        by_name: false,
     });
     let total = |from: u64, to: u64| (0..3).map(|n| run.acked_puts(n, from, to)).sum::<usize>();
     assert!(
@@ -139,6 +142,7 @@ fn a_minority_of_five_refuses_writes_while_the_majority_goes_on() {
         secs: 22.0,
         faults: vec![(4.0, Fault::Split(MINORITY)), (9.0, Fault::Join(MINORITY))],
         window: (4.0, 9.0),
+        by_name: false,
     });
     let (split, joined) = (run.at(0), run.at(1));
     for n in MINORITY {
@@ -180,6 +184,7 @@ fn a_majorities_ring_of_five_keeps_the_history_linearizable_and_heals() {
         secs: 16.0,
         faults: vec![(4.0, Fault::Ring), (9.0, Fault::Unring)],
         window: (4.0, 9.0),
+        by_name: false,
     });
     // Safety is checked by `run`; liveness after the heal here: every node's clients write
     // again once the ring is gone.
@@ -221,6 +226,7 @@ fn damaged_and_replaced_disks_are_repaired_from_the_peers_under_load() {
             (13.5, Fault::AwaitRejoined(0)),
         ],
         window: (3.0, 14.0),
+        by_name: false,
     });
     for (node, what) in [
         (1, "group wiped: its state on this disk cannot be trusted"),
@@ -267,6 +273,7 @@ fn a_member_added_and_removed_under_load_keeps_the_history_linearizable() {
             (9.0, Fault::RemoveMember(3)),
         ],
         window: (3.0, 10.0),
+        by_name: false,
     });
     let total = |from: u64, to: u64| (0..3).map(|n| run.acked_puts(n, from, to)).sum::<usize>();
     assert!(
@@ -280,5 +287,98 @@ fn a_member_added_and_removed_under_load_keeps_the_history_linearizable() {
     assert!(
         total(run.at(3), u64::MAX) > 0,
         "nothing was written after node 3 was removed"
+    );
+}
+
+#[test]
+fn nodes_that_know_each_other_only_by_dns_name_form_a_cluster_and_find_a_restarted_peer() {
+    let _one = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let run = run(&Scenario {
+        name: "peers-by-dns-name",
+        what: "every node names its peers by DNS name only (each namespace its own hosts \
+               file); node 2 killed with SIGKILL and restarted",
+        nodes: 3,
+        spares: 0,
+        clients: 6,
+        secs: 10.0,
+        faults: vec![(3.0, Fault::Kill(2)), (5.0, Fault::Restart(2))],
+        window: (3.0, 5.0),
+        by_name: true,
+    });
+    assert!(
+        run.by_name,
+        "`ip netns` is refused here, so the nodes could not be given names of their own"
+    );
+    for node in 0..3 {
+        assert!(
+            run.acked_puts(node, 0, run.at(0)) > 0,
+            "node {node} acknowledged no write before the kill"
+        );
+    }
+    assert!(
+        run.acked_puts(2, run.at(1) + SECOND, u64::MAX) > 0,
+        "the restarted node, found again by name, served no writes"
+    );
+}
+
+#[test]
+fn a_rolling_upgrade_under_load_loses_nothing_acknowledged() {
+    let _one = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let run = run(&Scenario {
+        name: "rolling-upgrade",
+        what: "each node in turn stopped with SIGTERM and started on the other build \
+               (SYNOD_UPGRADE_FROM to SYNOD_UPGRADE_TO), the next only once it is ready",
+        nodes: 3,
+        spares: 0,
+        clients: 6,
+        secs: 16.0,
+        faults: vec![
+            (3.0, Fault::Upgrade(2)),
+            (6.0, Fault::Upgrade(1)),
+            (9.0, Fault::Upgrade(0)),
+        ],
+        window: (3.0, 12.0),
+        by_name: false,
+    });
+    // Nothing acknowledged lost and the history linearizable: checked by `run`. Here: how
+    // long writes stalled around each node's stop and start (the goal is under 100 ms; the
+    // bound asserted is loose, a timed assertion on a shared 2-core machine being flaky).
+    let mut acks: Vec<u64> = run
+        .record
+        .ops
+        .iter()
+        .filter(|o| {
+            matches!(o.call, synod_check::kv::KvCall::Put { .. })
+                && matches!(o.outcome, synod_check::Outcome::Ok(_))
+        })
+        .map(|o| o.complete)
+        .collect();
+    acks.sort_unstable();
+    for k in 0..3 {
+        let (from, to) = (run.begun[k], run.at(k) + SECOND);
+        let stall = acks
+            .windows(2)
+            .filter(|w| w[1] >= from && w[0] <= to)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or(u64::MAX);
+        println!(
+            "rolling-upgrade: step {k} ({:?}): longest write stall {:.1} ms",
+            run.applied[k].1,
+            stall as f64 / 1e3
+        );
+        assert!(
+            stall < SECOND,
+            "writes stalled {} ms during step {k}",
+            stall / 1_000
+        );
+    }
+    assert!(
+        run.acked_puts(0, run.at(2) + SECOND, u64::MAX) > 0,
+        "the last upgraded node served no writes"
     );
 }

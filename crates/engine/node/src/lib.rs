@@ -38,3 +38,4 @@ pub use host::{Applied, Apps};
 pub use runtime::{DEFAULT_GROUP, GroupStatus, Node, NodeConfig, NodeError, RequestError};
 pub use synod_core::{GroupId, ReplicaId, Slot};
 pub use synod_exec::{Agreed, AppDir, GroupSpec, Hosted, Position, StateError, Summary, Timer};
+pub use synod_transport::PeerAddr;

@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
+use crate::addr::{PeerAddr, Resolver};
 use crate::certs::node_name;
 use crate::frame::{self, FRAME_MAX, Frame};
 use crate::tls::{TlsError, TlsIdentity, certificate_node};
@@ -42,8 +43,9 @@ pub struct TransportConfig {
     pub node: ReplicaId,
     /// Where to listen for peers.
     pub listen: SocketAddr,
-    /// Every other node and where it listens.
-    pub peers: BTreeMap<ReplicaId, SocketAddr>,
+    /// Every other node and where it listens (an IP address or a DNS name, resolved at each
+    /// dial).
+    pub peers: BTreeMap<ReplicaId, PeerAddr>,
     /// TLS material.
     pub identity: TlsIdentity,
     /// Frames queued per peer before new ones are dropped.
@@ -156,6 +158,7 @@ pub struct Transport {
     queues: Mutex<BTreeMap<ReplicaId, mpsc::Sender<Bytes>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     connector: TlsConnector,
+    resolver: Resolver,
     config: TransportConfig,
     stats: Arc<TransportStats>,
 }
@@ -208,11 +211,13 @@ impl Transport {
             queues: Mutex::new(BTreeMap::new()),
             tasks: Mutex::new(vec![accept]),
             connector,
+            // Made here, inside the runtime its queries will run on.
+            resolver: Resolver::system(),
             stats,
             config: config.clone(),
         };
         for (peer, addr) in &config.peers {
-            transport.add_peer(*peer, *addr);
+            transport.add_peer(*peer, addr.clone());
         }
         Ok((transport, inbound_rx))
     }
@@ -230,12 +235,13 @@ impl Transport {
     }
 
     /// Starts dialing `peer` at `addr` (replacing an earlier address).
-    pub fn add_peer(&self, peer: ReplicaId, addr: SocketAddr) {
+    pub fn add_peer(&self, peer: ReplicaId, addr: PeerAddr) {
         let (tx, rx) = mpsc::channel(self.config.queue_max);
         let dialer = Dialer {
             me: self.node,
             peer,
             addr,
+            resolver: self.resolver.clone(),
             connector: self.connector.clone(),
             stats: self.stats.clone(),
             timeout: self.config.handshake_timeout,
@@ -294,7 +300,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Dialer {
     me: ReplicaId,
     peer: ReplicaId,
-    addr: SocketAddr,
+    addr: PeerAddr,
+    resolver: Resolver,
     connector: TlsConnector,
     stats: Arc<TransportStats>,
     timeout: Duration,
@@ -345,7 +352,9 @@ impl Dialer {
         &self,
     ) -> io::Result<FramedWrite<tokio_rustls::client::TlsStream<TcpStream>, LengthDelimitedCodec>>
     {
-        let tcp = TcpStream::connect(self.addr).await?;
+        // Resolved at every attempt: a peer back under a new address is found again.
+        let addrs = self.resolver.resolve(&self.addr).await?;
+        let tcp = TcpStream::connect(addrs.as_slice()).await?;
         tcp.set_nodelay(true)?;
         // Abort rather than retransmit into a partition for minutes (see the module docs).
         socket2::SockRef::from(&tcp).set_tcp_user_timeout(Some(self.dead_after))?;

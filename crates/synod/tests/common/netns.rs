@@ -86,8 +86,36 @@ impl Net {
                 10 + i
             ));
         }
+        // Each namespace its own hosts file (`ip netns exec` mounts /etc/netns/NS/hosts
+        // over /etc/hosts), naming every node: scenarios that address peers by name use it.
+        let mut hosts = String::from("127.0.0.1 localhost\n");
+        for i in 0..nodes {
+            hosts.push_str(&format!("{} {}\n", net.ip(i), Net::name(i)));
+        }
+        for ns in (0..nodes)
+            .map(|i| format!("{prefix}n{i}"))
+            .chain([sw.clone()])
+        {
+            let dir = PathBuf::from(format!("/etc/netns/{ns}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("hosts"), &hosts).unwrap();
+        }
         println!("faults: each node in its own network namespace ({prefix}*)");
         net
+    }
+
+    /// Node `i`'s DNS name in the namespaces' hosts files.
+    pub(crate) fn name(i: usize) -> String {
+        format!("synod-{i}.synod.test")
+    }
+
+    /// Where node `i`'s peers reach it: by name (netns only: the loopback fallback has no
+    /// hosts file of its own) or by address.
+    fn peer_host(&self, i: usize, by_name: bool) -> String {
+        match self.backend {
+            Backend::Netns { .. } if by_name => Net::name(i),
+            _ => self.ip(i),
+        }
     }
 
     pub(crate) fn ip(&self, i: usize) -> String {
@@ -192,11 +220,13 @@ impl Drop for Net {
             Backend::Netns { prefix } => {
                 for i in 0..self.nodes {
                     let _ = sh(&format!(
-                        "ip netns pids {prefix}n{i} | xargs -r kill -9; ip netns del {prefix}n{i}"
+                        "ip netns pids {prefix}n{i} | xargs -r kill -9; ip netns del {prefix}n{i}; \
+                         rm -rf /etc/netns/{prefix}n{i}"
                     ));
                 }
                 let _ = sh(&format!(
-                    "ip netns pids {prefix}sw | xargs -r kill -9; ip netns del {prefix}sw"
+                    "ip netns pids {prefix}sw | xargs -r kill -9; ip netns del {prefix}sw; \
+                     rm -rf /etc/netns/{prefix}sw"
                 ));
             }
             Backend::Loopback { prefix } => {
@@ -212,6 +242,8 @@ impl Drop for Net {
 /// One node's process.
 pub(crate) struct NodeProc {
     id: usize,
+    /// The binary it runs (another build after `Fault::Upgrade`).
+    bin: String,
     config: PathBuf,
     data: PathBuf,
     log: PathBuf,
@@ -228,7 +260,7 @@ impl NodeProc {
     }
 
     fn start_with(&mut self, net: &Net, extra: &[&str]) {
-        let command = net.command(Some(self.id), BIN);
+        let command = net.command(Some(self.id), &self.bin);
         self.child = Some(super::spawn_node_with(
             command,
             &self.config,
@@ -270,6 +302,71 @@ impl NodeProc {
     fn signal(&self, sig: &str) {
         must(&format!("kill -{sig} {}", self.pid()));
     }
+
+    /// SIGTERM, as a container runtime stops a process, and waits for it to exit (SIGKILL
+    /// after 10 s, which fails the scenario).
+    fn stop(&mut self) {
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        must(&format!("kill -TERM {}", c.id()));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while c.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!("node {} did not stop within 10 s of SIGTERM", self.id);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits (up to 30 s) until the node's readiness probe answers 200, asked with
+    /// `synod probe ready` from where the clients are.
+    fn await_ready(&self, net: &Net) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = net
+                .command(None, &self.bin)
+                .args([
+                    "probe",
+                    "ready",
+                    "--addr",
+                    &format!("{}:8080", net.ip(self.id)),
+                ])
+                .output()
+                .unwrap();
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} not ready after 30 s: {}",
+                self.id,
+                String::from_utf8_lossy(&out.stdout)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The two builds of a rolling upgrade: the cluster starts on `from`
+/// (`SYNOD_UPGRADE_FROM`, by default this build) and `Fault::Upgrade` restarts a node on
+/// `to` (`SYNOD_UPGRADE_TO`, by default this build; `scripts/test.sh` sets it to the binary
+/// taken out of the container image, `scripts/rolling-upgrade.sh` sets `from` to an older
+/// commit's build).
+fn builds() -> (String, String) {
+    let build = |var: &str| std::env::var(var).unwrap_or_else(|_| BIN.to_string());
+    (build("SYNOD_UPGRADE_FROM"), build("SYNOD_UPGRADE_TO"))
+}
+
+/// Whether `bin` knows the probes' listener (`listen_health`; builds before it refuse the
+/// key, their configs being strict).
+fn has_probes(bin: &str) -> bool {
+    Command::new(bin)
+        .args(["probe", "--help"])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 impl Drop for NodeProc {
@@ -282,18 +379,41 @@ impl Drop for NodeProc {
     }
 }
 
+/// How a node's config is written.
+#[derive(Clone, Copy)]
+struct ConfigStyle {
+    /// Peers by DNS name rather than IP address.
+    by_name: bool,
+    /// With the probes' listener on port 8080 (builds that know it).
+    probes: bool,
+}
+
 /// Node `id`'s config: nodes `0..genesis` found the cluster, the others (up to `total`)
-/// join it later (`synod member add`).
-fn write_config(dir: &Path, net: &Net, id: usize, genesis: usize, total: usize) -> PathBuf {
+/// join it later (`synod member add`). Written to `node-{id}{suffix}.toml`.
+fn write_config(
+    dir: &Path,
+    net: &Net,
+    (id, genesis, total): (usize, usize, usize),
+    style: ConfigStyle,
+    suffix: &str,
+) -> PathBuf {
     let certs = dir.join("certs");
     let members: Vec<String> = (0..genesis).map(|i| i.to_string()).collect();
     let mut peers = String::new();
     for j in (0..total).filter(|j| *j != id) {
-        peers.push_str(&format!("\"{j}\" = \"{}:7000\"\n", net.ip(j)));
+        peers.push_str(&format!(
+            "\"{j}\" = \"{}:7000\"\n",
+            net.peer_host(j, style.by_name)
+        ));
     }
+    let probes = if style.probes {
+        format!("listen_health = \"{}:8080\"\n", net.ip(id))
+    } else {
+        String::new()
+    };
     let config = format!(
         "node = {id}\ndata_dir = {data:?}\nlisten_peer = \"{ip}:7000\"\nlisten_api = \"{ip}:8000\"\n\
-         members = [{members}]\njoin = {join}\npower_cut_test_mode = true\n\
+         {probes}members = [{members}]\njoin = {join}\npower_cut_test_mode = true\n\
          request_timeout_ms = 1000\n{plaintext}\n[peers]\n{peers}[tls]\nca = {ca:?}\n\
          cert = {cert:?}\nkey = {key:?}\n",
         join = id >= genesis,
@@ -305,7 +425,7 @@ fn write_config(dir: &Path, net: &Net, id: usize, genesis: usize, total: usize) 
         cert = certs.join(format!("node-{id}.pem")),
         key = certs.join(format!("node-{id}.key")),
     );
-    let path = dir.join(format!("node-{id}.toml"));
+    let path = dir.join(format!("node-{id}{suffix}.toml"));
     std::fs::write(&path, config).unwrap();
     path
 }
@@ -363,6 +483,9 @@ pub(crate) enum Fault {
     RemoveMember(usize),
     /// Wait (up to 30 s) until node `i` has applied as far as node 0 had when asked.
     AwaitCaughtUp(usize),
+    /// Stop node `i` with SIGTERM, start it on the other build (see `builds`), and wait until
+    /// its readiness probe says it is caught up and serving.
+    Upgrade(usize),
 }
 
 /// What a scenario does.
@@ -377,6 +500,9 @@ pub(crate) struct Scenario {
     pub(crate) faults: Vec<(f64, Fault)>,
     /// When the fault window (shaded in the plot) starts and ends, seconds.
     pub(crate) window: (f64, f64),
+    /// Nodes name their peers by DNS name (each namespace has its own hosts file), not by
+    /// address.
+    pub(crate) by_name: bool,
 }
 
 /// What the workload recorded (see `synod workload`).
@@ -393,8 +519,14 @@ pub(crate) struct Record {
 pub(crate) struct Run {
     pub(crate) record: Record,
     /// When each fault was applied, µs on the workload's clock (approximately: the workload
-    /// starts a few ms after the scenario's clock).
+    /// starts a few ms after the scenario's clock): when it began and when it was done (a
+    /// restart or an upgrade takes a while).
     pub(crate) applied: Vec<(u64, Fault)>,
+    /// When each fault began, µs, in the order of `applied`.
+    pub(crate) begun: Vec<u64>,
+    /// Whether the nodes knew each other by name only (false where the loopback fallback
+    /// had to use addresses).
+    pub(crate) by_name: bool,
     /// Each node's log (its own and every later incarnation's).
     pub(crate) logs: Vec<String>,
 }
@@ -440,6 +572,7 @@ pub(crate) fn run(s: &Scenario) -> Run {
         secs: s.secs * scale,
         faults: s.faults.iter().map(|(t, f)| (t * scale, *f)).collect(),
         window: (s.window.0 * scale, s.window.1 * scale),
+        by_name: s.by_name,
     };
     run_scaled(&scaled)
 }
@@ -450,10 +583,20 @@ fn run_scaled(s: &Scenario) -> Run {
     let net = Net::create(total);
     let ids: Vec<u16> = (0..total as u16).collect();
     super::certs(dir.path(), &ids);
+    let (from, to) = builds();
+    let upgrading = s.faults.iter().any(|(_, f)| matches!(f, Fault::Upgrade(_)));
+    let first = if upgrading { from } else { BIN.to_string() };
+    let by_name = s.by_name && matches!(net.backend, Backend::Netns { .. });
+    let style = ConfigStyle {
+        by_name,
+        probes: has_probes(&first),
+    };
+    let layout = |id| (id, s.nodes, total);
     let mut nodes: Vec<NodeProc> = (0..total)
         .map(|id| NodeProc {
             id,
-            config: write_config(dir.path(), &net, id, s.nodes, total),
+            bin: first.clone(),
+            config: write_config(dir.path(), &net, layout(id), style, ""),
             data: dir.path().join(format!("node-{id}")),
             log: dir.path().join(format!("node-{id}.log")),
             child: None,
@@ -478,9 +621,11 @@ fn run_scaled(s: &Scenario) -> Run {
         .spawn()
         .unwrap();
     let mut applied = Vec::new();
+    let mut begun = Vec::new();
     for (at, fault) in &s.faults {
         let wait = Duration::from_secs_f64(*at).saturating_sub(started.elapsed());
         std::thread::sleep(wait);
+        begun.push(started.elapsed().as_micros() as u64);
         match *fault {
             Fault::Isolate(i) => net.cut(i, &net.peers_of(i), "synod_isolate"),
             Fault::Heal(i) => net.unload(i, "synod_isolate"),
@@ -562,6 +707,18 @@ fn run_scaled(s: &Scenario) -> Run {
                 member(&net, &["add", "--id", &i.to_string(), "--addr", &addr]);
             }
             Fault::RemoveMember(i) => member(&net, &["remove", "--id", &i.to_string()]),
+            Fault::Upgrade(i) => {
+                nodes[i].stop();
+                nodes[i].bin = to.clone();
+                // The new build's config may use what it knows (the probes' listener).
+                let style = ConfigStyle {
+                    by_name,
+                    probes: true,
+                };
+                nodes[i].config = write_config(dir.path(), &net, layout(i), style, "-upgraded");
+                nodes[i].start(&net);
+                nodes[i].await_ready(&net);
+            }
             Fault::AwaitCaughtUp(i) => {
                 let target = default_group(&status_of(&net, 0))["applied_gsn"]
                     .as_u64()
@@ -604,6 +761,8 @@ fn run_scaled(s: &Scenario) -> Run {
     let run = Run {
         record,
         applied,
+        begun,
+        by_name,
         logs,
     };
     super::report::report(s, &run, &net, &out);

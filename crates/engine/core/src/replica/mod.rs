@@ -498,6 +498,14 @@ impl Replica {
         self.log_start
     }
 
+    /// The furthest any peer has said (in its heartbeats) that it applied: how far this
+    /// replica could still have to catch up. Read-only; a readiness probe compares it with
+    /// [`Replica::applied`].
+    #[must_use]
+    pub fn peers_applied(&self) -> Slot {
+        self.highest_applied_peer()
+    }
+
     /// True if this replica has heard from a quorum within the liveness timeout.
     #[must_use]
     pub fn has_quorum(&self) -> bool {

@@ -284,10 +284,12 @@ impl Runtime {
         }
         let catalog = self.catalog.borrow_and_update().clone();
         for (node, addr) in catalog.nodes() {
-            let Ok(addr) = addr.parse() else { continue };
+            let Ok(addr) = addr.parse::<synod_transport::PeerAddr>() else {
+                continue;
+            };
             if *node != self.node && self.known_peers.get(node) != Some(&addr) {
                 tracing::info!(peer = %node, %addr, "dialing a node registered in the catalog");
-                self.transport.add_peer(*node, addr);
+                self.transport.add_peer(*node, addr.clone());
                 self.known_peers.insert(*node, addr);
             }
         }

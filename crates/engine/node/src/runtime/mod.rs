@@ -52,8 +52,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Where to listen for peers.
     pub listen: std::net::SocketAddr,
-    /// The other nodes.
-    pub peers: BTreeMap<ReplicaId, std::net::SocketAddr>,
+    /// The other nodes: where each listens, by IP address or DNS name.
+    pub peers: BTreeMap<ReplicaId, synod_transport::PeerAddr>,
     /// Members of the default group when the cluster is first created.
     pub members: Vec<ReplicaId>,
     /// TLS material.
@@ -166,6 +166,9 @@ pub struct GroupStatus {
     pub kind: String,
     /// Slots below this are applied here.
     pub applied: Slot,
+    /// The furthest a peer has said it applied: `peers_applied - applied` is how far this
+    /// node is behind.
+    pub peers_applied: Slot,
     /// Current members.
     pub members: Vec<ReplicaId>,
     /// Whether this node hears from a quorum.
@@ -284,7 +287,7 @@ struct Runtime {
     /// Groups whose log on this node is corrupt, with the error: they neither vote nor serve.
     corrupt: BTreeMap<GroupId, String>,
     /// Peer addresses the transport dials.
-    known_peers: BTreeMap<ReplicaId, std::net::SocketAddr>,
+    known_peers: BTreeMap<ReplicaId, synod_transport::PeerAddr>,
     /// When each peer node was last heard from, through any group: what a quiet group's
     /// replica, which hears nothing itself, is told before it wakes.
     node_heard: BTreeMap<ReplicaId, Time>,
@@ -594,6 +597,7 @@ impl Runtime {
                     name,
                     kind,
                     applied: g.host.applied(),
+                    peers_applied: g.replica.peers_applied(),
                     members: g.replica.latest_config().members.iter().copied().collect(),
                     has_quorum: g.replica.has_quorum(),
                     items: summary.items,
@@ -611,6 +615,7 @@ impl Runtime {
                     name,
                     kind,
                     applied: Slot(0),
+                    peers_applied: Slot(0),
                     members: Vec::new(),
                     has_quorum: false,
                     items: 0,
