@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The README's test command. Installs what the tests need on a fresh machine (the partition
 # tests put nodes in network namespaces with iproute2 and cut links with nftables; they run as
-# root), then runs every test of the workspace. Extra arguments go to `cargo test`.
+# root; the deployment tests need kubernetes-validate from PyPI and podman to build the
+# image), builds the container image, then runs every test of the workspace. Extra arguments
+# go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,5 +19,17 @@ if [ ${#need[@]} -gt 0 ]; then
   (apt-get install -y -qq "${need[@]}" >/dev/null 2>&1) ||
     (apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null)
 fi
+
+# The deployment tests validate the Kubernetes manifests with Kubernetes' own schemas.
+if ! command -v kubernetes-validate >/dev/null; then
+  echo "installing kubernetes-validate (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate==1.31.0
+fi
+
+# The container image (static binary, FROM scratch; installs podman if missing). The rolling
+# upgrade scenario restarts each node on the binary taken out of the image, so the image's
+# binary runs a cluster (peers by name, resolved without NSS) in every test run.
+scripts/image.sh
+export SYNOD_UPGRADE_TO="$PWD/target/image/synod"
 
 cargo test --locked --workspace "$@"

@@ -146,25 +146,16 @@ impl FileConfig {
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
-    pub(crate) fn node_config(&self) -> Result<NodeConfig> {
-        let read = |p: &Path| {
-            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
-        };
-        let identity = TlsIdentity::from_pem(
-            &read(&self.tls.ca)?,
-            &read(&self.tls.cert)?,
-            &read(&self.tls.key)?,
-        )
-        .context("loading the TLS identity")?;
-        let mut peers = BTreeMap::new();
-        for (id, addr) in &self.peers {
+    /// What can be checked without the files it names: peer ids are numbers and not this
+    /// node, and a genesis member does not `join` (nor a joining node claim to be one).
+    pub(crate) fn check(&self) -> Result<()> {
+        for id in self.peers.keys() {
             let id: u16 = id
                 .parse()
                 .with_context(|| format!("peer id {id:?} is not a number"))?;
             if id == self.node {
                 bail!("node {id} lists itself as a peer");
             }
-            peers.insert(synod_node::ReplicaId(id), addr.clone());
         }
         match (self.members.contains(&self.node), self.join) {
             (false, false) => bail!(
@@ -177,7 +168,25 @@ impl FileConfig {
                 "node {} is a genesis member; `join = true` is for nodes added later",
                 self.node
             ),
-            _ => {}
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn node_config(&self) -> Result<NodeConfig> {
+        self.check()?;
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+        };
+        let identity = TlsIdentity::from_pem(
+            &read(&self.tls.ca)?,
+            &read(&self.tls.cert)?,
+            &read(&self.tls.key)?,
+        )
+        .context("loading the TLS identity")?;
+        let mut peers = BTreeMap::new();
+        for (id, addr) in &self.peers {
+            let id: u16 = id.parse().context("checked above")?;
+            peers.insert(synod_node::ReplicaId(id), addr.clone());
         }
         Ok(NodeConfig {
             node: synod_node::ReplicaId(self.node),

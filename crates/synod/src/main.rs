@@ -53,6 +53,13 @@ enum Command {
         #[arg(long)]
         rejoin: bool,
     },
+    /// Check a node's configuration file without starting the node: print it as JSON, every
+    /// default filled in, or say what is wrong (the files it names are not read).
+    CheckConfig {
+        /// The node's configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Run a local cluster on loopback, each node its own process; Ctrl-C stops it.
     Dev {
         /// Number of nodes.
@@ -212,6 +219,11 @@ fn main() -> Result<()> {
     let client = || synod_client::Client::new(&cli.api);
     let out = match cli.command {
         Command::Start { config, rejoin } => return start(&config, rejoin),
+        Command::CheckConfig { config } => {
+            let file = config::FileConfig::load(&config)?;
+            file.check()?;
+            serde_json::to_string_pretty(&file)?
+        }
         Command::Dev {
             nodes,
             data,

@@ -25,7 +25,7 @@ fn config(ca: &Pem, node: u16, addrs: &[SocketAddr], dir: &std::path::Path) -> N
         listen: addrs[node as usize],
         peers: (0..addrs.len() as u16)
             .filter(|n| *n != node)
-            .map(|n| (ReplicaId(n), addrs[n as usize]))
+            .map(|n| (ReplicaId(n), addrs[n as usize].into()))
             .collect::<BTreeMap<_, _>>(),
         members: (0..addrs.len() as u16).map(ReplicaId).collect(),
         identity: TlsIdentity::from_pem(&ca.cert, &cert.cert, &cert.key).unwrap(),

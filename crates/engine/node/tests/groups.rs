@@ -148,7 +148,7 @@ async fn an_empty_node_joins_through_a_snapshot_votes_and_a_member_is_removed_un
         peers: first
             .iter()
             .enumerate()
-            .map(|(i, a)| (ReplicaId(i as u16), *a))
+            .map(|(i, a)| (ReplicaId(i as u16), (*a).into()))
             .collect::<BTreeMap<_, _>>(),
         ..small(0)
     };

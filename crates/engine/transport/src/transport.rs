@@ -235,7 +235,8 @@ impl Transport {
     }
 
     /// Starts dialing `peer` at `addr` (replacing an earlier address).
-    pub fn add_peer(&self, peer: ReplicaId, addr: PeerAddr) {
+    pub fn add_peer(&self, peer: ReplicaId, addr: impl Into<PeerAddr>) {
+        let addr = addr.into();
         let (tx, rx) = mpsc::channel(self.config.queue_max);
         let dialer = Dialer {
             me: self.node,

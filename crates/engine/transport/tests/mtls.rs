@@ -373,3 +373,46 @@ async fn only_node_certificates_get_past_the_handshake_and_nothing_large_is_read
     );
     drop(silent);
 }
+
+#[tokio::test]
+async fn a_peer_named_by_dns_name_is_dialled_at_what_the_name_resolves_to() {
+    let ca = certs::generate_ca("test").unwrap();
+    let (a, _a_rx) = start(1, identity(&ca, 1), any_port()).await;
+    let (b, mut b_rx) = start(2, identity(&ca, 2), any_port()).await;
+    // `localhost` is in every hosts file; the resolver reads it, not libc.
+    let named: synod_transport::PeerAddr = format!("localhost:{}", b.local_addr().port())
+        .parse()
+        .unwrap();
+    assert_eq!(named.name(), Some("localhost"));
+    a.add_peer(ReplicaId(2), named);
+    a.send(ReplicaId(2), &heartbeat(1, 2, 7)).unwrap();
+    let got = recv(&mut b_rx, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(got.from, ReplicaId(1));
+    assert_eq!(got.frame, heartbeat(1, 2, 7));
+}
+
+#[tokio::test]
+async fn during_a_ca_rotation_nodes_trusting_both_cas_talk_across_them() {
+    // Step 2 of a rotation (docs/DEPLOY.md): every node trusts both CAs (a bundle in ca.pem);
+    // node 1 already has a certificate from the new CA, node 2 still one from the old.
+    let old = certs::generate_ca("old").unwrap();
+    let new = certs::generate_ca("new").unwrap();
+    let bundle = format!("{}{}", old.cert, new.cert);
+    let with_bundle = |ca: &Pem, node: u16| {
+        let cert = certs::issue_node(ca, node).unwrap();
+        TlsIdentity::from_pem(&bundle, &cert.cert, &cert.key).unwrap()
+    };
+    let (a, mut a_rx) = start(1, with_bundle(&new, 1), any_port()).await;
+    let (b, mut b_rx) = start(2, with_bundle(&old, 2), any_port()).await;
+    a.add_peer(ReplicaId(2), b.local_addr());
+    b.add_peer(ReplicaId(1), a.local_addr());
+    a.send(ReplicaId(2), &heartbeat(1, 2, 1)).unwrap();
+    b.send(ReplicaId(1), &heartbeat(2, 1, 1)).unwrap();
+    assert!(recv(&mut b_rx, Duration::from_secs(5)).await.is_some());
+    assert!(recv(&mut a_rx, Duration::from_secs(5)).await.is_some());
+    // Step 3: a node that trusts only the new CA refuses node 2's old certificate.
+    let (c, _c_rx) = start(3, identity(&new, 3), any_port()).await;
+    b.add_peer(ReplicaId(3), c.local_addr());
+    b.send(ReplicaId(3), &heartbeat(2, 3, 1)).unwrap();
+    assert!(eventually(|| TransportStats::get(&c.stats().refused) > 0).await);
+}

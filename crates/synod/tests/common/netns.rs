@@ -586,10 +586,12 @@ fn run_scaled(s: &Scenario) -> Run {
     let (from, to) = builds();
     let upgrading = s.faults.iter().any(|(_, f)| matches!(f, Fault::Upgrade(_)));
     let first = if upgrading { from } else { BIN.to_string() };
-    let by_name = s.by_name && matches!(net.backend, Backend::Netns { .. });
+    // A build from before peers could be named has no probes either (both came at once).
+    let modern = has_probes(&first);
+    let by_name = s.by_name && modern && matches!(net.backend, Backend::Netns { .. });
     let style = ConfigStyle {
         by_name,
-        probes: has_probes(&first),
+        probes: modern,
     };
     let layout = |id| (id, s.nodes, total);
     let mut nodes: Vec<NodeProc> = (0..total)

@@ -44,11 +44,11 @@ pub(crate) fn create_kv(name: &str, members: &[u16]) -> synod_node::catalog::Adm
 
 pub(crate) fn config(ca: &Pem, node: u16, addrs: &[SocketAddr], dir: &Path) -> NodeConfig {
     let cert = certs::issue_node(ca, node).unwrap();
-    let peers: BTreeMap<ReplicaId, SocketAddr> = addrs
+    let peers: BTreeMap<ReplicaId, synod_node::PeerAddr> = addrs
         .iter()
         .enumerate()
         .filter(|(i, _)| *i as u16 != node)
-        .map(|(i, a)| (ReplicaId(i as u16), *a))
+        .map(|(i, a)| (ReplicaId(i as u16), (*a).into()))
         .collect();
     NodeConfig {
         node: ReplicaId(node),
