@@ -49,4 +49,32 @@ fn main() {
             );
         }
     }
+    // A rolling restart: the victim itself, or its ring successor (the first to take its
+    // slots over), was crashed and restarted shortly before.
+    for (what, bounced) in [("the victim", 0u16), ("its ring successor", 1)] {
+        println!("\nthe same, {what} restarted 400 ms before the kill");
+        for victim in 0..3u16 {
+            let mut stalls = Vec::new();
+            for seed in 0..20 {
+                let mut sc = Scenario::calm(3, true);
+                sc.commands = 4_000;
+                sc.client_gap_us = 250;
+                sc.fault_ms = 1_500;
+                let mut sim = Sim::new(seed, sc);
+                sim.bounce_at(ReplicaId((victim + bounced) % 3), 300, 100);
+                sim.kill_at(ReplicaId(victim), 800);
+                let report = sim.run().unwrap_or_else(|v| panic!("seed {seed}: {v}"));
+                stalls.push(report.stats.stall_after_kill_ns as f64 / 1e6);
+            }
+            stalls.sort_by(f64::total_cmp);
+            println!(
+                "{:<14} {:>8} {:>10.1} {:>10.1} {:>10.1}",
+                "reservations",
+                format!("r{victim}"),
+                stalls[0],
+                stalls[stalls.len() / 2],
+                stalls[stalls.len() - 1],
+            );
+        }
+    }
 }

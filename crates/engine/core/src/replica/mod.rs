@@ -543,6 +543,14 @@ impl Replica {
         self.core.configs.latest()
     }
 
+    /// How many times the take-over delay is doubled now (it doubles per take-over round at
+    /// one frontier and relaxes one step per new stall): the wait before this replica takes
+    /// over a silent owner is about `takeover_timeout × 2^this`. Read-only, for metrics.
+    #[must_use]
+    pub fn takeover_backoff(&self) -> u32 {
+        self.takeover_round.min(6)
+    }
+
     /// Counters.
     #[must_use]
     pub fn metrics(&self) -> &Metrics {

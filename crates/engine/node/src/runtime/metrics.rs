@@ -48,7 +48,7 @@ impl NodeMetrics {
 /// A per-group metric: name, help, kind, and how to read it.
 type GroupMetric = (&'static str, &'static str, &'static str, fn(&Group) -> f64);
 
-const GROUP_METRICS: [GroupMetric; 16] = [
+const GROUP_METRICS: [GroupMetric; 17] = [
     (
         "synod_group_rejoining",
         "1 while this node's copy of the group rejoins after its state was lost or wiped: no \
@@ -115,6 +115,13 @@ const GROUP_METRICS: [GroupMetric; 16] = [
         "Slots taken over from a silent owner or a stalled frontier.",
         "counter",
         |g| g.replica.metrics().takeovers as f64,
+    ),
+    (
+        "synod_takeover_backoff",
+        "Doublings of the take-over delay now: a silent owner is taken over after about \
+         takeover_ms x 2^this.",
+        "gauge",
+        |g| f64::from(g.replica.takeover_backoff()),
     ),
     ("synod_skips_total", "Own slots skipped.", "counter", |g| {
         g.replica.metrics().skipped as f64

@@ -168,6 +168,9 @@ pub struct Sim {
     last_delivery: Time,
     /// Kill this replica at this time and never restart it (write-stall measurement).
     kill_at: Option<(ReplicaId, Time)>,
+    /// Crash this replica at this time and restart it this much later (a rolling restart
+    /// before the kill, for the write-stall benchmark).
+    bounce_at: Option<(ReplicaId, Time, u64)>,
     /// Replicas killed for good.
     killed: BTreeSet<ReplicaId>,
     /// Replicas that lost their disk at some point (rejoining, or rejoined).
@@ -204,6 +207,7 @@ impl Sim {
             trace: 0,
             last_delivery: Time(EPOCH),
             kill_at: None,
+            bounce_at: None,
             killed: BTreeSet::new(),
             rejoining: BTreeSet::new(),
             killed_at: None,
@@ -228,6 +232,12 @@ impl Sim {
     /// Kills `replica` for good at `at_ms` (for the write-stall benchmark).
     pub fn kill_at(&mut self, replica: ReplicaId, at_ms: u64) {
         self.kill_at = Some((replica, Time(EPOCH + at_ms * MS)));
+    }
+
+    /// Crashes `replica` at `at_ms` and restarts it `down_ms` later, from its disk (for the
+    /// write-stall benchmark: a rolling restart stops the nodes one after another).
+    pub fn bounce_at(&mut self, replica: ReplicaId, at_ms: u64, down_ms: u64) {
+        self.bounce_at = Some((replica, Time(EPOCH + at_ms * MS), down_ms * MS));
     }
 
     fn options(&self, id: ReplicaId, incarnation: u64) -> Options {
@@ -329,6 +339,13 @@ impl Sim {
                 break;
             }
             self.now = ev.at;
+            if let Some((bounced, at, down)) = self.bounce_at
+                && self.now >= at
+            {
+                self.bounce_at = None;
+                self.crash(bounced);
+                self.schedule(down, Kind::Restart(bounced));
+            }
             if let Some((victim, at)) = self.kill_at
                 && self.now >= at
             {
