@@ -41,6 +41,7 @@ scenario_mutations=(
   "synod-core|mutation-early-skip|--test replica|apply past an own skip before it is durable"
   "synod-core|mutation-quiesce-ignores-peers|--test quiet|go quiet while a member is behind"
   "synod-core|mutation-snapshot-unchecked|--test snapshots|install a peer's impossible snapshot"
+  "synod-sim|synod-core/mutation-restart-settles-last|--test stall|settle own slots last after a restart"
   "synod-exec|mutation-reads-ignore-writers|--test equivalence|read granted past a queued write (proptest)"
   "synod-exec|mutation-reads-ignore-writers|--lib|read granted past a queued write (shuttle)"
   "synod-ledger|mutation-commit-forgets-pending|--test crash|ledger commit without its pending batch"

@@ -90,6 +90,10 @@ pub struct Replica {
     attempts: BTreeMap<Slot, Attempt>,
     /// Weak reservations: own slots below this are used or skipped.
     own_next: Slot,
+    /// After a restart: own slots below this (where `own_next` stood) may hold proposals
+    /// this replica began before the crash and cannot finish; it settles them itself, at
+    /// once (see `takeover_delay`). `Slot(0)` for a fresh replica.
+    settle_own_below: Slot,
     /// Highest slot known to be in use anywhere.
     highest_seen: Slot,
     /// Highest ballot counter seen per slot above the frontier, to pick the next ballot.
@@ -219,6 +223,7 @@ impl Replica {
             inputs: 0,
             attempts: BTreeMap::new(),
             own_next,
+            settle_own_below: if restarted { own_next } else { Slot(0) },
             highest_seen: highest_durable.unwrap_or(start).max(start),
             counters: BTreeMap::new(),
             propose_after: if restarted {

@@ -538,6 +538,23 @@ impl Replica {
     fn takeover_delay(&mut self) -> Option<u64> {
         let t = self.opts.takeover_timeout_ns;
         let rank = self.takeover_rank(self.next_deliver)?;
+        let owner = self
+            .core
+            .configs
+            .at(self.next_deliver)
+            .owner(self.next_deliver);
+        if owner == self.id
+            && self.next_deliver < self.settle_own_below
+            && !cfg!(feature = "mutation-restart-settles-last")
+        {
+            // Our own slot from before a restart: whatever we proposed there died with the
+            // process. The peers, hearing us alive again, wait for us to fill it (up to four
+            // timeouts, `patience_for_live_owner`), so we settle it ourselves after one
+            // heartbeat (time for the peers' decisions to reach us), not last in the ring.
+            // Phase 1 adopts whatever a quorum may have accepted: as safe as any take-over.
+            let h = self.opts.heartbeat_interval_ns;
+            return Some(h + self.random_below(h / 2 + 1));
+        }
         let scale = 1u64 << self.takeover_round.min(6);
         let jitter = self.random_below(t * scale / 2 + 1);
         Some(t * (1 + rank) * scale + jitter)

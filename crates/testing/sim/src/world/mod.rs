@@ -234,10 +234,11 @@ impl Sim {
         self.kill_at = Some((replica, Time(EPOCH + at_ms * MS)));
     }
 
-    /// Crashes `replica` at `at_ms` and restarts it `down_ms` later, from its disk (for the
-    /// write-stall benchmark: a rolling restart stops the nodes one after another).
-    pub fn bounce_at(&mut self, replica: ReplicaId, at_ms: u64, down_ms: u64) {
-        self.bounce_at = Some((replica, Time(EPOCH + at_ms * MS), down_ms * MS));
+    /// Crashes `replica` at `at_ms` and restarts it `down_us` later, from its disk (for the
+    /// write-stall benchmark: a rolling restart stops the nodes one after another). The
+    /// longest stall after the crash is reported as `stall_after_kill_ns`.
+    pub fn bounce_at(&mut self, replica: ReplicaId, at_ms: u64, down_us: u64) {
+        self.bounce_at = Some((replica, Time(EPOCH + at_ms * MS), down_us * US));
     }
 
     fn options(&self, id: ReplicaId, incarnation: u64) -> Options {
@@ -345,6 +346,8 @@ impl Sim {
                 self.bounce_at = None;
                 self.crash(bounced);
                 self.schedule(down, Kind::Restart(bounced));
+                // The stall after it counts as the stall after a kill.
+                self.killed_at = Some(self.now);
             }
             if let Some((victim, at)) = self.kill_at
                 && self.now >= at
