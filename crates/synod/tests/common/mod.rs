@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub(crate) mod netns;
+pub(crate) mod nodes;
 pub(crate) mod report;
 
 use std::net::SocketAddr;
