@@ -56,8 +56,11 @@ impl Proc {
         while std::net::TcpStream::connect_timeout(&self.api, Duration::from_millis(100)).is_err() {
             assert!(
                 Instant::now() < deadline,
-                "node did not come up; log: {}",
-                self.log.display()
+                "node did not come up on {} within 20 s; the end of its log ({}), which goes \
+                 with the test's temporary directory:\n{}",
+                self.api,
+                self.log.display(),
+                nodes::log_tail(&self.log)
             );
             std::thread::sleep(Duration::from_millis(20));
         }
