@@ -139,27 +139,13 @@ fn the_kubernetes_manifests_agree_with_the_binary() {
     // forever.
     assert_eq!(spec["podManagementPolicy"], "Parallel");
 
-    let ports: BTreeMap<&str, u64> = container["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["name"].as_str().unwrap(),
-                p["containerPort"].as_u64().unwrap(),
-            )
-        })
+    let ports: BTreeMap<&str, u64> = by_name(&container["ports"], "containerPort")
+        .into_iter()
+        .map(|(name, port)| (name, port.as_u64().unwrap()))
         .collect();
-    let mounts: BTreeMap<&str, &str> = container["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["name"].as_str().unwrap(),
-                m["mountPath"].as_str().unwrap(),
-            )
-        })
+    let mounts: BTreeMap<&str, &str> = by_name(&container["volumeMounts"], "mountPath")
+        .into_iter()
+        .map(|(name, path)| (name, path.as_str().unwrap()))
         .collect();
     let volume = |name: &str| {
         pod["volumes"]
@@ -273,6 +259,15 @@ fn the_kubernetes_manifests_agree_with_the_binary() {
     let mut exposed = exposed;
     exposed.sort_unstable();
     assert_eq!(declared, exposed);
+}
+
+/// A Kubernetes list of named entries (ports, volume mounts) as name → the entry's `field`.
+fn by_name<'a>(list: &'a Value, field: &str) -> BTreeMap<&'a str, &'a Value> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), &e[field]))
+        .collect()
 }
 
 /// The file names the kustomization puts into the Secret `name`.
