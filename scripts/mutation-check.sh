@@ -18,6 +18,7 @@ mutations=(
   "synod-core/mutation-takeover-ignores-accepted|take over a slot ignoring an accepted value"
   "synod-core/mutation-rejoin-without-fence|vote and propose at once after losing the disk"
   "synod-sim/mutation-ack-before-persist|send and apply before the records are durable"
+  "synod-core/mutation-forget-snapshot-delivered|leave a client waiting on a snapshot's delivery"
 )
 missed=0
 printf '%-50s %12s %14s\n' "planted bug" "first seed" "seeds failing"
@@ -42,6 +43,7 @@ scenario_mutations=(
   "synod-core|mutation-quiesce-ignores-peers|--test quiet|go quiet while a member is behind"
   "synod-core|mutation-snapshot-unchecked|--test snapshots|install a peer's impossible snapshot"
   "synod-sim|synod-core/mutation-restart-settles-last|--test stall|settle own slots last after a restart"
+  "synod-sim|synod-core/mutation-ignore-peer-lost|--test stall|ignore a peer's lost connection"
   "synod-exec|mutation-reads-ignore-writers|--test equivalence|read granted past a queued write (proptest)"
   "synod-exec|mutation-reads-ignore-writers|--lib|read granted past a queued write (shuttle)"
   "synod-ledger|mutation-commit-forgets-pending|--test crash|ledger commit without its pending batch"

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use harness::Net;
 use synod_core::{
-    Config, HistoryError, Lsn, Options, Payload, Proposal, ProposalId, Record, Rejoined, Replica,
-    ReplicaId, Slot, Snapshot, SnapshotError, Time,
+    Config, HistoryError, Lsn, Message, Options, Payload, Proposal, ProposalId, Record, Rejoined,
+    Replica, ReplicaId, Slot, Snapshot, SnapshotError, Time,
 };
 
 /// A three-member group whose replica 2 fell behind a truncation: the sound snapshot it was
@@ -197,4 +197,67 @@ fn the_fuzzers_snapshot_reproducers_are_refused() {
         replayed += 1;
     }
     assert_eq!(replayed, 6, "every reproducer in {}", dir.display());
+}
+
+/// A proposal whose delivery reaches its proposer only inside a peer's snapshot is reported
+/// (`Ready::delivered_in_snapshot`), so the node answers its client instead of leaving it
+/// waiting for a delivery that will never come (found as a hung write in the ledger's tests).
+#[test]
+fn a_proposal_delivered_only_in_a_snapshot_is_reported_to_its_proposer() {
+    let mut net = Net::with(3, |o| o.params.reservations = false);
+    // Replica 2's accept requests leave, then it is cut off: the others accept its value, and
+    // take the slot over (adopting that value) once it stalls.
+    let mine = net.propose(2, "mine");
+    let mut accepted = 0;
+    while accepted < 2 {
+        let env = net
+            .queue
+            .pop_front()
+            .expect("replica 2's proposal is under way");
+        if env.to == ReplicaId(2) && matches!(env.message, Message::Accepted { .. }) {
+            accepted += 1;
+            continue;
+        }
+        let (to, now) = (env.to, net.now);
+        net.replicas.get_mut(&to).unwrap().handle_message(now, env);
+        net.drain(to);
+    }
+    net.isolate(2);
+    net.queue
+        .retain(|e| e.to != ReplicaId(2) && e.from != ReplicaId(2));
+    net.run_for(200);
+    assert!(net.log(0).contains(&mine), "the others delivered it");
+    for i in 0..30 {
+        net.propose(0, &format!("c{i}"));
+    }
+    net.run_for(100);
+    let now = net.now;
+    let applied = net.r(0).applied();
+    net.r(0).compact(now, Bytes::from_static(b"app"), applied);
+    net.drain(ReplicaId(0));
+    let snapshot = net.durable[&ReplicaId(0)]
+        .iter()
+        .rev()
+        .find_map(|r| match r {
+            Record::Snapshot(s) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(!net.log(2).contains(&mine), "replica 2 never learned it");
+    assert_eq!(net.r(2).pending_proposals(), 1);
+
+    let now = net.now;
+    assert!(net.r(2).install_snapshot(now, snapshot));
+    let mut reported = Vec::new();
+    while let Some(ready) = net.r(2).poll_ready() {
+        reported.extend(ready.delivered_in_snapshot.iter().copied());
+        net.execute(ReplicaId(2), ready);
+    }
+    assert_eq!(reported, vec![mine], "its client is told");
+    assert_eq!(
+        net.r(2).pending_proposals(),
+        0,
+        "and it is not proposed again"
+    );
+    assert!(!net.log(2).contains(&mine), "no delivery carries it here");
 }

@@ -15,6 +15,13 @@ pub enum RequestError {
     /// The node stopped before answering (the write may or may not have been applied).
     #[error("the node stopped before the outcome was known")]
     Stopped,
+    /// The command was applied, but this node learned so from a peer's checkpoint (it was
+    /// catching up, or restarting) rather than by applying it here, so its result is not
+    /// known. Retrying would apply it again.
+    #[error(
+        "the command was applied, but this node caught up through a peer's checkpoint and does not know its result"
+    )]
+    OutputUnknown,
     /// This node's copy of the group is corrupt: it neither votes nor serves until the node
     /// is replaced (see docs/OPERATIONS.md).
     #[error("{0}; this node does not serve the group (see docs/OPERATIONS.md, corrupt group)")]

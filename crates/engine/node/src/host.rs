@@ -366,7 +366,7 @@ impl<A: Hosted> HostedGroup for Hosting<A> {
                 // Already in the state on disk (a restart resumes there): its client, if
                 // any, cannot be given its output.
                 if let Some(w) = waiter {
-                    w.fail(RequestError::Stopped);
+                    w.fail(RequestError::OutputUnknown);
                 }
                 continue;
             }

@@ -13,6 +13,11 @@
 //! (`TCP_USER_TIMEOUT`, plus a timeout on each write), and an accepted connection that brings
 //! no frame for `idle_after` is closed (peers send heartbeats far more often): the dialer then
 //! re-dials, and the first attempt after the heal gets through.
+//!
+//! When a peer's connection ends without our closing it (end of stream, or a reset: what a
+//! stopped or killed process's sockets do at once), the node above is told
+//! ([`Inbound::Lost`]), after every frame that connection brought: a hint that the peer's
+//! process is gone, faster than any timeout, for the protocol to act on.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -110,13 +115,23 @@ impl TransportStats {
     }
 }
 
-/// A frame from a peer, with the node id its certificate proved.
+/// What arrives from peers, in the order each connection brought it.
 #[derive(Debug)]
-pub struct Inbound {
-    /// The sender.
-    pub from: ReplicaId,
-    /// What it sent.
-    pub frame: Frame,
+pub enum Inbound {
+    /// A frame, with the node id its certificate proved.
+    Frame {
+        /// The sender.
+        from: ReplicaId,
+        /// What it sent.
+        frame: Frame,
+    },
+    /// A connection `from` had dialled ended without this node closing it: its process
+    /// stopped or died, or the network failed. A hint only (a new connection may already be
+    /// up), delivered after every frame that connection brought.
+    Lost {
+        /// The peer.
+        from: ReplicaId,
+    },
 }
 
 /// Why a frame was not queued.
@@ -489,7 +504,11 @@ async fn serve_connection(
     loop {
         let next = match tokio::time::timeout(idle_after, framed.next()).await {
             Ok(Some(next)) => next,
-            Ok(None) => return,
+            Ok(None) => {
+                tracing::debug!(node = %node, "peer closed its connection");
+                let _ = inbound.send(Inbound::Lost { from: node }).await;
+                return;
+            }
             Err(_) => {
                 tracing::debug!(
                     node = %node,
@@ -504,6 +523,7 @@ async fn serve_connection(
             // connection itself failing (a reset when the peer restarts), not a bad frame.
             Err(e) if e.kind() != std::io::ErrorKind::InvalidData => {
                 tracing::debug!(node = %node, error = %e, "peer connection closed");
+                let _ = inbound.send(Inbound::Lost { from: node }).await;
                 return;
             }
             Err(e) => {
@@ -521,7 +541,11 @@ async fn serve_connection(
             }
         };
         stats.received.fetch_add(1, Ordering::Relaxed);
-        if inbound.send(Inbound { from: node, frame }).await.is_err() {
+        if inbound
+            .send(Inbound::Frame { from: node, frame })
+            .await
+            .is_err()
+        {
             return;
         }
     }

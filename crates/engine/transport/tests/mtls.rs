@@ -52,8 +52,26 @@ async fn start(
     Transport::start(cfg).await.unwrap()
 }
 
-async fn recv(rx: &mut mpsc::Receiver<Inbound>, within: Duration) -> Option<Inbound> {
-    tokio::time::timeout(within, rx.recv()).await.ok().flatten()
+/// A frame received, with the sender the transport proved.
+#[derive(Debug)]
+struct Got {
+    from: ReplicaId,
+    frame: Frame,
+}
+
+/// The next frame within `within`, passing over connection-lost hints.
+async fn recv(rx: &mut mpsc::Receiver<Inbound>, within: Duration) -> Option<Got> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .ok()
+            .flatten()?
+        {
+            Inbound::Frame { from, frame } => return Some(Got { from, frame }),
+            Inbound::Lost { .. } => {}
+        }
+    }
 }
 
 async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
@@ -93,6 +111,49 @@ async fn two_nodes_exchange_frames_over_mutual_tls() {
         assert_eq!(got.frame, heartbeat(2, 1, n));
     }
     assert_eq!(TransportStats::get(&b.stats().refused), 0);
+}
+
+#[tokio::test]
+async fn a_stopped_peer_is_reported_lost_after_the_frames_it_sent() {
+    let ca = certs::generate_ca("test").unwrap();
+    let (a, _a_rx) = start(1, identity(&ca, 1), any_port()).await;
+    let (b, mut b_rx) = start(2, identity(&ca, 2), any_port()).await;
+    a.add_peer(ReplicaId(2), b.local_addr());
+    for n in 0..5 {
+        a.send(ReplicaId(2), &heartbeat(1, 2, n)).unwrap();
+    }
+    for n in 0..5 {
+        let got = recv(&mut b_rx, Duration::from_secs(5))
+            .await
+            .expect("frame");
+        assert_eq!(got.frame, heartbeat(1, 2, n));
+    }
+    // Node 1 stops (its connections close, as a killed process's do): node 2 hears of it at
+    // once, not after a timeout, and nothing else arrives.
+    drop(a);
+    let lost = tokio::time::timeout(Duration::from_secs(2), b_rx.recv())
+        .await
+        .expect("the loss is reported within a moment")
+        .expect("the transport is running");
+    assert!(
+        matches!(lost, Inbound::Lost { from } if from == ReplicaId(1)),
+        "got {lost:?}"
+    );
+    // Closing an idle connection ourselves is not a loss: node 3 dials, goes silent, and
+    // node 2 closes it after `idle_after` without reporting anything.
+    let mut cfg = TransportConfig::new(ReplicaId(2), any_port(), identity(&ca, 2));
+    cfg.idle_after = Duration::from_millis(200);
+    let (c, mut c_rx) = Transport::start(cfg).await.unwrap();
+    let (d, _d_rx) = start(3, identity(&ca, 3), any_port()).await;
+    d.add_peer(ReplicaId(2), c.local_addr());
+    d.send(ReplicaId(2), &heartbeat(3, 2, 0)).unwrap();
+    assert!(recv(&mut c_rx, Duration::from_secs(5)).await.is_some());
+    let after_idle = tokio::time::timeout(Duration::from_millis(800), c_rx.recv()).await;
+    assert!(
+        after_idle.is_err(),
+        "an idle close was reported: {after_idle:?}"
+    );
+    drop((b, d));
 }
 
 #[tokio::test]

@@ -7,7 +7,11 @@
 //! - the owner either proposes its value with the reserved ballot `(0, owner)` (no phase 1) or
 //!   skips the slot, deciding a no-op on its own and announcing it;
 //! - the owner's ring successor may take the slot over: phase 1 with ballot `(1, taker)`,
-//!   adopting the highest accepted value or filling a no-op, then phase 2;
+//!   adopting the highest accepted value or filling a no-op, then phase 2. It may start at
+//!   any moment, the owner alive and proposing or not: what makes a replica take over (a
+//!   take-over timeout, a revocation while the owner is suspected, a peer whose connection
+//!   the transport lost, `Replica::handle_peer_lost`) decides only when, and every moment
+//!   is explored;
 //! - the network may lose, duplicate and reorder every message (a sent message stays in the
 //!   network and may be delivered any number of times, or never). A proposer acts on any
 //!   quorum of answers present in the network (which answers reached it is left open). A

@@ -62,6 +62,10 @@ pub struct Scenario {
     /// The client falls silent this long after every 50 commands (0: never), so that the
     /// group goes quiet and wakes again, under whatever faults run meanwhile.
     pub idle_spell_ms: u64,
+    /// Probability that a crash is a process's death its peers hear of at once, through the
+    /// connections it had (`Replica::handle_peer_lost`); a tenth of it, per fault tick, that a
+    /// live peer is reported lost (a false suspicion).
+    pub lost_hint_p: f64,
 }
 
 impl Scenario {
@@ -95,6 +99,7 @@ impl Scenario {
             heartbeat_us: 2_000,
             quiesce: true,
             idle_spell_ms: 0,
+            lost_hint_p: 0.0,
         }
     }
 
@@ -146,6 +151,12 @@ impl Scenario {
                 rng.random_range(50..=500)
             } else {
                 0
+            },
+            // Drawn last, like `amnesia_p` (the fields are evaluated in this order).
+            lost_hint_p: if faulty && rng.random_bool(0.5) {
+                rng.random_range(0.3..=1.0)
+            } else {
+                0.0
             },
         }
     }

@@ -53,6 +53,7 @@ fn the_swarm_really_injects_faults() {
     let mut snapshots = 0;
     let mut reconfigs = 0;
     let mut amnesias = 0;
+    let mut lost_hints = 0;
     for seed in 0..64 {
         let r = run_seed(seed).expect("passes");
         crashes += r.stats.crashes;
@@ -61,6 +62,7 @@ fn the_swarm_really_injects_faults() {
         snapshots += r.stats.snapshots_installed;
         reconfigs += r.stats.reconfigs;
         amnesias += r.stats.amnesias;
+        lost_hints += r.stats.lost_hints;
     }
     assert!(
         crashes > 50 && partitions > 50 && dropped > 10_000,
@@ -70,6 +72,10 @@ fn the_swarm_really_injects_faults() {
     assert!(
         amnesias > 5,
         "only {amnesias} lost disks (rejoins behind a fence)"
+    );
+    assert!(
+        lost_hints > 20,
+        "only {lost_hints} connection-lost hints (peers suspected at once)"
     );
 }
 

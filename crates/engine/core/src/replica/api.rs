@@ -176,6 +176,10 @@ pub struct Ready {
     /// Proposals this replica will no longer drive (it was removed from the group). They may
     /// or may not have been delivered.
     pub abandoned: Vec<ProposalId>,
+    /// Our proposals that an installed snapshot shows delivered: their effects are in the
+    /// snapshot's state, so no [`Delivery`] will carry them here and their outputs are not
+    /// known. A driver tells their clients so, or they would wait for ever.
+    pub delivered_in_snapshot: Vec<ProposalId>,
 }
 
 impl Ready {
@@ -185,6 +189,7 @@ impl Ready {
             && self.deliveries.is_empty()
             && self.snapshot_needed.is_none()
             && self.abandoned.is_empty()
+            && self.delivered_in_snapshot.is_empty()
     }
 }
 
@@ -207,6 +212,9 @@ pub struct Metrics {
     pub backoffs: u64,
     /// Slots this replica tried to take over (phase 1 on another owner's or a stalled slot).
     pub takeovers: u64,
+    /// Peers suspected at once because the transport lost their connection
+    /// ([`crate::Replica::handle_peer_lost`]).
+    pub peers_lost: u64,
     /// Peer messages dropped as malformed or from outside the configuration.
     pub dropped_messages: u64,
     /// Decisions from peers that contradicted a known decision (a safety bug somewhere).

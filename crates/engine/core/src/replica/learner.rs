@@ -175,7 +175,9 @@ impl Replica {
         Ok(from)
     }
 
-    /// Retires our proposals that the delivered sets show delivered already.
+    /// Retires our proposals that the delivered sets show delivered already (after a restart
+    /// or a snapshot install, which deliver them in the snapshot's state, not here), and
+    /// reports them in [`crate::Ready::delivered_in_snapshot`].
     pub(super) fn retire_delivered_own(&mut self) {
         let mine = self
             .core
@@ -191,6 +193,12 @@ impl Replica {
             .collect();
         for lsn in done {
             self.retire(lsn);
+            if !cfg!(feature = "mutation-forget-snapshot-delivered") {
+                self.out.delivered_in_snapshot.push(ProposalId {
+                    proposer: self.id,
+                    lsn,
+                });
+            }
         }
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::message::{Message, PromiseEntry};
 use crate::record::Record;
-use crate::types::{Ballot, Batch, Proposal, ProposalId, ReplicaId, Slot, Value};
+use crate::types::{Ballot, Batch, Proposal, ProposalId, ReplicaId, Slot, Time, Value};
 
 use super::{Attempt, Phase, Replica};
 
@@ -658,6 +658,38 @@ impl Replica {
         self.metrics.takeovers += slots.len() as u64;
         self.start_prepare(slots, None);
         self.arm_takeover();
+    }
+
+    /// Tells the replica that the transport lost the connection `peer` sends on: its process
+    /// most likely stopped or died (the kernel closes a dead process's sockets at once). The
+    /// peer is suspected now rather than after a take-over timeout of silence, so its
+    /// designated taker-over revokes its slots at once (`revoke_suspected_owners`) and a
+    /// graceful stop or a crash under load stalls the frontier for a round trip, not a
+    /// timeout. It is a hint: a network failure or a peer re-dialling looks the same, and a
+    /// suspect heard from again is trusted again (`handle_message`). Only timing depends on
+    /// it; revocation is phase 1 and 2 like any take-over, safe whenever it runs. Ignored
+    /// while quiet (nothing waits on the peer) and without reservations (no owner to revoke).
+    pub fn handle_peer_lost(&mut self, now: Time, peer: ReplicaId) {
+        self.advance(now);
+        let member = self
+            .core
+            .configs
+            .at(self.next_deliver)
+            .members
+            .contains(&peer)
+            || self.core.configs.latest().members.contains(&peer);
+        if peer != self.id
+            && member
+            && !self.quiet
+            && self.opts.params.reservations
+            && !cfg!(feature = "mutation-ignore-peer-lost")
+        {
+            self.suspected.insert(peer);
+            // Not a live owner to be patient with (`patience_for_live_owner`).
+            self.last_heard.remove(&peer);
+            self.metrics.peers_lost += 1;
+        }
+        self.after_input();
     }
 
     /// Mencius-style revocation: while an owner is suspected, its designated taker-over runs

@@ -183,10 +183,10 @@ impl Group {
         if d.gsn < self.applied_floor {
             self.handed_to = self.handed_to.max(d.gsn.next());
             // An installed snapshot already holds this slot's effects; its clients cannot be
-            // given their outputs, only told the outcome is unknown.
+            // given their outputs, only told the command was applied.
             for p in &d.proposals {
                 if let Some(w) = self.waiting.remove(&p.id) {
-                    w.fail(RequestError::Stopped);
+                    w.fail(RequestError::OutputUnknown);
                 }
             }
             return;

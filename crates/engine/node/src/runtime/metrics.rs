@@ -12,6 +12,8 @@ pub(super) struct NodeMetrics {
     pub(super) fsync_sum: f64,
     pub(super) snapshots: u64,
     pub(super) forged_messages: u64,
+    /// Peer connections that ended without this node closing them (`Inbound::Lost`).
+    pub(super) peers_lost: u64,
     /// Times the event loop waited for an executor to make room (back-pressure).
     pub(super) executor_stalls: u64,
     /// Groups wiped on this node because their state could not be trusted (they rejoin).
@@ -217,6 +219,13 @@ impl Runtime {
             "Peer messages dropped for claiming another sender.",
             "counter",
             &one(m.forged_messages as f64),
+        );
+        family(
+            "synod_peer_connections_lost_total",
+            "Peer connections that ended without this node closing them (the peer's groups \
+             suspect it at once).",
+            "counter",
+            &one(m.peers_lost as f64),
         );
         family(
             "synod_executor_stalls_total",

@@ -496,15 +496,19 @@ impl Runtime {
 
     fn on_inbound(&mut self, inb: Inbound) {
         self.catch_up_with_catalog();
-        self.node_heard.insert(inb.from, now());
-        let (group, envelope) = match inb.frame {
+        let (from, frame) = match inb {
+            Inbound::Frame { from, frame } => (from, frame),
+            Inbound::Lost { from } => return self.on_peer_lost(from),
+        };
+        self.node_heard.insert(from, now());
+        let (group, envelope) = match frame {
             Frame::Group { group, envelope } => (group, envelope),
             Frame::SnapshotRequest {
                 group,
                 min_next_slot,
                 offset,
             } => {
-                return self.serve_snapshot(inb.from, group, min_next_slot, offset);
+                return self.serve_snapshot(from, group, min_next_slot, offset);
             }
             Frame::SnapshotChunk {
                 group,
@@ -513,13 +517,13 @@ impl Runtime {
                 offset,
                 data,
             } => {
-                return self.receive_snapshot(inb.from, group, next_slot, total, offset, &data);
+                return self.receive_snapshot(from, group, next_slot, total, offset, &data);
             }
             Frame::Hello { .. } => return,
         };
         // The transport proved the sender's node id; a message must not claim another.
-        if envelope.from != inb.from || envelope.to != self.node {
-            tracing::warn!(group = %group, from = %inb.from, claimed = %envelope.from, "dropped a message with a forged sender");
+        if envelope.from != from || envelope.to != self.node {
+            tracing::warn!(group = %group, from = %from, claimed = %envelope.from, "dropped a message with a forged sender");
             self.metrics.forged_messages += 1;
             return;
         }
@@ -527,6 +531,19 @@ impl Runtime {
             g.tell_what_the_node_heard(&self.node_heard);
             g.replica.handle_message(now(), envelope);
             self.collect(group);
+        }
+    }
+
+    /// A peer's connection ended (its process stopped or died, most likely): every group it
+    /// is a member of suspects it at once rather than after a take-over timeout of silence.
+    fn on_peer_lost(&mut self, peer: ReplicaId) {
+        self.metrics.peers_lost += 1;
+        let ids: Vec<GroupId> = self.groups.keys().copied().collect();
+        for id in ids {
+            if let Some(g) = self.groups.get_mut(&id) {
+                g.replica.handle_peer_lost(now(), peer);
+            }
+            self.collect(id);
         }
     }
 
@@ -850,9 +867,16 @@ impl Runtime {
                     let _ = self.transport.send(req.from, &ask);
                 }
             }
+            // Neither kind will be delivered here: their clients are told now rather than
+            // wait for ever.
             for id in ready.abandoned {
                 if let Some(w) = g.waiting.remove(&id) {
                     w.fail(RequestError::Stopped);
+                }
+            }
+            for id in ready.delivered_in_snapshot {
+                if let Some(w) = g.waiting.remove(&id) {
+                    w.fail(RequestError::OutputUnknown);
                 }
             }
             g.replica.handle_persisted(now(), ready.seq);

@@ -43,6 +43,7 @@ impl Sim {
             deliveries,
             snapshot_needed: ready.snapshot_needed,
             abandoned: ready.abandoned,
+            delivered_in_snapshot: ready.delivered_in_snapshot,
             proposals,
         };
         let ack_before_persist = cfg!(feature = "mutation-ack-before-persist");
@@ -130,6 +131,18 @@ impl Sim {
                 },
             );
         }
+        let node = self.nodes.get_mut(&id).expect("node exists");
+        for pid in &p.delivered_in_snapshot {
+            if !node.app.applied.contains(pid) {
+                return Err(format!(
+                    "{id} was told {pid:?} is delivered in its snapshot, which does not hold it"
+                ));
+            }
+            node.unanswered.remove(pid);
+        }
+        for pid in &p.abandoned {
+            node.unanswered.remove(pid);
+        }
         self.checker.abandoned.extend(p.abandoned);
         self.checker.acked.extend(p.proposals);
         Ok(())
@@ -143,6 +156,10 @@ impl Sim {
     ) -> Result<(), Violation> {
         for d in deliveries {
             let node = self.nodes.get_mut(&id).expect("node exists");
+            // Answered, with the output or (below the floor) with "outcome unknown".
+            for p in &d.proposals {
+                node.unanswered.remove(&p.id);
+            }
             if d.gsn < node.app_floor {
                 continue;
             }

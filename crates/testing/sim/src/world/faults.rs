@@ -11,7 +11,7 @@ use synod_core::{
     SunRole, SunSchedule, SunShift,
 };
 
-use super::{Kind, MS, Sim};
+use super::{Kind, MS, Sim, US};
 use crate::checker::{AppState, Violation};
 
 impl Sim {
@@ -50,6 +50,33 @@ impl Sim {
         let live = self.live_ids();
         if self.rng.random_bool(self.sc.reconfig_p) && !live.is_empty() {
             self.reconfigure(&live);
+        }
+        // A connection lost while both ends live (a reset, a re-dial): a false suspicion.
+        // Drawn only when enabled, so seeds without hints replay as they always did.
+        if self.sc.lost_hint_p > 0.0 && self.rng.random_bool(self.sc.lost_hint_p / 10.0) {
+            let live = self.live_ids();
+            if live.len() > 1 {
+                let to = live[self.rng.random_range(0..live.len())];
+                let lost = live[self.rng.random_range(0..live.len())];
+                if to != lost {
+                    self.schedule(self.sc.delay_min_us * US, Kind::PeerLost { to, lost });
+                }
+            }
+        }
+    }
+
+    /// A crashed process's connections end at once: its peers hear of it (unless cut off
+    /// from it), after anything it sent before (TCP delivers in order, then the end).
+    fn tell_peers_of_crash(&mut self, id: ReplicaId) {
+        if self.sc.lost_hint_p == 0.0 || !self.rng.random_bool(self.sc.lost_hint_p) {
+            return;
+        }
+        let after = (self.sc.delay_min_us + self.sc.delay_jitter_us) * US + US;
+        let peers: Vec<ReplicaId> = self.live_ids().into_iter().filter(|p| *p != id).collect();
+        for to in peers {
+            if !self.blocked.contains_key(&(id, to)) {
+                self.schedule(after, Kind::PeerLost { to, lost: id });
+            }
         }
     }
 
@@ -111,6 +138,7 @@ impl Sim {
         node.replica = None;
         node.incarnation += 1;
         node.waiting.clear();
+        node.unanswered.clear();
         node.fsync = None;
         node.timer = None;
         node.paused = false;
@@ -124,6 +152,7 @@ impl Sim {
         node.durable.extend(unsynced.into_iter().take(kept));
         self.stats.crashes += 1;
         self.log(|| format!("{id} crashed (kept {kept} unsynced records)"));
+        self.tell_peers_of_crash(id);
         if amnesia {
             // What a node does with a corrupt log: wipe it and leave one fence record, in
             // one commit. Its acknowledged but undelivered proposals are lost with the disk.
@@ -275,6 +304,7 @@ impl Sim {
         let node = self.nodes.get_mut(&at).expect("exists");
         let replica = node.replica.as_mut().expect("live");
         if let Ok(pid) = replica.propose(self.now, Payload::Config(change)) {
+            node.unanswered.insert(pid);
             self.checker.proposed.insert(pid, Bytes::new());
         }
         let r = self.drain(at);

@@ -35,6 +35,11 @@ enum Kind {
     Restart(ReplicaId),
     Resume(ReplicaId),
     Heal(Vec<(ReplicaId, ReplicaId)>),
+    /// `to`'s connection from `lost` ended (`Replica::handle_peer_lost`).
+    PeerLost {
+        to: ReplicaId,
+        lost: ReplicaId,
+    },
     SnapshotArrive {
         to: ReplicaId,
         req: SnapshotRequest,
@@ -73,6 +78,7 @@ struct Pending {
     deliveries: Vec<Delivery>,
     snapshot_needed: Option<SnapshotRequest>,
     abandoned: Vec<ProposalId>,
+    delivered_in_snapshot: Vec<ProposalId>,
     proposals: Vec<ProposalId>,
 }
 
@@ -97,6 +103,10 @@ struct Node {
     app_floor: Slot,
     since_snapshot: u64,
     latest_snapshot: Option<Arc<Snapshot>>,
+    /// This incarnation's proposals whose clients have no answer yet: the node answers one
+    /// when it applies the proposal's delivery, or when the replica reports it abandoned or
+    /// delivered in a snapshot. A crash answers them all (the clients lose the connection).
+    unanswered: BTreeSet<ProposalId>,
 }
 
 /// Counters for a run.
@@ -110,6 +120,9 @@ pub struct Stats {
     pub crashes: u64,
     /// Crashes that lost the whole disk (the replica rejoined behind a fence).
     pub amnesias: u64,
+    /// Connection-lost hints delivered (a crashed peer's, or a spurious one about a live
+    /// peer).
+    pub lost_hints: u64,
     /// Pauses.
     pub pauses: u64,
     /// Partitions started.
@@ -127,6 +140,8 @@ pub struct Stats {
     /// Longest time with no delivery anywhere after the replica killed by [`Sim::kill_at`]
     /// died, nanoseconds.
     pub stall_after_kill_ns: u64,
+    /// From the kill to the first phase 1 anyone started after it (the peers noticed).
+    pub takeover_after_kill_ns: u64,
     /// Longest time with no delivery before that kill, nanoseconds (the baseline).
     pub longest_stall_before_kill_ns: u64,
     /// Highest GSN delivered.
@@ -295,6 +310,7 @@ impl Sim {
                 app_floor: Slot(0),
                 since_snapshot: 0,
                 latest_snapshot: None,
+                unanswered: BTreeSet::new(),
             },
         );
         let r = self.drain(id);
@@ -389,13 +405,14 @@ impl Sim {
             if let Some(r) = &n.replica {
                 let missing = self.checker.missing(&n.app);
                 detail.push_str(&format!(
-                    "\n  {id}: applied {} app {} log_start {} pending {} missing {} {:?} metrics {:?}\n     {}",
+                    "\n  {id}: applied {} app {} log_start {} pending {} missing {} {:?} unanswered {:?} metrics {:?}\n     {}",
                     r.applied(),
                     n.app.next_gsn,
                     r.log_start(),
                     r.pending_proposals(),
                     missing.len(),
                     missing.iter().take(4).collect::<Vec<_>>(),
+                    n.unanswered.iter().take(4).collect::<Vec<_>>(),
                     r.metrics(),
                     r.debug_state()
                 ));
@@ -507,6 +524,17 @@ impl Sim {
                 req,
                 incarnation,
             } => self.snapshot_arrive(to, req, incarnation),
+            Kind::PeerLost { to, lost } => {
+                let Some(node) = self.nodes.get_mut(&to) else {
+                    return Ok(());
+                };
+                let Some(replica) = node.replica.as_mut().filter(|_| !node.paused) else {
+                    return Ok(());
+                };
+                self.stats.lost_hints += 1;
+                replica.handle_peer_lost(self.now, lost);
+                self.drain(to)
+            }
         }
     }
 
@@ -557,6 +585,12 @@ impl Sim {
 
     fn send(&mut self, env: Envelope) {
         self.stats.sent += 1;
+        if let Some(killed) = self.killed_at
+            && self.stats.takeover_after_kill_ns == 0
+            && matches!(env.message, synod_core::Message::Prepare { .. })
+        {
+            self.stats.takeover_after_kill_ns = self.now.since(killed).max(1);
+        }
         if self.rng.random_bool(self.sc.loss) {
             self.stats.dropped += 1;
             return;
@@ -600,6 +634,7 @@ impl Sim {
         let replica = node.replica.as_mut().expect("live");
         match replica.propose(self.now, Payload::Command(body.clone())) {
             Ok(pid) => {
+                node.unanswered.insert(pid);
                 self.checker.proposed.insert(pid, body);
                 self.stats.submitted += 1;
             }
@@ -673,6 +708,11 @@ impl Sim {
             let counts =
                 |p: &ProposalId| latest.contains(&p.proposer) && !self.killed.contains(&p.proposer);
             if self.checker.missing(&node.app).iter().any(counts) {
+                return Ok(false);
+            }
+            // Every client of a live node has its answer: no proposal is left waiting for a
+            // delivery that will never come here.
+            if !node.unanswered.is_empty() {
                 return Ok(false);
             }
         }
