@@ -7,6 +7,10 @@
 //!
 //! Timeouts are the node's LAN defaults scaled to the 1 ms links: take-over after 5 ms of
 //! stall (plus the 2 ms round trip), heartbeats every 2 ms.
+//!
+//! Two ways of noticing the death: the peers are told the victim's connections ended (a
+//! process killed on a live host: `Replica::handle_peer_lost`, a link delay after the crash),
+//! or nothing tells them (a machine that vanished) and the take-over timeout does.
 
 use synod_core::ReplicaId;
 use synod_sim::{Scenario, Sim};
@@ -14,10 +18,12 @@ use synod_sim::{Scenario, Sim};
 fn main() {
     println!("write stall after kill -9 of one of 3 replicas, 1 ms links, simulated time");
     println!(
-        "{:<14} {:>8} {:>10} {:>10} {:>10} {:>12}",
-        "mode", "victim", "min_ms", "median_ms", "max_ms", "before_ms"
+        "{:<14} {:<16} {:>8} {:>10} {:>10} {:>10} {:>12}",
+        "mode", "noticed by", "victim", "min_ms", "median_ms", "max_ms", "before_ms"
     );
-    for reservations in [true, false] {
+    // Without reservations there are no owners to suspect: the hint changes nothing.
+    for (reservations, hint) in [(true, true), (true, false), (false, false)] {
+        let noticed = if hint { "connection lost" } else { "timeout" };
         for victim in 0..3u16 {
             let mut stalls = Vec::new();
             let mut before = Vec::new();
@@ -26,6 +32,7 @@ fn main() {
                 sc.commands = 4_000;
                 sc.client_gap_us = 250; // 4,000 commands/s offered
                 sc.fault_ms = 1_500;
+                sc.lost_hint_p = if hint { 1.0 } else { 0.0 };
                 let mut sim = Sim::new(seed, sc);
                 sim.kill_at(ReplicaId(victim), 500);
                 let report = sim.run().unwrap_or_else(|v| panic!("seed {seed}: {v}"));
@@ -40,7 +47,7 @@ fn main() {
                 "contention"
             };
             println!(
-                "{mode:<14} {:>8} {:>10.1} {:>10.1} {:>10.1} {:>12.1}",
+                "{mode:<14} {noticed:<16} {:>8} {:>10.1} {:>10.1} {:>10.1} {:>12.1}",
                 format!("r{victim}"),
                 stalls[0],
                 stalls[stalls.len() / 2],
@@ -51,10 +58,16 @@ fn main() {
     }
     // A restart faster than the take-over timeout (a process restarted at once, as in a
     // rolling upgrade): the survivors hear the owner again before they take its slots over.
-    for down_us in [1_000u64, 100_000] {
+    for (down_us, hint) in [
+        (1_000u64, true),
+        (1_000, false),
+        (100_000, true),
+        (100_000, false),
+    ] {
         println!(
-            "\nthe victim crashed and restarted {} ms later (no kill)",
-            down_us / 1_000
+            "\nthe victim crashed and restarted {} ms later (no kill), noticed by {}",
+            down_us / 1_000,
+            if hint { "connection lost" } else { "timeout" }
         );
         for victim in 0..3u16 {
             let mut stalls = Vec::new();
@@ -63,6 +76,7 @@ fn main() {
                 sc.commands = 4_000;
                 sc.client_gap_us = 250;
                 sc.fault_ms = 1_500;
+                sc.lost_hint_p = if hint { 1.0 } else { 0.0 };
                 let mut sim = Sim::new(seed, sc);
                 sim.bounce_at(ReplicaId(victim), 800, down_us);
                 let report = sim.run().unwrap_or_else(|v| panic!("seed {seed}: {v}"));
