@@ -54,16 +54,49 @@ impl Proc {
         self.child = Some(spawn_node(Command::new(BIN), &self.config, &self.log));
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect_timeout(&self.api, Duration::from_millis(100)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "node did not come up on {} within 20 s; the end of its log ({}), which goes \
-                 with the test's temporary directory:\n{}",
-                self.api,
-                self.log.display(),
-                nodes::log_tail(&self.log)
-            );
+            if Instant::now() >= deadline {
+                let state = self.process_state();
+                panic!(
+                    "node did not come up on {} within 20 s ({state}); the end of its log ({}), \
+                     which goes with the test's temporary directory:\n{}",
+                    self.api,
+                    self.log.display(),
+                    nodes::log_tail(&self.log)
+                );
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Whether the process is still there and what it is doing (its exit status, or each
+    /// thread's name, state and the kernel function it waits in): for the failure message of
+    /// a node that does not come up.
+    fn process_state(&mut self) -> String {
+        let Some(child) = self.child.as_mut() else {
+            return "not started".into();
+        };
+        match child.try_wait() {
+            Ok(Some(status)) => return format!("exited: {status}"),
+            Err(e) => return format!("unknown: {e}"),
+            Ok(None) => {}
+        }
+        let tasks = format!("/proc/{}/task", child.id());
+        let mut threads = Vec::new();
+        for entry in std::fs::read_dir(&tasks).into_iter().flatten().flatten() {
+            let read = |f: &str| std::fs::read_to_string(entry.path().join(f)).unwrap_or_default();
+            let state = read("status")
+                .lines()
+                .find_map(|l| l.strip_prefix("State:"))
+                .unwrap_or("?")
+                .trim()
+                .to_string();
+            threads.push(format!(
+                "{} {state} in {}",
+                read("comm").trim(),
+                read("wchan")
+            ));
+        }
+        format!("running; threads: {}", threads.join(", "))
     }
 
     pub(crate) fn kill9(&mut self) {
