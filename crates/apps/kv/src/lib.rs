@@ -14,12 +14,17 @@
 //!
 //! Its HTTP routes ([`http::router`], Consul's KV conventions) are built on `synod-api`; the
 //! server merges them with the other applications'. What it does not do: watches or leases.
+//!
+//! [`mvcc`] is the revisioned keyspace the etcd v3 API will serve (revisions, ranges at past
+//! revisions, transactions, compaction, the events a watch replays), checked against a real
+//! etcd; it is not hosted or served yet.
 
 #![forbid(unsafe_code)]
 
 mod app;
 pub mod cli;
 pub mod http;
+pub mod mvcc;
 pub mod store;
 
 pub use app::{
