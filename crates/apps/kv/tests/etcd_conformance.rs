@@ -90,8 +90,9 @@ fn start_etcd() -> Etcd {
     }
 }
 
-/// Random operations over a few keys that prefix each other, in the keyspace's numbering.
-struct Gen(ChaCha8Rng);
+/// Random operations over a few keys that prefix each other, in the keyspace's numbering, and
+/// the sequence's lease ids (unique to it: etcd's leases outlive a sequence).
+struct Gen(ChaCha8Rng, i64);
 
 impl Gen {
     fn below(&mut self, n: u64) -> u64 {
@@ -117,6 +118,16 @@ impl Gen {
             },
             _ => KeyRange::prefix(""),
         }
+    }
+
+    /// One of the sequence's three lease ids, or one never granted.
+    fn lease(&mut self) -> i64 {
+        self.1 * 10 + [1, 2, 3, 9][self.below(4) as usize]
+    }
+
+    /// A lease id for a put, mostly none.
+    fn lease_or_none(&mut self) -> i64 {
+        if self.chance(60) { 0 } else { self.lease() }
     }
 
     /// A revision around the current one (0: unset).
@@ -179,7 +190,7 @@ impl Gen {
             0..=3 => Op::Put(PutRequest {
                 key: self.key(),
                 value: Bytes::from(vec![b'v', self.below(3) as u8]),
-                lease: 0,
+                lease: self.lease_or_none(),
                 prev_kv: self.chance(50),
                 ignore_value: self.chance(8),
                 ignore_lease: self.chance(8),
@@ -198,7 +209,7 @@ impl Gen {
                             1 => CompareTarget::Create(self.revision(now)),
                             2 => CompareTarget::Mod(self.revision(now)),
                             3 => CompareTarget::Value(Bytes::from(vec![b'v', self.below(3) as u8])),
-                            _ => CompareTarget::Lease(0),
+                            _ => CompareTarget::Lease(self.lease_or_none()),
                         },
                         result: [
                             CompareResult::Equal,
@@ -434,6 +445,8 @@ fn etcd_message(e: &MvccError) -> &'static str {
         MvccError::DuplicateKey => "duplicate key given in txn request",
         MvccError::TooManyOps => "too many operations in txn request",
         MvccError::TooDeep => "nested too deep",
+        MvccError::LeaseNotFound => "requested lease not found",
+        MvccError::LeaseExists => "lease already exists",
     }
 }
 
@@ -485,6 +498,72 @@ async fn send(client: &mut etcd::Client, op: &Op, o: Offset) -> Result<(OpRespon
     })
 }
 
+/// A lease operation on both sides: grant, revoke (its keys deleted at one revision), or a
+/// look at a lease's granted TTL and keys. (Renewals and expiry are timing, not compared.)
+async fn lease_step(
+    g: &mut Gen,
+    store: &mut Mvcc,
+    client: &mut etcd::Client,
+    o: Offset,
+    seed: u64,
+    step: usize,
+) {
+    let id = g.lease();
+    let message = |e: etcd::Error| match e {
+        etcd::Error::GRpcStatus(s) => s.message().to_string(),
+        other => panic!("etcd failed: {other}"),
+    };
+    let same = |ours: &Result<i64, MvccError>, theirs: &Result<i64, String>| match (ours, theirs) {
+        (Ok(a), Ok(b)) => a == b,
+        (Err(e), Err(m)) => m.contains(etcd_message(e)),
+        _ => false,
+    };
+    match g.below(3) {
+        0 => {
+            // A long TTL: nothing expires during the test.
+            let ours = store.grant(id, 600).map(|()| 600);
+            let theirs = client
+                .lease_grant(600, Some(etcd::LeaseGrantOptions::new().with_id(id)))
+                .await
+                .map(|r| r.ttl())
+                .map_err(message);
+            assert!(
+                same(&ours, &theirs),
+                "seed {seed} step {step}: grant {id}: ours {ours:?}, etcd {theirs:?}"
+            );
+        }
+        1 => {
+            let ours = store.revoke(id).map(|r| r.0);
+            let theirs = client
+                .lease_revoke(id)
+                .await
+                .map(|r| o.our_rev(r.header().unwrap().revision()))
+                .map_err(message);
+            assert!(
+                same(&ours, &theirs),
+                "seed {seed} step {step}: revoke {id}: ours {ours:?}, etcd {theirs:?}"
+            );
+        }
+        _ => {
+            let ours = store
+                .lease(id)
+                .map(|l| (l.ttl, l.keys.iter().map(|k| k.to_vec()).collect::<Vec<_>>()));
+            let r = client
+                .lease_time_to_live(id, Some(etcd::LeaseTimeToLiveOptions::new().with_keys()))
+                .await
+                .unwrap();
+            // etcd answers a lease it does not have with a TTL of -1.
+            let mut keys = r.keys().to_vec();
+            keys.sort();
+            let theirs = (r.ttl() != -1).then(|| (r.granted_ttl(), keys));
+            assert_eq!(
+                ours, theirs,
+                "seed {seed} step {step}: time to live of {id}"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn the_keyspace_answers_every_request_as_etcd_does() {
     let server = start_etcd();
@@ -502,8 +581,10 @@ async fn the_keyspace_answers_every_request_as_etcd_does() {
     let mut compared = 0;
     let sequences = sequences();
     for seed in 0..sequences {
-        let mut g = Gen(ChaCha8Rng::seed_from_u64(seed));
-        // Both start empty: etcd at `base`, the keyspace at 1.
+        let mut g = Gen(ChaCha8Rng::seed_from_u64(seed), seed as i64 + 1);
+        // Both start empty: etcd at `base`, the keyspace at 1. (A key is written first so
+        // that the delete makes a revision, above anything the last sequence compacted.)
+        client.put("sentinel", "", None).await.unwrap();
         let all = Op::Delete(DeleteRequest {
             range: KeyRange::prefix(""),
             prev_kv: false,
@@ -528,6 +609,11 @@ async fn the_keyspace_answers_every_request_as_etcd_does() {
                         "seed {seed} step {step}: compact {at}: ours {ours:?}, etcd {theirs:?}"
                     ),
                 }
+                continue;
+            }
+            if g.chance(15) {
+                lease_step(&mut g, &mut store, &mut client, o, seed, step).await;
+                compared += 1;
                 continue;
             }
             let mut op = g.op(now, 0);

@@ -10,8 +10,11 @@
 //! as an [`Event`] (with the value it replaced) until compacted: a read at an earlier
 //! revision undoes the newer events, and a watch replays them.
 //!
-//! What it does not do (yet): leases' lifetimes (a key's lease id is stored as given; granting
-//! and expiry come with the lease module), watches' delivery, and the wire protocol.
+//! Leases ([`Lease`], [`Mvcc::grant`]) are agreed state too: granted, renewed, revoked (deleting their keys at
+//! one revision) and expired by commands; a put must name an existing lease.
+//!
+//! What it does not do (yet): time (the node's timers propose expiries), watches' delivery,
+//! and the wire protocol.
 //!
 //! Bounds: history is kept for at most [`Mvcc::history_max`] revisions (the oldest compacted
 //! as new ones arrive, the same way on every node: it depends only on the revision), a
@@ -19,6 +22,7 @@
 //! branch; a nested transaction spends its parent's budget, as in etcd), nested at most
 //! [`TXN_DEPTH_MAX`] deep.
 
+mod lease;
 mod range;
 mod txn;
 
@@ -28,6 +32,7 @@ use bytes::Bytes;
 use imbl::{OrdMap, Vector};
 use serde::{Deserialize, Serialize};
 
+pub use lease::Lease;
 pub use range::{KeyRange, RangeRequest, RangeResponse, SortOrder, SortTarget};
 pub use txn::{Compare, CompareResult, CompareTarget, DeleteRequest, Op, OpResponse, PutRequest};
 
@@ -116,6 +121,12 @@ pub enum MvccError {
     /// A transaction over the budget of [`TXN_OPS_MAX`] operations.
     #[error("etcdserver: too many operations in txn request")]
     TooManyOps,
+    /// A put names a lease that does not exist, or a lease operation one that does not.
+    #[error("etcdserver: requested lease not found")]
+    LeaseNotFound,
+    /// A grant of an id already granted.
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
     /// Transactions nested more than [`TXN_DEPTH_MAX`] deep.
     #[error("etcdserver: transactions nested too deep")]
     TooDeep,
@@ -137,6 +148,8 @@ pub struct Mvcc {
     history: Vector<(Revision, Changes)>,
     /// How many revisions of history to keep.
     history_max: i64,
+    /// Leases, by id.
+    leases: OrdMap<i64, Lease>,
 }
 
 impl Default for Mvcc {
@@ -156,6 +169,7 @@ impl Mvcc {
             compacted: Revision(0),
             history: Vector::new(),
             history_max: history_max.max(1),
+            leases: OrdMap::new(),
         }
     }
 
@@ -205,18 +219,30 @@ impl Mvcc {
         let mut writer = txn::Writer::new(self);
         writer.check_path(op)?;
         let response = writer.run(op)?;
-        let (kvs, changes) = writer.finish();
-        if !changes.is_empty() {
-            self.kvs = kvs;
-            self.revision = Revision(self.revision.0 + 1);
-            self.history
-                .push_back((self.revision, Arc::from(changes.into_boxed_slice())));
-            let floor = self.revision.0 - self.history_max;
-            if floor > self.compacted.0 {
-                self.compact_to(Revision(floor));
-            }
-        }
+        let (kvs, leases, changes) = writer.finish();
+        self.commit(kvs, leases, changes);
         Ok((response, self.revision))
+    }
+
+    /// Takes a write's result: the next revision, if it changed anything.
+    fn commit(
+        &mut self,
+        kvs: OrdMap<Bytes, KeyValue>,
+        leases: OrdMap<i64, Lease>,
+        changes: Vec<Event>,
+    ) {
+        self.leases = leases;
+        if changes.is_empty() {
+            return;
+        }
+        self.kvs = kvs;
+        self.revision = Revision(self.revision.0 + 1);
+        self.history
+            .push_back((self.revision, Arc::from(changes.into_boxed_slice())));
+        let floor = self.revision.0 - self.history_max;
+        if floor > self.compacted.0 {
+            self.compact_to(Revision(floor));
+        }
     }
 
     /// Forgets the history below `at` (etcd's `Compact`): reads at earlier revisions and

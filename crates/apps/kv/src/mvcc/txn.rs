@@ -8,8 +8,8 @@ use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Event, EventKind, KeyRange, KeyValue, Mvcc, MvccError, RangeRequest, RangeResponse, Revision,
-    TXN_DEPTH_MAX, TXN_OPS_MAX,
+    Event, EventKind, KeyRange, KeyValue, Lease, Mvcc, MvccError, RangeRequest, RangeResponse,
+    Revision, TXN_DEPTH_MAX, TXN_OPS_MAX,
 };
 
 /// A write (etcd's `PutRequest`).
@@ -237,6 +237,7 @@ fn writes(branch: &[Op]) -> Result<(Vec<Bytes>, Vec<KeyRange>), MvccError> {
 pub(super) struct Writer<'a> {
     store: &'a Mvcc,
     kvs: OrdMap<Bytes, KeyValue>,
+    leases: OrdMap<i64, Lease>,
     /// The revision this operation's writes get.
     next: i64,
     changes: Vec<Event>,
@@ -247,26 +248,39 @@ impl<'a> Writer<'a> {
         Writer {
             store,
             kvs: store.kvs.clone(),
+            leases: store.leases.clone(),
             next: store.revision.0 + 1,
             changes: Vec::new(),
         }
     }
 
-    /// The live keys after the operation, and its changes (empty: it wrote nothing).
-    pub(super) fn finish(self) -> (OrdMap<Bytes, KeyValue>, Vec<Event>) {
-        (self.kvs, self.changes)
+    /// The live keys and leases after the operation, and its changes (empty: it wrote
+    /// nothing).
+    pub(super) fn finish(self) -> (OrdMap<Bytes, KeyValue>, OrdMap<i64, Lease>, Vec<Event>) {
+        (self.kvs, self.leases, self.changes)
     }
 
     /// What etcd checks against the keyspace before running a transaction, along the path its
     /// comparisons choose: first every put that keeps the key's value or lease (the key must
     /// exist), then every read at a given revision (not compacted, not in the future).
     pub(super) fn check_path(&self, op: &Op) -> Result<(), MvccError> {
-        self.walk_path(op, &mut |w, op| match op {
-            Op::Put(p)
-                if (p.ignore_value || p.ignore_lease) && !w.store.kvs.contains_key(&p.key) =>
-            {
-                Err(MvccError::KeyNotFound)
+        let keeps_missing_key = |p: &PutRequest| {
+            (p.ignore_value || p.ignore_lease) && !self.store.kvs.contains_key(&p.key)
+        };
+        let no_lease = |p: &PutRequest| p.lease != 0 && !self.store.leases.contains_key(&p.lease);
+        // etcd checks a put on its own for its lease first, a transaction's puts for their
+        // keys first.
+        if let Op::Put(p) = op {
+            if no_lease(p) {
+                return Err(MvccError::LeaseNotFound);
             }
+            if keeps_missing_key(p) {
+                return Err(MvccError::KeyNotFound);
+            }
+        }
+        self.walk_path(op, &mut |_, op| match op {
+            Op::Put(p) if keeps_missing_key(p) => Err(MvccError::KeyNotFound),
+            Op::Put(p) if no_lease(p) => Err(MvccError::LeaseNotFound),
             _ => Ok(()),
         })?;
         self.walk_path(op, &mut |w, op| match op {
@@ -343,6 +357,7 @@ impl<'a> Writer<'a> {
             compacted: self.store.compacted,
             history: imbl::Vector::new(),
             history_max: self.store.history_max,
+            leases: self.leases.clone(),
         };
         view.range(req)
     }
@@ -368,6 +383,7 @@ impl<'a> Writer<'a> {
                 _ => req.lease,
             },
         };
+        self.attach(prev.as_ref().map_or(0, |p| p.lease), kv.lease, &kv.key);
         self.kvs.insert(req.key.clone(), kv.clone());
         self.changes.push(Event {
             kind: EventKind::Put,
@@ -385,6 +401,7 @@ impl<'a> Writer<'a> {
             None => Vec::new(),
         };
         for prev in &gone {
+            self.attach(prev.lease, 0, &prev.key);
             self.kvs.remove(&prev.key);
             self.changes.push(Event {
                 kind: EventKind::Delete,
@@ -399,6 +416,19 @@ impl<'a> Writer<'a> {
         OpResponse::Delete {
             deleted: i64::try_from(gone.len()).unwrap_or(i64::MAX),
             prev_kvs: if req.prev_kv { gone } else { Vec::new() },
+        }
+    }
+
+    /// Moves `key` from lease `from` to lease `to` (0: none).
+    fn attach(&mut self, from: i64, to: i64, key: &Bytes) {
+        if from == to {
+            return;
+        }
+        if let Some(lease) = self.leases.get_mut(&from) {
+            lease.keys.remove(key);
+        }
+        if let Some(lease) = self.leases.get_mut(&to) {
+            lease.keys.insert(key.clone());
         }
     }
 
