@@ -13,8 +13,11 @@
 //! Leases ([`Lease`], [`Mvcc::grant`]) are agreed state too: granted, renewed, revoked (deleting their keys at
 //! one revision) and expired by commands; a put must name an existing lease.
 //!
-//! What it does not do (yet): time (the node's timers propose expiries), watches' delivery,
-//! and the wire protocol.
+//! [`Watchers`] keeps what each of a node's watches is owed, from applied writes or from the
+//! history, in revision order, every buffer bounded.
+//!
+//! What it does not do (yet): time (the node's timers propose expiries), and the wire
+//! protocol.
 //!
 //! Bounds: history is kept for at most [`Mvcc::history_max`] revisions (the oldest compacted
 //! as new ones arrive, the same way on every node: it depends only on the revision), a
@@ -25,6 +28,7 @@
 mod lease;
 mod range;
 mod txn;
+mod watch;
 
 use std::sync::Arc;
 
@@ -35,6 +39,7 @@ use serde::{Deserialize, Serialize};
 pub use lease::Lease;
 pub use range::{KeyRange, RangeRequest, RangeResponse, SortOrder, SortTarget};
 pub use txn::{Compare, CompareResult, CompareTarget, DeleteRequest, Op, OpResponse, PutRequest};
+pub use watch::{Cancelled, WatchId, WatchSpec, Watchers};
 
 /// Operations allowed in one branch of a transaction (etcd's default `--max-txn-ops`).
 pub const TXN_OPS_MAX: usize = 128;
