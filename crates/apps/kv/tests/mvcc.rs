@@ -594,3 +594,33 @@ fn history_is_bounded_and_reads_below_it_are_refused() {
         10
     );
 }
+
+#[test]
+fn an_expiry_proposed_before_a_renewal_was_agreed_is_void() {
+    let mut store = Mvcc::default();
+    store.grant(7, 10).unwrap();
+    store
+        .apply(&Op::Put(PutRequest {
+            key: Bytes::from_static(b"held"),
+            value: Bytes::from_static(b"1"),
+            lease: 7,
+            ..PutRequest::default()
+        }))
+        .unwrap();
+    // A node's timer ran out having seen no renewal; a renewal was agreed before its expiry.
+    let seen = store.lease(7).unwrap().renewals;
+    assert_eq!(store.renew(7), Ok(seen + 1));
+    assert_eq!(store.expire(7, seen), Ok(None), "void: renewed since");
+    assert!(store.get(b"held").is_some());
+    // An expiry naming the renewal count it saw, with none since, ends the lease and its keys.
+    let before = store.revision();
+    assert_eq!(store.expire(7, seen + 1), Ok(Some(Revision(before.0 + 1))));
+    assert!(store.lease(7).is_none());
+    assert!(store.get(b"held").is_none());
+    assert_eq!(store.renew(7), Err(MvccError::LeaseNotFound));
+    assert_eq!(
+        store.expire(7, seen + 1),
+        Ok(None),
+        "an expiry of a lease gone is void"
+    );
+}

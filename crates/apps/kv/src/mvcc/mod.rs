@@ -138,7 +138,7 @@ pub enum MvccError {
 }
 
 /// The changes one write made, at one revision, in order.
-type Changes = Arc<[Event]>;
+pub type Changes = Arc<[Event]>;
 
 /// The keyspace. Persistent collections: a clone (a snapshot) is O(1).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
