@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod cautious;
 pub mod cli;
 pub mod http;
 pub mod mvcc;

@@ -624,3 +624,35 @@ fn an_expiry_proposed_before_a_renewal_was_agreed_is_void() {
         "an expiry of a lease gone is void"
     );
 }
+
+/// A keyspace decoded from a peer's snapshot (or a corrupt one) that announces more entries than
+/// it holds is refused, without allocating for the announced count (each persistent collection
+/// decodes one element at a time, as the store's do since fuzzing found that abort).
+#[test]
+fn a_keyspace_announcing_a_huge_collection_is_refused_without_allocating_for_it() {
+    let mut store = Mvcc::new(100);
+    store.grant(1, 60).unwrap();
+    for k in ["a", "b"] {
+        store
+            .apply(&Op::Put(PutRequest {
+                key: Bytes::from(k),
+                value: Bytes::from_static(b"v"),
+                lease: 1,
+                ..PutRequest::default()
+            }))
+            .unwrap();
+    }
+    let encoded = postcard::to_allocvec(&store).unwrap();
+    assert_eq!(postcard::from_bytes::<Mvcc>(&encoded).unwrap(), store);
+    // The first field is the live keys: its length, a varint, announced as 2^62.
+    let mut huge = vec![0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40];
+    huge.extend_from_slice(&encoded[1..]);
+    assert!(postcard::from_bytes::<Mvcc>(&huge).is_err());
+    // Every prefix is refused too, none panics.
+    for cut in 0..encoded.len() {
+        assert!(
+            postcard::from_bytes::<Mvcc>(&encoded[..cut]).is_err(),
+            "cut at {cut}"
+        );
+    }
+}

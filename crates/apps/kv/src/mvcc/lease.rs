@@ -12,6 +12,8 @@ use bytes::Bytes;
 use imbl::OrdSet;
 use serde::{Deserialize, Serialize};
 
+use crate::cautious;
+
 use super::txn::Writer;
 use super::{DeleteRequest, KeyRange, Mvcc, MvccError, Op, Revision};
 
@@ -23,6 +25,7 @@ pub struct Lease {
     /// The TTL it was granted, seconds.
     pub ttl: i64,
     /// The keys attached to it.
+    #[serde(deserialize_with = "cautious::ord_set")]
     pub keys: OrdSet<Bytes>,
     /// Renewals agreed so far.
     pub renewals: u64,

@@ -36,6 +36,8 @@ use bytes::Bytes;
 use imbl::{OrdMap, Vector};
 use serde::{Deserialize, Serialize};
 
+use crate::cautious;
+
 pub use lease::Lease;
 pub use range::{KeyRange, RangeRequest, RangeResponse, SortOrder, SortTarget};
 pub use txn::{Compare, CompareResult, CompareTarget, DeleteRequest, Op, OpResponse, PutRequest};
@@ -144,16 +146,19 @@ pub type Changes = Arc<[Event]>;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mvcc {
     /// Live keys, as of the current revision.
+    #[serde(deserialize_with = "cautious::ord_map")]
     kvs: OrdMap<Bytes, KeyValue>,
     /// The current revision.
     revision: Revision,
     /// History before this revision is gone.
     compacted: Revision,
     /// The changes of every revision above `compacted`, oldest first.
+    #[serde(deserialize_with = "cautious::vector")]
     history: Vector<(Revision, Changes)>,
     /// How many revisions of history to keep.
     history_max: i64,
     /// Leases, by id.
+    #[serde(deserialize_with = "cautious::ord_map")]
     leases: OrdMap<i64, Lease>,
 }
 
