@@ -17,6 +17,18 @@ use synod_core::{
     Replica, ReplicaId, Slot, Snapshot, SnapshotError, Time,
 };
 
+/// The last snapshot `id` made durable.
+fn latest_snapshot(net: &Net, id: ReplicaId) -> Arc<Snapshot> {
+    net.durable[&id]
+        .iter()
+        .rev()
+        .find_map(|r| match r {
+            Record::Snapshot(s) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap()
+}
+
 /// A three-member group whose replica 2 fell behind a truncation: the sound snapshot it was
 /// asked for, with the net that made it.
 fn lagging_replica_and_its_snapshot() -> (Net, Arc<Snapshot>) {
@@ -32,14 +44,7 @@ fn lagging_replica_and_its_snapshot() -> (Net, Arc<Snapshot>) {
         net.r(r).compact(now, Bytes::from_static(b"app"), applied);
         net.drain(ReplicaId(r));
     }
-    let snapshot = net.durable[&ReplicaId(0)]
-        .iter()
-        .rev()
-        .find_map(|r| match r {
-            Record::Snapshot(s) => Some(s.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let snapshot = latest_snapshot(&net, ReplicaId(0));
     (net, snapshot)
 }
 
@@ -235,14 +240,7 @@ fn a_proposal_delivered_only_in_a_snapshot_is_reported_to_its_proposer() {
     let applied = net.r(0).applied();
     net.r(0).compact(now, Bytes::from_static(b"app"), applied);
     net.drain(ReplicaId(0));
-    let snapshot = net.durable[&ReplicaId(0)]
-        .iter()
-        .rev()
-        .find_map(|r| match r {
-            Record::Snapshot(s) => Some(s.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let snapshot = latest_snapshot(&net, ReplicaId(0));
     assert!(!net.log(2).contains(&mine), "replica 2 never learned it");
     assert_eq!(net.r(2).pending_proposals(), 1);
 
